@@ -1,0 +1,271 @@
+//! The command line: kubectl's connection flags (kubectl forwards none to plugins, so we parse
+//! them ourselves), the subcommands, and the dispatch to them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::kubeconfig::{ConnectionOptions, parse_timeout};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  no finding at or above --fail-on (default: error)
+  1  findings at or above --fail-on
+  2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable";
+
+/// How the binary was invoked: `kubectl-azflux` (kubectl plugin) or `flux-azflux` (Flux CLI
+/// plugin). Usage strings follow it.
+pub fn program_name(argv0: &str) -> &'static str {
+    let base = std::path::Path::new(argv0)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if base.starts_with("flux-") {
+        "flux azflux"
+    } else {
+        "kubectl azflux"
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Diagnose and fix Azure workload identity for Flux",
+    long_about = "Diagnose and fix Azure workload identity for Flux: controller and object identities, \
+the webhook, the issuer, and the local kubeconfig's Azure login.",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The kubectl connection flags, plus where Flux runs.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: KUBECONFIG, merged as kubectl does, else ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Limit Flux objects (and tenant ServiceAccounts) to this namespace
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Timeout for each request to the API server (e.g. 10s, 1m; 0 waits forever)
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+    /// Username to impersonate
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeatable)
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// Do not verify the API server's certificate (insecure)
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+    /// Server name to use for TLS verification of the API server
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Namespace the Flux controllers run in
+    #[arg(
+        long,
+        global = true,
+        default_value = "flux-system",
+        value_name = "NAMESPACE"
+    )]
+    pub flux_namespace: String,
+    /// When to colour output (NO_COLOR and CLICOLOR are honoured with auto)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl GlobalArgs {
+    pub fn connection(&self) -> Result<ConnectionOptions, String> {
+        Ok(ConnectionOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: parse_timeout(&self.request_timeout)
+                .map_err(|e| format!("--request-timeout: {e}"))?,
+            impersonate: self.as_user.clone(),
+            impersonate_groups: self.as_group.clone(),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            tls_server_name: self.tls_server_name.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Walk the workload identity chain and report every broken link with its fix
+    #[command(after_help = EXIT_CODES)]
+    Doctor(DoctorArgs),
+    /// Print the documentation of a check (by ID or name)
+    Explain(ExplainArgs),
+    /// Print the version and the commit it was built from
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> crate::checks::Severity {
+        match self {
+            FailOn::Error => crate::checks::Severity::Error,
+            FailOn::Warning => crate::checks::Severity::Warning,
+            FailOn::Info => crate::checks::Severity::Info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Lowest severity that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Diagnose manifests instead of the cluster: a file, a folder (recursive) or - for stdin
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub filename: Vec<String>,
+    /// Diagnose a kustomization, rendered as Flux renders it (runs kubectl kustomize)
+    #[arg(short = 'k', long = "kustomize", value_name = "DIR")]
+    pub kustomize: Vec<PathBuf>,
+    /// Azure cloud the controllers authenticate against (default: from the registry and storage endpoints)
+    #[arg(long, value_parser = ["AzurePublicCloud", "AzureUSGovernment", "AzureChinaCloud"])]
+    pub cloud: Option<String>,
+    /// List every finding in text output (JSON always has them all)
+    #[arg(long)]
+    pub show_all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Check ID (AZF021) or name (sa-missing-client-id)
+    pub check: String,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+fn apply_color(choice: ColorChoice) {
+    match choice {
+        ColorChoice::Always => owo_colors::set_override(true),
+        ColorChoice::Never => owo_colors::set_override(false),
+        ColorChoice::Auto => {}
+    }
+}
+
+/// Parses the arguments and runs the command; the only place that turns outcomes into an exit
+/// code.
+pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let program = program_name(
+        &args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let command = Cli::command().name(program).bin_name(program);
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    apply_color(cli.global.color);
+    let outcome = match &cli.command {
+        Command::Doctor(args) => commands::doctor::run(program, &cli.global, args),
+        Command::Explain(args) => commands::explain::run(program, args),
+        Command::Version => commands::version::run(),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_name_follows_invocation() {
+        assert_eq!(
+            program_name("/home/u/.fluxcd/plugins/flux-azflux"),
+            "flux azflux"
+        );
+        assert_eq!(
+            program_name("/usr/local/bin/kubectl-azflux"),
+            "kubectl azflux"
+        );
+        assert_eq!(program_name("kubectl-azflux.exe"), "kubectl azflux");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "kubectl-azflux",
+            "doctor",
+            "--context",
+            "prod",
+            "-n",
+            "team-a",
+            "--as",
+            "jane",
+            "--as-group",
+            "g1",
+            "--as-group",
+            "g2",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.context.as_deref(), Some("prod"));
+        assert_eq!(cli.global.namespace.as_deref(), Some("team-a"));
+        assert_eq!(cli.global.as_group, vec!["g1", "g2"]);
+    }
+}

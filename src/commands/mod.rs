@@ -1,0 +1,22 @@
+//! One module per subcommand: each wires gathering, checks and rendering together and returns
+//! the exit code, or an error message for exit code 2.
+
+pub mod doctor;
+pub mod explain;
+pub mod version;
+
+use std::io::Write;
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth reporting.
+pub fn write_stdout(
+    render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match render(&mut lock).and_then(|()| lock.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,602 @@
+//! Reading a live cluster. The number of requests does not grow with the number of objects
+//! (apart from pages of 500): one discovery round, then list calls, all concurrent except where
+//! a request needs another's answer (Flux lists need the versions discovery found). Anything
+//! forbidden or failing becomes data in the snapshot; only an unreachable API server aborts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::kubeconfig::one_line;
+use crate::model::extract;
+use crate::model::{ClusterInfo, Fact, FluxInventory, FluxKind, Snapshot, Source, Unreadable};
+
+const PAGE_SIZE: usize = 500;
+const MAX_RETRIES: u32 = 3;
+/// A server asking to wait longer than this is treated as failing rather than waited on.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+const DISCOVERY_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Status(u16, String),
+    /// The request never got an HTTP answer: connection refused, TLS, credentials plugin, timeout.
+    Transport(String),
+    Decode(String),
+}
+
+impl ReadError {
+    fn cause(&self) -> String {
+        match self {
+            ReadError::Forbidden => "forbidden".into(),
+            ReadError::NotFound => "not found".into(),
+            ReadError::Unauthorized => "unauthorized".into(),
+            ReadError::Status(code, message) => format!("HTTP {code}: {message}"),
+            ReadError::Transport(message) => message.clone(),
+            ReadError::Decode(message) => format!("malformed response: {message}"),
+        }
+    }
+}
+
+/// The API server could not be reached (or refused our credentials) at all.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+#[derive(Clone)]
+pub struct Reader {
+    client: kube::Client,
+    timeout: Duration,
+}
+
+impl Reader {
+    pub fn new(client: kube::Client, timeout: Duration) -> Reader {
+        Reader { client, timeout }
+    }
+
+    async fn send_once(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ReadError> {
+        let request = Request::get(path)
+            .header(http::header::ACCEPT, accept)
+            .body(kube::client::Body::empty())
+            .map_err(|e| ReadError::Transport(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .send(request)
+                .await
+                .map_err(|e| ReadError::Transport(one_line(&e)))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| {
+                    ReadError::Transport(format!(
+                        "connection closed while reading the response: {}",
+                        one_line(&e)
+                    ))
+                })?
+                .to_bytes()
+                .to_vec();
+            Ok((status, retry_after, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                ReadError::Transport(format!(
+                    "no answer within {}s (--request-timeout)",
+                    self.timeout.as_secs_f32()
+                ))
+            })?
+    }
+
+    /// GET a JSON document, retrying 429 and 5xx a bounded number of times, honouring
+    /// Retry-After.
+    pub async fn get_json(&self, path: &str, accept: &str) -> Result<Value, ReadError> {
+        let mut attempt = 0;
+        loop {
+            let (status, retry_after, body) = self.send_once(path, accept).await?;
+            if status.is_success() {
+                return serde_json::from_slice(&body).map_err(|e| ReadError::Decode(e.to_string()));
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let wait = retry_after.unwrap_or(Duration::from_millis(200 << attempt));
+            if retryable && attempt < MAX_RETRIES && wait <= MAX_RETRY_AFTER {
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(match status {
+                StatusCode::FORBIDDEN => ReadError::Forbidden,
+                StatusCode::NOT_FOUND => ReadError::NotFound,
+                StatusCode::UNAUTHORIZED => ReadError::Unauthorized,
+                other => ReadError::Status(other.as_u16(), status_message(&body)),
+            });
+        }
+    }
+
+    /// LIST with pagination, handing each item to `each` so a page is dropped before the next
+    /// one is read.
+    pub async fn list(&self, path: &str, mut each: impl FnMut(&Value)) -> Result<(), ReadError> {
+        let mut continue_token: Option<String> = None;
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let mut url = format!("{path}{separator}limit={PAGE_SIZE}");
+            if let Some(token) = &continue_token {
+                url.push_str("&continue=");
+                url.push_str(&encode_query(token));
+            }
+            let page = self.get_json(&url, "application/json").await?;
+            let items = page
+                .get("items")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ReadError::Decode(format!("{path}: list without items")))?;
+            items.iter().for_each(&mut each);
+            continue_token = page
+                .pointer("/metadata/continue")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if continue_token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn status_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
+}
+
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct LiveRequest {
+    pub context: String,
+    pub server: String,
+    pub flux_namespace: String,
+    /// `-n`: only Flux objects (and tenant ServiceAccounts) of this namespace.
+    pub namespace: Option<String>,
+}
+
+/// For each Flux kind, the version the cluster serves it at (the group's preferred version when
+/// it serves the kind, else the most preferred one that does). Kinds absent are not served.
+fn versions_from_aggregated(doc: &Value) -> BTreeMap<FluxKind, String> {
+    let mut found = BTreeMap::new();
+    for group in doc
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let group_name = group
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        for version in group
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let version_name = version
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            for resource in version
+                .get("resources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let plural = resource
+                    .get("resource")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if let Some(kind) = FluxKind::ALL
+                    .into_iter()
+                    .find(|k| k.group() == group_name && k.plural() == plural)
+                {
+                    found
+                        .entry(kind)
+                        .or_insert_with(|| version_name.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn discover_flux_versions(reader: &Reader) -> Result<BTreeMap<FluxKind, String>, ReadError> {
+    let doc = reader.get_json("/apis", DISCOVERY_ACCEPT).await?;
+    if doc.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList") {
+        return Ok(versions_from_aggregated(&doc));
+    }
+    // Legacy discovery: the group list, then each Flux group version, all in one round.
+    let mut wanted: Vec<(String, Vec<String>)> = Vec::new();
+    for group in doc
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = group
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !FluxKind::ALL.iter().any(|k| k.group() == name) {
+            continue;
+        }
+        let preferred = group
+            .pointer("/preferredVersion/version")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut versions: Vec<String> = group
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("version").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        versions.sort_by_key(|v| v != preferred);
+        wanted.push((name.to_string(), versions));
+    }
+    let fetches = wanted.iter().flat_map(|(group, versions)| {
+        versions.iter().map(move |version| async move {
+            let list = reader
+                .get_json(&format!("/apis/{group}/{version}"), "application/json")
+                .await;
+            (group.clone(), version.clone(), list)
+        })
+    });
+    let mut found = BTreeMap::new();
+    for (group, version, list) in join_all(fetches).await {
+        let list = list?;
+        for resource in list
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let plural = resource
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if let Some(kind) = FluxKind::ALL
+                .into_iter()
+                .find(|k| k.group() == group && k.plural() == plural)
+            {
+                let entry = found.entry(kind).or_insert_with(|| version.clone());
+                let order = |v: &str| {
+                    wanted
+                        .iter()
+                        .find(|(g, _)| g == &group)
+                        .and_then(|(_, vs)| vs.iter().position(|x| x == v))
+                };
+                if order(&version) < order(entry) {
+                    entry.clone_from(&version);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn unreadable(what: &str, verb_resource: &str, error: &ReadError) -> Unreadable {
+    Unreadable {
+        what: what.to_string(),
+        cause: error.cause(),
+        missing_permission: (*error == ReadError::Forbidden).then(|| verb_resource.to_string()),
+    }
+}
+
+async fn list_kind<T>(
+    reader: &Reader,
+    path: &str,
+    extract_item: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<T>, ReadError> {
+    let mut out = Vec::new();
+    reader
+        .list(path, |item| {
+            if let Some(value) = extract_item(item) {
+                out.push(value);
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+struct FluxRead {
+    inventory: FluxInventory,
+    problems: Vec<Unreadable>,
+}
+
+async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
+    let versions = match discover_flux_versions(reader).await {
+        Ok(v) => v,
+        Err(error) => {
+            let reason = format!("API discovery failed: {}", error.cause());
+            return FluxRead {
+                inventory: FluxInventory {
+                    unreadable: FluxKind::ALL.iter().map(|k| (*k, reason.clone())).collect(),
+                    read: true,
+                    ..FluxInventory::default()
+                },
+                problems: vec![unreadable("API discovery (/apis)", "get on /apis", &error)],
+            };
+        }
+    };
+    let lists = FluxKind::ALL.into_iter().filter_map(|kind| {
+        let version = versions.get(&kind)?.clone();
+        Some(async move {
+            let path = match namespace {
+                Some(ns) => format!(
+                    "/apis/{}/{version}/namespaces/{ns}/{}",
+                    kind.group(),
+                    kind.plural()
+                ),
+                None => format!("/apis/{}/{version}/{}", kind.group(), kind.plural()),
+            };
+            let default_ns = namespace.unwrap_or("default");
+            (
+                kind,
+                list_kind(reader, &path, |item| {
+                    Some(extract::flux_object_as(kind, item, default_ns))
+                })
+                .await,
+            )
+        })
+    });
+    let mut read = FluxRead {
+        inventory: FluxInventory {
+            not_served: FluxKind::ALL
+                .into_iter()
+                .filter(|k| !versions.contains_key(k))
+                .collect(),
+            read: true,
+            ..FluxInventory::default()
+        },
+        problems: Vec::new(),
+    };
+    for (kind, result) in join_all(lists).await {
+        match result {
+            Ok(objects) => read.inventory.objects.extend(objects),
+            Err(ReadError::NotFound) => read.inventory.not_served.push(kind),
+            Err(error) => {
+                let scope =
+                    namespace.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"));
+                read.problems.push(unreadable(
+                    &format!("{} in {scope}", kind.plural()),
+                    &format!("list {}.{} in {scope}", kind.plural(), kind.group()),
+                    &error,
+                ));
+                read.inventory.unreadable.push((kind, error.cause()));
+            }
+        }
+    }
+    read.inventory
+        .objects
+        .sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    read
+}
+
+fn record<T>(
+    problems: &mut Vec<Unreadable>,
+    what: &str,
+    permission: &str,
+    result: Result<T, ReadError>,
+) -> Fact<T> {
+    match result {
+        Ok(value) => Fact::Known(value),
+        Err(error) => {
+            let reason = format!("could not read {what}: {}", error.cause());
+            problems.push(unreadable(what, permission, &error));
+            Fact::Unknown(reason)
+        }
+    }
+}
+
+/// Reads everything doctor needs from the cluster.
+pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, Unreachable> {
+    let flux_ns = request.flux_namespace.as_str();
+    let version = reader.get_json("/version", "application/json");
+    let deployments_path = format!("/apis/apps/v1/namespaces/{flux_ns}/deployments");
+    let pods_path = format!("/api/v1/namespaces/{flux_ns}/pods");
+    let deployments = list_kind(reader, &deployments_path, |v| {
+        Some(extract::workload(v, flux_ns)).filter(crate::model::Workload::is_flux_controller)
+    });
+    let service_accounts = async {
+        let Some(ns) = request.namespace.as_deref().filter(|ns| *ns != flux_ns) else {
+            let path = if request.namespace.is_some() {
+                format!("/api/v1/namespaces/{flux_ns}/serviceaccounts")
+            } else {
+                "/api/v1/serviceaccounts".to_string()
+            };
+            return list_kind(reader, &path, |v| {
+                Some(extract::service_account(v, flux_ns))
+            })
+            .await;
+        };
+        let mut all = list_kind(
+            reader,
+            &format!("/api/v1/namespaces/{flux_ns}/serviceaccounts"),
+            |v| Some(extract::service_account(v, flux_ns)),
+        )
+        .await?;
+        all.extend(
+            list_kind(
+                reader,
+                &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+                |v| Some(extract::service_account(v, ns)),
+            )
+            .await?,
+        );
+        Ok(all)
+    };
+    let pods = list_kind(reader, &pods_path, |v| Some(extract::pod(v, flux_ns)));
+    let webhooks = list_kind(
+        reader,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        extract::workload_identity_webhook,
+    );
+    let nodes = reader.get_json("/api/v1/nodes?limit=1", "application/json");
+    let issuer = reader.get_json("/.well-known/openid-configuration", "application/json");
+    let flux = read_flux(reader, request.namespace.as_deref());
+
+    let (version, deployments, service_accounts, pods, webhooks, nodes, issuer, flux) = tokio::join!(
+        version,
+        deployments,
+        service_accounts,
+        pods,
+        webhooks,
+        nodes,
+        issuer,
+        flux
+    );
+
+    let version = match version {
+        Err(ReadError::Transport(cause)) => {
+            return Err(Unreachable(format!(
+                "cannot reach the API server {} (context {}): {cause}",
+                request.server, request.context
+            )));
+        }
+        Err(ReadError::Unauthorized) => {
+            return Err(Unreachable(format!(
+                "the API server {} rejected the credentials of context {} (401 Unauthorized)",
+                request.server, request.context
+            )));
+        }
+        other => other.ok(),
+    };
+
+    let mut snapshot = Snapshot::new(
+        Source::Live {
+            context: request.context.clone(),
+            server: request.server.clone(),
+        },
+        flux_ns,
+    );
+    let mut problems = Vec::new();
+    let is_aks = request.server.contains(".azmk8s.io")
+        || nodes
+            .ok()
+            .and_then(|n| {
+                n.get("items")
+                    .and_then(Value::as_array)
+                    .and_then(|items| items.first().cloned())
+            })
+            .is_some_and(|node| extract::is_aks_node(&node));
+    snapshot.cluster = Fact::Known(ClusterInfo {
+        server_version: version.and_then(|v| {
+            v.get("gitVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
+        is_aks,
+    });
+    snapshot.controllers = record(
+        &mut problems,
+        &format!("deployments in {flux_ns}"),
+        &format!("list deployments.apps in namespace {flux_ns}"),
+        deployments,
+    );
+    snapshot.service_accounts = record(
+        &mut problems,
+        "serviceaccounts",
+        "list serviceaccounts (all namespaces)",
+        service_accounts,
+    );
+    snapshot.pods = record(
+        &mut problems,
+        &format!("pods in {flux_ns}"),
+        &format!("list pods in namespace {flux_ns}"),
+        pods,
+    );
+    snapshot.webhooks = record(
+        &mut problems,
+        "mutatingwebhookconfigurations",
+        "list mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        webhooks,
+    );
+    let issuer = issuer.and_then(|doc| {
+        doc.get("issuer")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ReadError::Decode("openid-configuration has no issuer".into()))
+    });
+    snapshot.issuer = record(
+        &mut problems,
+        "the service-account issuer (/.well-known/openid-configuration)",
+        "get on the non-resource URL /.well-known/openid-configuration",
+        issuer,
+    );
+    snapshot.flux = flux.inventory;
+    problems.extend(flux.problems);
+    snapshot.unreadable = problems;
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aggregated_discovery_picks_per_kind_versions() {
+        let doc = json!({"kind": "APIGroupDiscoveryList", "items": [{
+            "metadata": {"name": "source.toolkit.fluxcd.io"},
+            "versions": [
+                {"version": "v1", "resources": [{"resource": "gitrepositories"}, {"resource": "buckets"}]},
+                {"version": "v1beta2", "resources": [{"resource": "gitrepositories"}, {"resource": "ocirepositories"}]}
+            ]
+        }]});
+        let versions = versions_from_aggregated(&doc);
+        assert_eq!(
+            versions.get(&FluxKind::GitRepository).map(String::as_str),
+            Some("v1")
+        );
+        assert_eq!(
+            versions.get(&FluxKind::OCIRepository).map(String::as_str),
+            Some("v1beta2")
+        );
+        assert_eq!(versions.get(&FluxKind::HelmRepository), None);
+    }
+
+    #[test]
+    fn continue_tokens_are_escaped() {
+        assert_eq!(encode_query("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+}

@@ -1,0 +1,279 @@
+//! Manifest mode: the same snapshot built from YAML files, folders, stdin, or a kustomization
+//! rendered the way Flux's kustomize-controller renders it (no load restrictor). Facts only a
+//! live cluster has (pods, webhooks, the issuer, the kubeconfig) are marked unknown, so the
+//! checks that need them are skipped with that reason.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::model::{Fact, Snapshot, Source, extract};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        path: String,
+        line: u64,
+        reason: String,
+    },
+    #[error("-k needs kubectl (it runs `kubectl kustomize`), and kubectl is not on PATH")]
+    KubectlMissing,
+    #[error("kubectl kustomize {dir} failed: {reason}")]
+    Kustomize { dir: String, reason: String },
+}
+
+/// One YAML document and where it came from.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub origin: String,
+    pub value: Value,
+}
+
+fn is_manifest_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+    let read_error = |e: std::io::Error| ManifestError::Read {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_error)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if is_manifest_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Splits a YAML stream at document markers, keeping each document's first line number, so a
+/// parse error names the line in the file and one bad document does not hide the others' place.
+fn split_documents(text: &str) -> Vec<(u64, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1u64;
+    for (index, line) in text.lines().enumerate() {
+        let line_no = u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1);
+        let is_marker = line == "---" || line.starts_with("--- ") || line == "...";
+        if is_marker {
+            if !current.trim().is_empty() {
+                docs.push((start, std::mem::take(&mut current)));
+            }
+            current.clear();
+            start = line_no + 1;
+            if let Some(rest) = line.strip_prefix("--- ") {
+                current.push_str(rest);
+                current.push('\n');
+                start = line_no;
+            }
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        docs.push((start, current));
+    }
+    docs
+}
+
+/// Parses a YAML (or JSON) stream into documents; `kind: List` is expanded into its items.
+pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    let mut out = Vec::new();
+    for (first_line, doc) in split_documents(text) {
+        let value: Value = serde_saphyr::from_str(&doc).map_err(|e| ManifestError::Parse {
+            path: origin.to_string(),
+            line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
+            reason: e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .to_string(),
+        })?;
+        push_document(origin, value, &mut out);
+    }
+    Ok(out)
+}
+
+fn push_document(origin: &str, value: Value, out: &mut Vec<Document>) {
+    match value {
+        Value::Null => {}
+        Value::Object(ref map)
+            if map
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k == "List" || k.ends_with("List"))
+                && map.get("items").is_some_and(Value::is_array) =>
+        {
+            if let Some(Value::Array(items)) = map.get("items") {
+                for item in items {
+                    push_document(origin, item.clone(), out);
+                }
+            }
+        }
+        other => out.push(Document {
+            origin: origin.to_string(),
+            value: other,
+        }),
+    }
+}
+
+/// Reads `-f` inputs: files, folders (recursively, *.yaml, *.yml, *.json) and `-` for stdin.
+pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
+    let mut docs = Vec::new();
+    for input in inputs {
+        if input == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| ManifestError::Read {
+                    path: "<stdin>".into(),
+                    reason: e.to_string(),
+                })?;
+            docs.extend(parse_stream("<stdin>", &text)?);
+            continue;
+        }
+        let path = Path::new(input);
+        let mut files = Vec::new();
+        if path.is_dir() {
+            collect_files(path, &mut files)?;
+        } else {
+            files.push(path.to_path_buf());
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| ManifestError::Read {
+                path: file.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            docs.extend(parse_stream(&file.display().to_string(), &text)?);
+        }
+    }
+    Ok(docs)
+}
+
+/// Renders a kustomization like kustomize-controller does: `kubectl kustomize` without the
+/// load restrictor.
+pub fn render_kustomization(dir: &Path) -> Result<Vec<Document>, ManifestError> {
+    let kubectl = which::which("kubectl").map_err(|_| ManifestError::KubectlMissing)?;
+    let output = Command::new(kubectl)
+        .args(["kustomize", "--load-restrictor=LoadRestrictionsNone"])
+        .arg(dir)
+        .output()
+        .map_err(|e| ManifestError::Kustomize {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(ManifestError::Kustomize {
+            dir: dir.display().to_string(),
+            reason: stderr.trim().lines().collect::<Vec<_>>().join(" "),
+        });
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_stream(&format!("kustomize build {}", dir.display()), &text)
+}
+
+/// Whether a document is a SOPS-encrypted file whose data keys are in Azure Key Vault.
+fn is_sops_key_vault(value: &Value) -> bool {
+    value
+        .pointer("/sops/azure_kv")
+        .and_then(Value::as_array)
+        .is_some_and(|keys| !keys.is_empty())
+}
+
+fn live_only(what: &str) -> String {
+    format!("manifest mode: {what} need a live cluster")
+}
+
+/// The snapshot of a set of manifests. Objects without a namespace are read as being in the
+/// Flux namespace, as they are in a flux-system folder that a kustomization namespaces.
+pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) -> Snapshot {
+    let mut snapshot = Snapshot::new(Source::Manifests { inputs }, flux_namespace);
+    let mut controllers = Vec::new();
+    let mut service_accounts = Vec::new();
+    for doc in docs {
+        let value = &doc.value;
+        snapshot.sops_key_vault_seen |= is_sops_key_vault(value);
+        match (extract::api_version_of(value), extract::kind_of(value)) {
+            ("apps/v1", "Deployment") => {
+                let workload = extract::workload(value, flux_namespace);
+                if workload.namespace == flux_namespace && workload.is_flux_controller() {
+                    controllers.push(workload);
+                }
+            }
+            ("v1", "ServiceAccount") => {
+                service_accounts.push(extract::service_account(value, flux_namespace))
+            }
+            _ => {
+                if let Some(object) = extract::flux_object(value, flux_namespace) {
+                    snapshot.flux.objects.push(object);
+                }
+            }
+        }
+    }
+    snapshot.flux.read = true;
+    snapshot.controllers = Fact::Known(controllers);
+    snapshot.service_accounts = Fact::Known(service_accounts);
+    snapshot.pods = Fact::Unknown(live_only("running pods"));
+    snapshot.webhooks = Fact::Unknown(live_only("the installed webhooks"));
+    snapshot.issuer = Fact::Unknown(live_only("the service-account issuer and its reachability"));
+    snapshot.cluster = Fact::Unknown(live_only("the cluster's version and platform"));
+    snapshot.local = Fact::Unknown("manifest mode reads no kubeconfig".to_string());
+    snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_and_keeps_line_numbers() {
+        let text = "a: 1\n---\nb: 2\n--- # comment\nc: 3\n---\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].0, 1);
+        assert_eq!(docs[1].0, 3);
+    }
+
+    #[test]
+    fn parse_error_names_file_and_line() {
+        let text = "kind: A\n---\nkind: B\nmetadata: [unclosed\n";
+        let err = parse_stream("x.yaml", text).unwrap_err().to_string();
+        assert!(err.starts_with("x.yaml:"), "{err}");
+        let line: u64 = err.split(':').nth(1).unwrap().parse().unwrap();
+        assert!((3..=5).contains(&line), "{err}");
+    }
+
+    #[test]
+    fn lists_are_expanded() {
+        let text = "kind: List\napiVersion: v1\nitems:\n- kind: ServiceAccount\n  apiVersion: v1\n  metadata: {name: a}\n- kind: ServiceAccount\n  apiVersion: v1\n  metadata: {name: b}\n";
+        let docs = parse_stream("l.yaml", text).unwrap();
+        assert_eq!(docs.len(), 2);
+    }
+
+    #[test]
+    fn sops_key_vault_documents_are_noticed() {
+        let text = "apiVersion: v1\nkind: Secret\nsops:\n  azure_kv:\n  - vault_url: https://v.vault.azure.net\n";
+        let docs = parse_stream("s.yaml", text).unwrap();
+        let snap = snapshot(&docs, vec![], "flux-system");
+        assert!(snap.sops_key_vault_seen);
+    }
+}

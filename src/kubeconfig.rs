@@ -1,0 +1,278 @@
+//! Loading the kubeconfig the way kubectl does, and turning the kubectl flags into a client
+//! configuration. There is deliberately no in-cluster fallback: a diagnosis of the wrong cluster
+//! is worse than an error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig, NamedContext};
+
+/// The kubectl connection flags, parsed by the plugin itself (kubectl forwards none).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+    pub request_timeout: Option<Duration>,
+    pub impersonate: Option<String>,
+    pub impersonate_groups: Vec<String>,
+    pub insecure_skip_tls_verify: bool,
+    pub tls_server_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    #[error(
+        "no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config (doctor does not fall back to in-cluster credentials)"
+    )]
+    NotFound,
+    #[error("cannot read kubeconfig {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("kubeconfig has no current-context; pass --context (contexts: {available})")]
+    NoCurrentContext { available: String },
+    #[error("context {name:?} not found in kubeconfig (contexts: {available})")]
+    ContextNotFound { name: String, available: String },
+    #[error("context {context:?}: {reason}")]
+    Invalid { context: String, reason: String },
+}
+
+/// A kubeconfig read from disk (merged from several files where KUBECONFIG lists them), with
+/// the context chosen by `--context` or `current-context`.
+#[derive(Debug, Clone)]
+pub struct LoadedKubeconfig {
+    pub config: Kubeconfig,
+    pub context: String,
+    pub files: Vec<PathBuf>,
+}
+
+impl LoadedKubeconfig {
+    pub fn named_context(&self) -> Option<&NamedContext> {
+        self.config.contexts.iter().find(|c| c.name == self.context)
+    }
+
+    /// The user entry the context (or `--user`) selects.
+    pub fn user_name(&self, options: &ConnectionOptions) -> Option<String> {
+        options.user.clone().or_else(|| {
+            self.named_context()
+                .and_then(|c| c.context.as_ref())
+                .and_then(|c| c.user.clone())
+        })
+    }
+
+    pub fn cluster_name(&self, options: &ConnectionOptions) -> Option<String> {
+        options.cluster.clone().or_else(|| {
+            self.named_context()
+                .and_then(|c| c.context.as_ref())
+                .map(|c| c.cluster.clone())
+        })
+    }
+
+    pub fn server(&self, options: &ConnectionOptions) -> Option<String> {
+        let cluster = self.cluster_name(options)?;
+        self.config
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+    }
+}
+
+fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
+    Kubeconfig::read_from(path).map_err(|e| KubeconfigError::Unreadable {
+        path: path.display().to_string(),
+        reason: one_line(&e),
+    })
+}
+
+/// An error and its causes on one line, as CLI errors should be.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// The files kubectl would read: `--kubeconfig`, else every existing file in KUBECONFIG (missing
+/// ones are skipped, as kubectl does), else ~/.kube/config.
+fn kubeconfig_files(explicit: Option<&Path>) -> Result<Vec<PathBuf>, KubeconfigError> {
+    if let Some(path) = explicit {
+        if !path.exists() {
+            return Err(KubeconfigError::Unreadable {
+                path: path.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let files: Vec<PathBuf> = std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty() && p.exists())
+            .collect();
+        return if files.is_empty() {
+            Err(KubeconfigError::NotFound)
+        } else {
+            Ok(files)
+        };
+    }
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from)
+        .ok_or(KubeconfigError::NotFound)?;
+    let default = home.join(".kube").join("config");
+    if default.exists() {
+        Ok(vec![default])
+    } else {
+        Err(KubeconfigError::NotFound)
+    }
+}
+
+pub fn load(options: &ConnectionOptions) -> Result<LoadedKubeconfig, KubeconfigError> {
+    let files = kubeconfig_files(options.kubeconfig.as_deref())?;
+    let mut merged = Kubeconfig::default();
+    for file in &files {
+        // The first file to define a name wins, as with kubectl.
+        merged = merged
+            .merge(read_file(file)?)
+            .map_err(|e| KubeconfigError::Unreadable {
+                path: file.display().to_string(),
+                reason: one_line(&e),
+            })?;
+    }
+    let available = || {
+        let names: Vec<&str> = merged.contexts.iter().map(|c| c.name.as_str()).collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let Some(context) = options
+        .context
+        .clone()
+        .or_else(|| merged.current_context.clone().filter(|c| !c.is_empty()))
+    else {
+        return Err(KubeconfigError::NoCurrentContext {
+            available: available(),
+        });
+    };
+    if !merged.contexts.iter().any(|c| c.name == context) {
+        return Err(KubeconfigError::ContextNotFound {
+            name: context,
+            available: available(),
+        });
+    }
+    Ok(LoadedKubeconfig {
+        config: merged,
+        context,
+        files,
+    })
+}
+
+/// The client configuration for the chosen context with the kubectl flags applied.
+pub async fn client_config(
+    loaded: &LoadedKubeconfig,
+    options: &ConnectionOptions,
+) -> Result<kube::Config, KubeconfigError> {
+    let kube_options = KubeConfigOptions {
+        context: Some(loaded.context.clone()),
+        cluster: options.cluster.clone(),
+        user: options.user.clone(),
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(loaded.config.clone(), &kube_options)
+        .await
+        .map_err(|e| KubeconfigError::Invalid {
+            context: loaded.context.clone(),
+            reason: one_line(&e),
+        })?;
+    if let Some(namespace) = &options.namespace {
+        config.default_namespace.clone_from(namespace);
+    }
+    if let Some(timeout) = options.request_timeout {
+        config.read_timeout = Some(timeout);
+        config.connect_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+    }
+    if let Some(user) = &options.impersonate {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !options.impersonate_groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(options.impersonate_groups.clone());
+    }
+    if options.insecure_skip_tls_verify {
+        config.accept_invalid_certs = true;
+    }
+    if let Some(name) = &options.tls_server_name {
+        config.tls_server_name = Some(name.clone());
+    }
+    Ok(config)
+}
+
+/// Parses kubectl's `--request-timeout`: a bare number is seconds, or a number with `s`, `m` or
+/// `h` (combinations like `1m30s` too). `0` means no timeout.
+pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok((seconds > 0).then(|| Duration::from_secs(seconds)));
+    }
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            "ms"
+        } else {
+            match c {
+                's' => "s",
+                'm' => "m",
+                'h' => "h",
+                _ => return Err(format!("invalid duration {text:?}: unknown unit {c:?}")),
+            }
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        number.clear();
+        let seconds = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            _ => value * 3600.0,
+        };
+        total += Duration::from_secs_f64(seconds);
+    }
+    if !number.is_empty() {
+        return Err(format!("invalid duration {text:?}: missing unit"));
+    }
+    Ok((!total.is_zero()).then_some(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_like_kubectl() {
+        assert_eq!(parse_timeout("0"), Ok(None));
+        assert_eq!(parse_timeout("5"), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(parse_timeout("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(parse_timeout("1m30s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(parse_timeout("250ms"), Ok(Some(Duration::from_millis(250))));
+        assert!(parse_timeout("5x").is_err());
+        assert!(parse_timeout("1m5").is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! From raw API objects (JSON, as the API server or a manifest gives them) to the snapshot's
+//! plain types. Live gathering and manifest loading both go through here, so a check sees the
+//! same data whichever way the objects arrived. Missing or odd fields give empty values, never
+//! an error: a half-written manifest is still worth diagnosing.
+
+use serde_json::Value;
+
+use super::{
+    Container, Decryption, EnvVar, FluxKind, FluxObject, KubeConfigRef, Pod, ProjectedToken,
+    ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
+};
+use crate::wiring::NON_SECRET_ENV;
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_str)
+}
+
+fn string_at(value: &Value, path: &[&str]) -> Option<String> {
+    str_at(value, path)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn array_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// A string map such as labels; non-string values (a YAML `true` label) are kept as text.
+fn map_at(value: &Value, path: &[&str]) -> StringMap {
+    let Some(object) = path
+        .iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_object)
+    else {
+        return StringMap::new();
+    };
+    object
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+pub fn kind_of(value: &Value) -> &str {
+    str_at(value, &["kind"]).unwrap_or_default()
+}
+
+pub fn api_version_of(value: &Value) -> &str {
+    str_at(value, &["apiVersion"]).unwrap_or_default()
+}
+
+pub fn name_of(value: &Value) -> &str {
+    str_at(value, &["metadata", "name"]).unwrap_or_default()
+}
+
+pub fn namespace_of(value: &Value) -> Option<&str> {
+    str_at(value, &["metadata", "namespace"]).filter(|ns| !ns.is_empty())
+}
+
+pub fn service_account(value: &Value, default_namespace: &str) -> ServiceAccount {
+    ServiceAccount {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        labels: map_at(value, &["metadata", "labels"]),
+        annotations: map_at(value, &["metadata", "annotations"]),
+    }
+}
+
+pub fn workload(value: &Value, default_namespace: &str) -> Workload {
+    let pod_spec = value.pointer("/spec/template/spec").unwrap_or(&Value::Null);
+    Workload {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        labels: map_at(value, &["metadata", "labels"]),
+        annotations: map_at(value, &["metadata", "annotations"]),
+        selector: map_at(value, &["spec", "selector", "matchLabels"]),
+        template_labels: map_at(value, &["spec", "template", "metadata", "labels"]),
+        template_annotations: map_at(value, &["spec", "template", "metadata", "annotations"]),
+        service_account: service_account_name(pod_spec),
+        containers: containers(pod_spec),
+        volumes: volumes(pod_spec),
+    }
+}
+
+pub fn pod(value: &Value, default_namespace: &str) -> Pod {
+    let spec = value.get("spec").unwrap_or(&Value::Null);
+    Pod {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        labels: map_at(value, &["metadata", "labels"]),
+        phase: string_at(value, &["status", "phase"]),
+        containers: containers(spec),
+        volumes: volumes(spec),
+    }
+}
+
+fn service_account_name(pod_spec: &Value) -> String {
+    string_at(pod_spec, &["serviceAccountName"])
+        .or_else(|| string_at(pod_spec, &["serviceAccount"]))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+fn containers(pod_spec: &Value) -> Vec<Container> {
+    array_at(pod_spec, &["containers"])
+        .iter()
+        .map(|c| Container {
+            name: string_at(c, &["name"]).unwrap_or_default(),
+            image: string_at(c, &["image"]).unwrap_or_default(),
+            args: array_at(c, &["args"])
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect(),
+            env: array_at(c, &["env"]).iter().map(env_var).collect(),
+            volume_mounts: array_at(c, &["volumeMounts"])
+                .iter()
+                .map(|m| VolumeMount {
+                    name: string_at(m, &["name"]).unwrap_or_default(),
+                    mount_path: string_at(m, &["mountPath"]).unwrap_or_default(),
+                    sub_path: string_at(m, &["subPath"]),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn env_var(value: &Value) -> EnvVar {
+    let name = string_at(value, &["name"]).unwrap_or_default();
+    let keep_value = NON_SECRET_ENV.contains(&name.as_str());
+    EnvVar {
+        value: if keep_value {
+            str_at(value, &["value"]).map(str::to_string)
+        } else {
+            None
+        },
+        from_ref: value.get("valueFrom").is_some(),
+        name,
+    }
+}
+
+fn volumes(pod_spec: &Value) -> Vec<Volume> {
+    array_at(pod_spec, &["volumes"])
+        .iter()
+        .map(|v| Volume {
+            name: string_at(v, &["name"]).unwrap_or_default(),
+            projected_tokens: array_at(v, &["projected", "sources"])
+                .iter()
+                .filter_map(|s| s.get("serviceAccountToken"))
+                .map(|t| ProjectedToken {
+                    audience: string_at(t, &["audience"]),
+                    path: string_at(t, &["path"]).unwrap_or_default(),
+                    expiration_seconds: t.get("expirationSeconds").and_then(Value::as_i64),
+                })
+                .collect(),
+            secret_name: string_at(v, &["secret", "secretName"]),
+        })
+        .collect()
+}
+
+/// The Azure workload identity webhooks in a `MutatingWebhookConfiguration`, if it is one.
+pub fn workload_identity_webhook(value: &Value) -> Option<Webhook> {
+    let name = name_of(value);
+    let hooks = array_at(value, &["webhooks"]);
+    let is_wi = name.starts_with("azure-wi-webhook")
+        || hooks.iter().any(|h| {
+            str_at(h, &["name"]).is_some_and(|n| n.ends_with("azure-workload-identity.io"))
+        });
+    is_wi.then(|| Webhook {
+        name: name.to_string(),
+        service_namespace: hooks
+            .iter()
+            .find_map(|h| string_at(h, &["clientConfig", "service", "namespace"])),
+    })
+}
+
+/// Whether a Node runs on AKS: Azure provider ID and the AKS node labels.
+pub fn is_aks_node(value: &Value) -> bool {
+    let azure_provider =
+        str_at(value, &["spec", "providerID"]).is_some_and(|p| p.starts_with("azure://"));
+    let aks_labels = map_at(value, &["metadata", "labels"])
+        .keys()
+        .any(|k| k.starts_with("kubernetes.azure.com/"));
+    azure_provider && aks_labels
+}
+
+pub fn flux_object(value: &Value, default_namespace: &str) -> Option<FluxObject> {
+    let kind = FluxKind::from_api(api_version_of(value), kind_of(value))?;
+    Some(flux_object_as(kind, value, default_namespace))
+}
+
+/// A Flux object whose kind is already known (list items may omit `kind`).
+pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) -> FluxObject {
+    let spec = value.get("spec").unwrap_or(&Value::Null);
+    let url = match kind {
+        FluxKind::ImageRepository => string_at(spec, &["image"]),
+        FluxKind::Bucket => string_at(spec, &["endpoint"]),
+        FluxKind::Provider => string_at(spec, &["address"]),
+        _ => string_at(spec, &["url"]),
+    };
+    let sa = string_at(spec, &["serviceAccountName"]);
+    let impersonates = matches!(kind, FluxKind::Kustomization | FluxKind::HelmRelease);
+    FluxObject {
+        kind: Some(kind),
+        api_version: api_version_of(value).to_string(),
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        provider: string_at(spec, &["provider"]),
+        type_: string_at(spec, &["type"]),
+        url,
+        service_account_name: if impersonates { None } else { sa.clone() },
+        impersonation_service_account: if impersonates { sa } else { None },
+        secret_ref: string_at(spec, &["secretRef", "name"]),
+        decryption: spec.get("decryption").map(|d| Decryption {
+            provider: string_at(d, &["provider"]),
+            secret_ref: string_at(d, &["secretRef", "name"]),
+            service_account_name: string_at(d, &["serviceAccountName"]),
+        }),
+        kube_config: spec.get("kubeConfig").map(|k| KubeConfigRef {
+            secret_ref: string_at(k, &["secretRef", "name"]),
+            config_map_ref: string_at(k, &["configMapRef", "name"]),
+        }),
+        source_ref: spec.get("sourceRef").map(|s| SourceRef {
+            kind: string_at(s, &["kind"]).unwrap_or_default(),
+            namespace: string_at(s, &["namespace"]),
+            name: string_at(s, &["name"]).unwrap_or_default(),
+        }),
+        labels: map_at(value, &["metadata", "labels"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_env_values_are_dropped() {
+        let deploy = json!({
+            "metadata": {"name": "source-controller", "namespace": "flux-system"},
+            "spec": {"template": {"spec": {"containers": [{
+                "name": "manager",
+                "env": [
+                    {"name": "AZURE_CLIENT_ID", "value": "abc"},
+                    {"name": "AZURE_CLIENT_SECRET", "value": "s3cr3t"},
+                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y"}}}
+                ]
+            }]}}}
+        });
+        let w = workload(&deploy, "flux-system");
+        let env = &w.containers[0].env;
+        assert_eq!(env[0].value.as_deref(), Some("abc"));
+        assert_eq!(env[1].value, None);
+        assert!(env[2].from_ref);
+        assert_eq!(w.service_account, "default");
+    }
+
+    #[test]
+    fn kustomization_service_account_is_impersonation_not_identity() {
+        let ks = json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "team-a"},
+            "spec": {"serviceAccountName": "reconciler", "decryption": {"provider": "sops", "serviceAccountName": "sops-kv"}}
+        });
+        let obj = flux_object(&ks, "default").unwrap();
+        assert_eq!(obj.service_account_name, None);
+        assert_eq!(
+            obj.impersonation_service_account.as_deref(),
+            Some("reconciler")
+        );
+        assert_eq!(
+            obj.decryption.unwrap().service_account_name.as_deref(),
+            Some("sops-kv")
+        );
+    }
+
+    #[test]
+    fn non_flux_objects_are_ignored() {
+        let ks = json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"});
+        assert!(flux_object(&ks, "default").is_none());
+    }
+
+    #[test]
+    fn webhook_recognised_by_webhook_name() {
+        let mwc = json!({
+            "metadata": {"name": "custom"},
+            "webhooks": [{"name": "mutation.azure-workload-identity.io",
+                          "clientConfig": {"service": {"namespace": "kube-system"}}}]
+        });
+        let hook = workload_identity_webhook(&mwc).unwrap();
+        assert_eq!(hook.service_namespace.as_deref(), Some("kube-system"));
+        assert!(workload_identity_webhook(&json!({"metadata": {"name": "other"}})).is_none());
+    }
+}

@@ -1,0 +1,505 @@
+//! The snapshot: everything `doctor` knows about one cluster (or one set of manifests), as
+//! plain data. Gatherers fill it; checks only read it. A fact that could not be read is kept as
+//! [`Fact::Unknown`] with the reason, so the checks that need it are skipped instead of guessing.
+
+pub mod azure_use;
+pub mod extract;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// A piece of gathered state, or why it is missing.
+#[derive(Debug, Clone)]
+pub enum Fact<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<T> Fact<T> {
+    /// The value, or the reason it is missing as a skip.
+    pub fn get(&self) -> Result<&T, Skip> {
+        match self {
+            Fact::Known(value) => Ok(value),
+            Fact::Unknown(reason) => Err(Skip(reason.clone())),
+        }
+    }
+
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Fact::Known(value) => Some(value),
+            Fact::Unknown(_) => None,
+        }
+    }
+}
+
+/// Why a check did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip(pub String);
+
+/// Where the snapshot came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Live { context: String, server: String },
+    Manifests { inputs: Vec<String> },
+}
+
+impl Source {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Source::Live { .. })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub source: Source,
+    pub flux_namespace: String,
+    pub cluster: Fact<ClusterInfo>,
+    pub controllers: Fact<Vec<Workload>>,
+    pub service_accounts: Fact<Vec<ServiceAccount>>,
+    pub pods: Fact<Vec<Pod>>,
+    pub webhooks: Fact<Vec<Webhook>>,
+    pub issuer: Fact<String>,
+    pub flux: FluxInventory,
+    pub local: Fact<LocalConfig>,
+    /// The Azure cloud asked for with `--cloud`; otherwise it is inferred from the endpoints.
+    pub cloud: Option<crate::wiring::Cloud>,
+    /// SOPS-encrypted documents with Azure Key Vault keys were among the manifests.
+    pub sops_key_vault_seen: bool,
+    /// Everything that could not be read, for the `state-unreadable` check.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Snapshot {
+    /// An empty snapshot in which nothing is known yet; gatherers fill in what they read.
+    pub fn new(source: Source, flux_namespace: &str) -> Snapshot {
+        let not_read = || "not read".to_string();
+        Snapshot {
+            source,
+            flux_namespace: flux_namespace.to_string(),
+            cluster: Fact::Unknown(not_read()),
+            controllers: Fact::Unknown(not_read()),
+            service_accounts: Fact::Unknown(not_read()),
+            pods: Fact::Unknown(not_read()),
+            webhooks: Fact::Unknown(not_read()),
+            issuer: Fact::Unknown(not_read()),
+            flux: FluxInventory::default(),
+            local: Fact::Unknown(not_read()),
+            cloud: None,
+            sops_key_vault_seen: false,
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// A snapshot in which nothing from the cluster could be read, for the given reason.
+    pub fn unreadable_cluster(source: Source, flux_namespace: &str, reason: &str) -> Snapshot {
+        let mut snapshot = Snapshot::new(source, flux_namespace);
+        let unknown = || reason.to_string();
+        snapshot.cluster = Fact::Unknown(unknown());
+        snapshot.controllers = Fact::Unknown(unknown());
+        snapshot.service_accounts = Fact::Unknown(unknown());
+        snapshot.pods = Fact::Unknown(unknown());
+        snapshot.webhooks = Fact::Unknown(unknown());
+        snapshot.issuer = Fact::Unknown(unknown());
+        snapshot.flux.unreadable = FluxKind::ALL.iter().map(|k| (*k, unknown())).collect();
+        snapshot
+    }
+
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
+        self.service_accounts
+            .known()?
+            .iter()
+            .find(|sa| sa.namespace == namespace && sa.name == name)
+    }
+
+    pub fn controller(&self, name: &str) -> Option<&Workload> {
+        self.controllers.known()?.iter().find(|w| w.name == name)
+    }
+}
+
+/// Something the gatherer could not read, and what it would take to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// What was being read, e.g. `pods in flux-system`.
+    pub what: String,
+    /// Short cause, e.g. `forbidden` or `HTTP 500`.
+    pub cause: String,
+    /// The RBAC permission that was missing, e.g. `list pods in flux-system`.
+    pub missing_permission: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub server_version: Option<String>,
+    /// Whether this looks like AKS: the API server FQDN or a node's provider ID and labels.
+    pub is_aks: bool,
+}
+
+/// A reference to a Kubernetes object, printed as `namespace/Kind/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn namespaced(kind: &str, namespace: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            kind: kind.to_string(),
+            namespace: Some(namespace.to_string()),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn cluster_scoped(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            kind: kind.to_string(),
+            namespace: None,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+pub type StringMap = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub namespace: String,
+    pub name: String,
+    pub labels: StringMap,
+    pub annotations: StringMap,
+}
+
+impl ServiceAccount {
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::namespaced("ServiceAccount", &self.namespace, &self.name)
+    }
+}
+
+/// A Deployment, reduced to what workload identity wiring depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    pub labels: StringMap,
+    pub annotations: StringMap,
+    pub selector: StringMap,
+    pub template_labels: StringMap,
+    pub template_annotations: StringMap,
+    /// `spec.template.spec.serviceAccountName`, `default` when unset.
+    pub service_account: String,
+    pub containers: Vec<Container>,
+    pub volumes: Vec<Volume>,
+}
+
+impl Workload {
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::namespaced("Deployment", &self.namespace, &self.name)
+    }
+
+    /// Whether this Deployment is one of the Flux controllers (by name, or Flux's part-of label).
+    pub fn is_flux_controller(&self) -> bool {
+        crate::wiring::FLUX_CONTROLLERS.contains(&self.name.as_str())
+            || self
+                .labels
+                .get("app.kubernetes.io/part-of")
+                .is_some_and(|v| v == "flux")
+    }
+
+    /// The container that runs the controller: the one named like the Deployment, else the first.
+    pub fn main_container(&self) -> Option<&Container> {
+        self.containers
+            .iter()
+            .find(|c| c.name == "manager" || c.name == self.name)
+            .or_else(|| self.containers.first())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+impl Container {
+    pub fn env(&self, name: &str) -> Option<&EnvVar> {
+        self.env.iter().find(|e| e.name == name)
+    }
+}
+
+/// An environment variable. Values are kept only for the variables workload identity defines,
+/// which hold no secrets; any other value is dropped at gather time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: Option<String>,
+    /// Set from a Secret, ConfigMap or field reference rather than a literal.
+    pub from_ref: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    pub sub_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub projected_tokens: Vec<ProjectedToken>,
+    pub secret_name: Option<String>,
+}
+
+/// A `serviceAccountToken` source of a projected volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectedToken {
+    pub audience: Option<String>,
+    pub path: String,
+    pub expiration_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: StringMap,
+    pub phase: Option<String>,
+    pub containers: Vec<Container>,
+    pub volumes: Vec<Volume>,
+}
+
+impl Pod {
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::namespaced("Pod", &self.namespace, &self.name)
+    }
+
+    pub fn matches(&self, selector: &StringMap) -> bool {
+        !selector.is_empty()
+            && selector
+                .iter()
+                .all(|(k, v)| self.labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// A mutating webhook configuration that injects Azure workload identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub name: String,
+    /// Namespace of the webhook's service: `kube-system` for the AKS add-on,
+    /// `azure-workload-identity-system` for the open-source chart.
+    pub service_namespace: Option<String>,
+}
+
+/// The Flux kinds that can talk to Azure, and the ones that lead to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum FluxKind {
+    GitRepository,
+    OCIRepository,
+    HelmRepository,
+    Bucket,
+    ImageRepository,
+    ImageUpdateAutomation,
+    Kustomization,
+    HelmRelease,
+    Provider,
+}
+
+impl FluxKind {
+    pub const ALL: [FluxKind; 9] = [
+        FluxKind::GitRepository,
+        FluxKind::OCIRepository,
+        FluxKind::HelmRepository,
+        FluxKind::Bucket,
+        FluxKind::ImageRepository,
+        FluxKind::ImageUpdateAutomation,
+        FluxKind::Kustomization,
+        FluxKind::HelmRelease,
+        FluxKind::Provider,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FluxKind::GitRepository => "GitRepository",
+            FluxKind::OCIRepository => "OCIRepository",
+            FluxKind::HelmRepository => "HelmRepository",
+            FluxKind::Bucket => "Bucket",
+            FluxKind::ImageRepository => "ImageRepository",
+            FluxKind::ImageUpdateAutomation => "ImageUpdateAutomation",
+            FluxKind::Kustomization => "Kustomization",
+            FluxKind::HelmRelease => "HelmRelease",
+            FluxKind::Provider => "Provider",
+        }
+    }
+
+    pub fn group(self) -> &'static str {
+        match self {
+            FluxKind::GitRepository
+            | FluxKind::OCIRepository
+            | FluxKind::HelmRepository
+            | FluxKind::Bucket => "source.toolkit.fluxcd.io",
+            FluxKind::ImageRepository | FluxKind::ImageUpdateAutomation => {
+                "image.toolkit.fluxcd.io"
+            }
+            FluxKind::Kustomization => "kustomize.toolkit.fluxcd.io",
+            FluxKind::HelmRelease => "helm.toolkit.fluxcd.io",
+            FluxKind::Provider => "notification.toolkit.fluxcd.io",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            FluxKind::GitRepository => "gitrepositories",
+            FluxKind::OCIRepository => "ocirepositories",
+            FluxKind::HelmRepository => "helmrepositories",
+            FluxKind::Bucket => "buckets",
+            FluxKind::ImageRepository => "imagerepositories",
+            FluxKind::ImageUpdateAutomation => "imageupdateautomations",
+            FluxKind::Kustomization => "kustomizations",
+            FluxKind::HelmRelease => "helmreleases",
+            FluxKind::Provider => "providers",
+        }
+    }
+
+    pub fn from_api(api_version: &str, kind: &str) -> Option<FluxKind> {
+        let group = api_version.split('/').next().unwrap_or_default();
+        FluxKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind && k.group() == group)
+    }
+}
+
+impl fmt::Display for FluxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Flux object, reduced to the fields that decide how it authenticates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FluxObject {
+    pub kind: Option<FluxKind>,
+    pub api_version: String,
+    pub namespace: String,
+    pub name: String,
+    /// `.spec.provider` (sources, ImageRepository).
+    pub provider: Option<String>,
+    /// `.spec.type` (HelmRepository `oci`, Provider `azuredevops`…).
+    pub type_: Option<String>,
+    /// The endpoint it reaches: Git/OCI/Helm URL, Bucket endpoint, ImageRepository image,
+    /// Provider address.
+    pub url: Option<String>,
+    /// `.spec.serviceAccountName` where it selects the identity (not Kustomization/HelmRelease
+    /// impersonation, which is kept in `impersonation_service_account`).
+    pub service_account_name: Option<String>,
+    pub impersonation_service_account: Option<String>,
+    pub secret_ref: Option<String>,
+    pub decryption: Option<Decryption>,
+    pub kube_config: Option<KubeConfigRef>,
+    /// `.spec.sourceRef` (ImageUpdateAutomation → GitRepository, Kustomization → source).
+    pub source_ref: Option<SourceRef>,
+    pub labels: StringMap,
+}
+
+impl FluxObject {
+    pub fn object_ref(&self) -> ObjectRef {
+        let kind = self.kind.map_or("Unknown", FluxKind::as_str);
+        ObjectRef::namespaced(kind, &self.namespace, &self.name)
+    }
+
+    pub fn provider_is_azure(&self) -> bool {
+        self.provider.as_deref() == Some("azure")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decryption {
+    pub provider: Option<String>,
+    pub secret_ref: Option<String>,
+    pub service_account_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeConfigRef {
+    pub secret_ref: Option<String>,
+    pub config_map_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRef {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The Flux objects that could be read, and the kinds that could not.
+#[derive(Debug, Clone, Default)]
+pub struct FluxInventory {
+    pub objects: Vec<FluxObject>,
+    /// Kinds whose objects could not be listed, with the reason.
+    pub unreadable: Vec<(FluxKind, String)>,
+    /// Kinds the cluster does not serve (CRD not installed).
+    pub not_served: Vec<FluxKind>,
+    /// Whether any Flux object was looked for at all (false before gathering).
+    pub read: bool,
+}
+
+impl FluxInventory {
+    /// All objects, but only when every kind could be read: a conclusion like "nothing uses
+    /// Azure" must not be drawn from a partial list.
+    pub fn complete(&self) -> Result<&[FluxObject], Skip> {
+        if !self.read {
+            return Err(Skip("Flux objects were not read".to_string()));
+        }
+        match self.unreadable.first() {
+            Some((kind, reason)) => Err(Skip(format!("{kind} objects unreadable: {reason}"))),
+            None => Ok(&self.objects),
+        }
+    }
+
+    pub fn find(&self, kind: FluxKind, namespace: &str, name: &str) -> Option<&FluxObject> {
+        self.objects
+            .iter()
+            .find(|o| o.kind == Some(kind) && o.namespace == namespace && o.name == name)
+    }
+}
+
+/// The local side: the chosen kubeconfig context and its credentials, without secret values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalConfig {
+    pub context: String,
+    pub user: String,
+    pub server: Option<String>,
+    pub exec: Option<ExecPlugin>,
+    /// Name of a legacy `auth-provider` (e.g. `azure`).
+    pub auth_provider: Option<String>,
+    /// Where a secret sits in this user's entry, e.g. `exec arg --client-secret`. Never the value.
+    pub secret_locations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecPlugin {
+    pub command: String,
+    /// The resolved executable, if it was found.
+    pub resolved: Option<String>,
+    pub install_hint: Option<String>,
+    /// kubelogin `--login` mode (or `AAD_LOGIN_METHOD`), `devicecode` when kubelogin's default applies.
+    pub login_mode: Option<String>,
+    pub server_id: Option<String>,
+    pub is_kubelogin: bool,
+}
