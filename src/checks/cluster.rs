@@ -31,22 +31,33 @@ manifests, or install Flux (`flux bootstrap` / `flux install`).",
 
 fn flux_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let controllers = snapshot.controllers.get()?;
-    if controllers.is_empty() {
-        let served = snapshot.flux.read
-            && snapshot.flux.not_served.len() < crate::model::FluxKind::ALL.len();
-        let detail = if served {
-            "the Flux APIs are served but"
+    if !controllers.is_empty() {
+        return Ok(());
+    }
+    let namespace = &snapshot.flux_namespace;
+    if snapshot.source.is_live() {
+        let served = snapshot.flux.not_served.len() < crate::model::FluxKind::ALL.len();
+        let apis = if served {
+            "The Flux APIs are served"
         } else {
-            "neither the Flux APIs nor"
+            "The Flux APIs are not served either"
         };
         findings.add(
             cluster_ref(snapshot),
-            format!(
-                "{detail} any Flux controller Deployment was found in namespace {}",
-                snapshot.flux_namespace
-            ),
+            format!("no Flux controller Deployment runs in namespace {namespace}. {apis}."),
             "pass --flux-namespace if Flux runs in another namespace; otherwise install Flux",
         );
+    } else {
+        // Loose Flux objects are a normal thing to diagnose; say what was not covered.
+        findings
+            .add(
+                cluster_ref(snapshot),
+                format!(
+                    "the manifests hold no Flux controller Deployment in namespace {namespace}, so the controller checks were skipped"
+                ),
+                "add the Flux install (gotk-components.yaml) to the manifests, or pass --flux-namespace",
+            )
+            .severity(Severity::Info);
     }
     Ok(())
 }

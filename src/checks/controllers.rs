@@ -19,7 +19,9 @@ use crate::wiring::{
 /// The controllers worth checking: those something needs, and those with any wiring at all.
 /// Service accounts must be known, or every verdict would be a guess.
 fn relevant(snapshot: &Snapshot) -> Result<Vec<ControllerWiring<'_>>, Skip> {
-    snapshot.controllers.get()?;
+    if snapshot.controllers.get()?.is_empty() {
+        return Err(no_controllers(snapshot));
+    }
     snapshot.service_accounts.get()?;
     Ok(controller_wirings(snapshot)
         .into_iter()
@@ -65,6 +67,13 @@ pub fn expected_cloud(snapshot: &Snapshot) -> Cloud {
     })
 }
 
+fn no_controllers(snapshot: &Snapshot) -> Skip {
+    Skip(format!(
+        "no Flux controller Deployment in namespace {}",
+        snapshot.flux_namespace
+    ))
+}
+
 pub static AZURE_CONTROLLER_NOT_WIRED: Check = Check {
     id: "AZF020",
     name: "azure-controller-not-wired",
@@ -88,9 +97,9 @@ fn azure_controller_not_wired(
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let mode_hint = match snapshot.webhooks.known() {
-        Some(hooks) if !hooks.is_empty() => "--mode webhook",
-        Some(_) => "--mode manual",
-        None => "--mode webhook (on AKS) or --mode manual",
+        Some(hooks) if !hooks.is_empty() => " --mode webhook",
+        Some(_) => " --mode manual",
+        None => "",
     };
     for wiring in relevant(snapshot)? {
         if wiring.mode != WiringMode::None || wiring.needed_by.is_empty() {
@@ -113,7 +122,7 @@ fn azure_controller_not_wired(
                     crate::model::azure_use::join_words(&services),
                 ),
                 format!(
-                    "kubectl azflux enable --controllers {} {mode_hint} --client-id CLIENT_ID --tenant-id TENANT_ID",
+                    "kubectl azflux enable --controllers {}{mode_hint} --client-id CLIENT_ID --tenant-id TENANT_ID",
                     wiring.name()
                 ),
             );
@@ -731,7 +740,11 @@ instead (`kubectl azflux enable`).",
 };
 
 fn legacy_aad_pod_identity(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    for workload in snapshot.controllers.get()? {
+    let controllers = snapshot.controllers.get()?;
+    if controllers.is_empty() {
+        return Err(no_controllers(snapshot));
+    }
+    for workload in controllers {
         let mut signs = Vec::new();
         if workload.template_labels.contains_key("aadpodidbinding")
             || workload.labels.contains_key("aadpodidbinding")
