@@ -170,6 +170,9 @@ pub struct DoctorArgs {
     /// List every finding in text output (JSON always has them all)
     #[arg(long)]
     pub show_all: bool,
+    /// Read the Secrets Flux objects reference (key names only, never values) to check their shape
+    #[arg(long)]
+    pub read_secrets: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::{Area, Check, Findings, FixAction, Severity};
 use crate::model::azure_use::{
-    ControllerWiring, WiringMode, azure_uses, controller_wirings, describe_objects, has_use_label,
+    AzureService, AzureUse, ControllerWiring, WiringMode, azure_uses, controller_wirings,
+    describe_objects, has_use_label, join_words, verb_s,
 };
 use crate::model::{Container, ObjectRef, Skip, Snapshot, Workload};
 use crate::wiring::{
@@ -92,6 +93,23 @@ manual mode (env vars and a projected token) elsewhere. `kubectl azflux enable` 
     run: azure_controller_not_wired,
 };
 
+/// Whether an unwired controller's ACR pulls may still work through the AKS kubelet identity:
+/// on AKS, or where we cannot tell (manifests), but not on a cluster known to be elsewhere.
+fn kubelet_fallback_possible(snapshot: &Snapshot) -> bool {
+    snapshot.cluster.known().is_none_or(|c| c.is_aks)
+}
+
+/// The uses an unwired controller serves, split into ACR pulls that may fall back to the
+/// kubelet identity and everything else.
+fn unwired_uses<'a>(
+    snapshot: &Snapshot,
+    wiring: &ControllerWiring<'a>,
+) -> (Vec<AzureUse<'a>>, Vec<AzureUse<'a>>) {
+    wiring.needed_by.iter().cloned().partition(|u| {
+        kubelet_fallback_possible(snapshot) && u.service == AzureService::ContainerRegistry
+    })
+}
+
 fn azure_controller_not_wired(
     snapshot: &Snapshot,
     findings: &mut Findings<'_>,
@@ -102,30 +120,31 @@ fn azure_controller_not_wired(
         None => "",
     };
     for wiring in relevant(snapshot)? {
-        if wiring.mode != WiringMode::None || wiring.needed_by.is_empty() {
+        if wiring.mode != WiringMode::None {
             continue;
         }
-        let services: Vec<String> = {
-            let mut s: Vec<_> = wiring.needed_by.iter().map(|u| u.service).collect();
-            s.sort();
-            s.dedup();
-            s.iter().map(ToString::to_string).collect()
-        };
-        findings
-            .add(
-                wiring.workload.object_ref(),
-                format!(
-                    "{} has no workload identity, but {} use{} {} through it",
-                    wiring.name(),
-                    describe_objects(&wiring.needed_by),
-                    if wiring.needed_by.len() == 1 { "s" } else { "" },
-                    crate::model::azure_use::join_words(&services),
-                ),
-                format!(
-                    "kubectl azflux enable --controllers {}{mode_hint} --client-id CLIENT_ID --tenant-id TENANT_ID",
-                    wiring.name()
-                ),
-            );
+        let (_, broken) = unwired_uses(snapshot, &wiring);
+        if broken.is_empty() {
+            continue;
+        }
+        let mut services: Vec<_> = broken.iter().map(|u| u.service).collect();
+        services.sort();
+        services.dedup();
+        let services: Vec<String> = services.iter().map(ToString::to_string).collect();
+        findings.add(
+            wiring.workload.object_ref(),
+            format!(
+                "{} has no workload identity, but {} use{} {} through it",
+                wiring.name(),
+                describe_objects(&broken),
+                verb_s(broken.len()),
+                join_words(&services),
+            ),
+            format!(
+                "kubectl azflux enable --controllers {}{mode_hint} --client-id CLIENT_ID --tenant-id TENANT_ID",
+                wiring.name()
+            ),
+        );
     }
     Ok(())
 }
@@ -801,6 +820,55 @@ fn controller_identity_unused(
                 "no action needed; remove the wiring if no object will use it",
             );
         }
+    }
+    Ok(())
+}
+
+pub static KUBELET_IDENTITY_FALLBACK: Check = Check {
+    id: "AZF033",
+    name: "kubelet-identity-fallback",
+    area: Area::Controllers,
+    severity: Severity::Warning,
+    title: "ACR objects rely on the AKS kubelet identity",
+    explanation: "On AKS, an ACR-backed object with `provider: azure` whose controller has no \
+workload identity authenticates with the node's kubelet managed identity (what the AKS Flux \
+extension's `useKubeletIdentity` does). It works only if that identity has AcrPull on the \
+registry, and needs AZURE_CLIENT_ID when the nodes carry several identities. It is a \
+deliberate setup for some, an accident for others; anything other than ACR does not work this \
+way.",
+    fix: "Keep it if intended (grant the kubelet identity AcrPull), or wire the controller with \
+its own identity: `kubectl azflux enable --controllers NAME`.",
+    run: kubelet_identity_fallback,
+};
+
+fn kubelet_identity_fallback(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    for wiring in relevant(snapshot)? {
+        if wiring.mode != WiringMode::None {
+            continue;
+        }
+        let (acr, _) = unwired_uses(snapshot, &wiring);
+        if acr.is_empty() {
+            continue;
+        }
+        let where_ = if snapshot.cluster.known().is_some() {
+            "on this AKS cluster"
+        } else {
+            "if this runs on AKS"
+        };
+        findings.add(
+            wiring.workload.object_ref(),
+            format!(
+                "{} use{} Azure Container Registry through {}, which has no workload identity: {where_} the kubelet identity is used, which needs AcrPull on the registry",
+                describe_objects(&acr),
+                verb_s(acr.len()),
+                wiring.name()
+            ),
+            format!(
+                "grant the kubelet identity AcrPull, or give {} its own identity: kubectl azflux enable --controllers {} --client-id CLIENT_ID --tenant-id TENANT_ID",
+                wiring.name(),
+                wiring.name()
+            ),
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod cluster;
 mod controllers;
 mod local;
+mod objects;
 mod state;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub enum Area {
     Local,
     Cluster,
     Controllers,
+    Objects,
 }
 
 impl Area {
@@ -54,6 +56,7 @@ impl Area {
             Area::Local => "Local kubeconfig",
             Area::Cluster => "Cluster",
             Area::Controllers => "Flux controllers",
+            Area::Objects => "Flux objects",
         }
     }
 }
@@ -109,6 +112,18 @@ pub static CHECKS: &[&Check] = &[
     &controllers::AUTHORITY_HOST_MISMATCH,
     &controllers::LEGACY_AAD_POD_IDENTITY,
     &controllers::CONTROLLER_IDENTITY_UNUSED,
+    &controllers::KUBELET_IDENTITY_FALLBACK,
+    &objects::AZURE_ENDPOINT_WITHOUT_PROVIDER,
+    &objects::PROVIDER_AZURE_WITH_SECRETREF,
+    &objects::GITREPOSITORY_SA_REQUIRES_PROVIDER_AZURE,
+    &objects::FLUX_VERSION_TOO_OLD,
+    &objects::OBJECT_LEVEL_GATE_MISSING,
+    &objects::OBJECT_SA_NOT_FOUND,
+    &objects::OBJECT_SA_MISSING_ANNOTATIONS,
+    &objects::LOCKDOWN_DEFAULT_SA_MISSING,
+    &objects::OBJECT_LEVEL_ON_AKS_UNSTABLE,
+    &objects::REMOTE_CLUSTER_EXEC_KUBECONFIG,
+    &objects::SECRET_BASED_AZURE_AUTH,
 ];
 
 /// Finds a check by ID (`AZF021`, any case) or name (`sa-missing-client-id`).

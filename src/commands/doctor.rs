@@ -19,7 +19,7 @@ const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
     let connection = global.connection()?;
     let (mut snapshot, error) = if args.filename.is_empty() && args.kustomize.is_empty() {
-        live_snapshot(global, &connection)?
+        live_snapshot(global, args, &connection)?
     } else {
         (manifest_snapshot(global, args)?, None)
     };
@@ -98,6 +98,7 @@ fn local_blocker(local: &crate::model::LocalConfig) -> Option<String> {
 
 fn live_snapshot(
     global: &GlobalArgs,
+    args: &DoctorArgs,
     connection: &ConnectionOptions,
 ) -> Result<(Snapshot, Option<String>), String> {
     let loaded = kubeconfig::load(connection).map_err(|e| e.to_string())?;
@@ -126,6 +127,7 @@ fn live_snapshot(
         server,
         flux_namespace: global.flux_namespace.clone(),
         namespace: global.namespace.clone(),
+        read_secrets: args.read_secrets,
     };
     let timeout = connection.request_timeout.unwrap_or(NO_TIMEOUT);
     let progress = spinner(format!("reading cluster (context {})", loaded.context));

@@ -3,7 +3,7 @@
 //! a request needs another's answer (Flux lists need the versions discovery found). Anything
 //! forbidden or failing becomes data in the snapshot; only an unreachable API server aborts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -13,7 +13,10 @@ use serde_json::Value;
 
 use crate::kubeconfig::one_line;
 use crate::model::extract;
-use crate::model::{ClusterInfo, Fact, FluxInventory, FluxKind, Snapshot, Source, Unreadable};
+use crate::model::{
+    ClusterInfo, ConfigMapInfo, Fact, FluxInventory, FluxKind, SecretInfo, ServiceAccount,
+    Snapshot, Source, Unreadable,
+};
 
 const PAGE_SIZE: usize = 500;
 const MAX_RETRIES: u32 = 3;
@@ -189,6 +192,8 @@ pub struct LiveRequest {
     pub flux_namespace: String,
     /// `-n`: only Flux objects (and tenant ServiceAccounts) of this namespace.
     pub namespace: Option<String>,
+    /// `--read-secrets`: read the key names of the Secrets Flux objects reference.
+    pub read_secrets: bool,
 }
 
 /// For each Flux kind, the version the cluster serves it at (the group's preferred version when
@@ -428,64 +433,188 @@ fn record<T>(
     }
 }
 
+async fn read_service_accounts(
+    reader: &Reader,
+    request: &LiveRequest,
+) -> Result<Vec<ServiceAccount>, ReadError> {
+    let flux_ns = request.flux_namespace.as_str();
+    let in_namespace = |ns: &str| format!("/api/v1/namespaces/{ns}/serviceaccounts");
+    let Some(ns) = request.namespace.as_deref().filter(|ns| *ns != flux_ns) else {
+        let path = if request.namespace.is_some() {
+            in_namespace(flux_ns)
+        } else {
+            "/api/v1/serviceaccounts".to_string()
+        };
+        return list_kind(reader, &path, |v| {
+            Some(extract::service_account(v, flux_ns))
+        })
+        .await;
+    };
+    let (controller_path, tenant_path) = (in_namespace(flux_ns), in_namespace(ns));
+    let (controllers, tenants) = tokio::join!(
+        list_kind(reader, &controller_path, |v| Some(
+            extract::service_account(v, flux_ns)
+        )),
+        list_kind(reader, &tenant_path, |v| Some(extract::service_account(
+            v, ns
+        ))),
+    );
+    let mut all = controllers?;
+    all.extend(tenants?);
+    Ok(all)
+}
+
+type Fetched = (String, String, Result<Value, ReadError>);
+
+/// GETs each named object of a core resource, concurrently.
+async fn get_each(
+    reader: &Reader,
+    refs: &BTreeSet<(String, String)>,
+    resource: &str,
+) -> Vec<Fetched> {
+    join_all(refs.iter().map(|(ns, name)| async move {
+        let path = format!("/api/v1/namespaces/{ns}/{resource}/{name}");
+        (
+            ns.clone(),
+            name.clone(),
+            reader.get_json(&path, "application/json").await,
+        )
+    }))
+    .await
+}
+
+/// The ConfigMaps (remote-cluster kubeconfigs) and, with `--read-secrets`, the Secrets the Flux
+/// objects reference. One GET each: they are few, and listing every Secret of a cluster to find
+/// them would read far more than we may keep.
+async fn read_references(
+    reader: &Reader,
+    objects: &[crate::model::FluxObject],
+    read_secrets: bool,
+) -> (
+    Fact<Vec<ConfigMapInfo>>,
+    Fact<Vec<SecretInfo>>,
+    Vec<Unreadable>,
+) {
+    let mut config_map_refs = BTreeSet::new();
+    let mut secret_refs = BTreeSet::new();
+    for object in objects {
+        let ns = object.namespace.clone();
+        if let Some(kube_config) = &object.kube_config {
+            if let Some(name) = &kube_config.config_map_ref {
+                config_map_refs.insert((ns.clone(), name.clone()));
+            }
+            if let Some(name) = &kube_config.secret_ref {
+                secret_refs.insert((ns.clone(), name.clone()));
+            }
+        }
+        if let Some(name) = object
+            .decryption
+            .as_ref()
+            .and_then(|d| d.secret_ref.as_ref())
+        {
+            secret_refs.insert((ns.clone(), name.clone()));
+        }
+        if object.kind == Some(FluxKind::Bucket)
+            && object.provider_is_azure()
+            && let Some(name) = &object.secret_ref
+        {
+            secret_refs.insert((ns, name.clone()));
+        }
+    }
+    let secrets_wanted = if read_secrets {
+        secret_refs.clone()
+    } else {
+        BTreeSet::new()
+    };
+    let (config_map_results, secret_results) = tokio::join!(
+        get_each(reader, &config_map_refs, "configmaps"),
+        get_each(reader, &secrets_wanted, "secrets")
+    );
+    let mut problems = Vec::new();
+    let mut config_maps = Vec::new();
+    for (ns, name, result) in config_map_results {
+        match result {
+            Ok(value) => config_maps.push(extract::config_map(&value, &ns)),
+            Err(ReadError::NotFound) => {}
+            Err(error) => problems.push(unreadable(
+                &format!("configmap {ns}/{name}"),
+                &format!("get configmaps in namespace {ns}"),
+                &error,
+            )),
+        }
+    }
+    let secrets = if read_secrets {
+        let mut secrets = Vec::new();
+        for (ns, name, result) in secret_results {
+            match result {
+                Ok(value) => secrets.push(extract::secret(&value, &ns)),
+                Err(ReadError::NotFound) => {}
+                Err(error) => problems.push(unreadable(
+                    &format!("secret {ns}/{name}"),
+                    &format!("get secrets in namespace {ns}"),
+                    &error,
+                )),
+            }
+        }
+        Fact::Known(secrets)
+    } else if secret_refs.is_empty() {
+        Fact::Known(Vec::new())
+    } else {
+        Fact::Unknown("reading Secrets is off; pass --read-secrets to check the Secrets Flux objects reference (key names only)".into())
+    };
+    (Fact::Known(config_maps), secrets, problems)
+}
+
+fn cluster_info(
+    request: &LiveRequest,
+    version: Option<Value>,
+    nodes: Result<Value, ReadError>,
+) -> ClusterInfo {
+    let first_node = nodes.ok().and_then(|n| {
+        n.get("items")
+            .and_then(Value::as_array)
+            .and_then(|items| items.first().cloned())
+    });
+    ClusterInfo {
+        server_version: version.and_then(|v| {
+            v.get("gitVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
+        is_aks: request.server.contains(".azmk8s.io")
+            || first_node.is_some_and(|node| extract::is_aks_node(&node)),
+    }
+}
+
 /// Reads everything doctor needs from the cluster.
 pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, Unreachable> {
     let flux_ns = request.flux_namespace.as_str();
-    let version = reader.get_json("/version", "application/json");
     let deployments_path = format!("/apis/apps/v1/namespaces/{flux_ns}/deployments");
     let pods_path = format!("/api/v1/namespaces/{flux_ns}/pods");
-    let deployments = list_kind(reader, &deployments_path, |v| {
-        Some(extract::workload(v, flux_ns)).filter(crate::model::Workload::is_flux_controller)
-    });
-    let service_accounts = async {
-        let Some(ns) = request.namespace.as_deref().filter(|ns| *ns != flux_ns) else {
-            let path = if request.namespace.is_some() {
-                format!("/api/v1/namespaces/{flux_ns}/serviceaccounts")
-            } else {
-                "/api/v1/serviceaccounts".to_string()
-            };
-            return list_kind(reader, &path, |v| {
-                Some(extract::service_account(v, flux_ns))
-            })
-            .await;
-        };
-        let mut all = list_kind(
-            reader,
-            &format!("/api/v1/namespaces/{flux_ns}/serviceaccounts"),
-            |v| Some(extract::service_account(v, flux_ns)),
-        )
-        .await?;
-        all.extend(
-            list_kind(
-                reader,
-                &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
-                |v| Some(extract::service_account(v, ns)),
-            )
-            .await?,
-        );
-        Ok(all)
+    // Everything but the references starts at once; the references wait only for the Flux
+    // objects that name them.
+    let flux_and_references = async {
+        let flux = read_flux(reader, request.namespace.as_deref()).await;
+        let references =
+            read_references(reader, &flux.inventory.objects, request.read_secrets).await;
+        (flux, references)
     };
-    let pods = list_kind(reader, &pods_path, |v| Some(extract::pod(v, flux_ns)));
-    let webhooks = list_kind(
-        reader,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        extract::workload_identity_webhook,
+    let (version, deployments, service_accounts, pods, webhooks, nodes, issuer, (flux, references)) = tokio::join!(
+        reader.get_json("/version", "application/json"),
+        list_kind(reader, &deployments_path, |v| {
+            Some(extract::workload(v, flux_ns)).filter(crate::model::Workload::is_flux_controller)
+        }),
+        read_service_accounts(reader, request),
+        list_kind(reader, &pods_path, |v| Some(extract::pod(v, flux_ns))),
+        list_kind(
+            reader,
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            extract::workload_identity_webhook,
+        ),
+        reader.get_json("/api/v1/nodes?limit=1", "application/json"),
+        reader.get_json("/.well-known/openid-configuration", "application/json"),
+        flux_and_references,
     );
-    let nodes = reader.get_json("/api/v1/nodes?limit=1", "application/json");
-    let issuer = reader.get_json("/.well-known/openid-configuration", "application/json");
-    let flux = read_flux(reader, request.namespace.as_deref());
-
-    let (version, deployments, service_accounts, pods, webhooks, nodes, issuer, flux) = tokio::join!(
-        version,
-        deployments,
-        service_accounts,
-        pods,
-        webhooks,
-        nodes,
-        issuer,
-        flux
-    );
-
     let version = match version {
         Err(ReadError::Transport(cause)) => {
             return Err(Unreachable(format!(
@@ -501,7 +630,6 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         }
         other => other.ok(),
     };
-
     let mut snapshot = Snapshot::new(
         Source::Live {
             context: request.context.clone(),
@@ -510,23 +638,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         flux_ns,
     );
     let mut problems = Vec::new();
-    let is_aks = request.server.contains(".azmk8s.io")
-        || nodes
-            .ok()
-            .and_then(|n| {
-                n.get("items")
-                    .and_then(Value::as_array)
-                    .and_then(|items| items.first().cloned())
-            })
-            .is_some_and(|node| extract::is_aks_node(&node));
-    snapshot.cluster = Fact::Known(ClusterInfo {
-        server_version: version.and_then(|v| {
-            v.get("gitVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        }),
-        is_aks,
-    });
+    snapshot.cluster = Fact::Known(cluster_info(request, version, nodes));
     snapshot.controllers = record(
         &mut problems,
         &format!("deployments in {flux_ns}"),
@@ -565,6 +677,10 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
     );
     snapshot.flux = flux.inventory;
     problems.extend(flux.problems);
+    let (config_maps, secrets, reference_problems) = references;
+    snapshot.config_maps = config_maps;
+    snapshot.secrets = secrets;
+    problems.extend(reference_problems);
     snapshot.unreadable = problems;
     Ok(snapshot)
 }

@@ -209,6 +209,8 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
     let mut snapshot = Snapshot::new(Source::Manifests { inputs }, flux_namespace);
     let mut controllers = Vec::new();
     let mut service_accounts = Vec::new();
+    let mut config_maps = Vec::new();
+    let mut secrets = Vec::new();
     for doc in docs {
         let value = &doc.value;
         snapshot.sops_key_vault_seen |= is_sops_key_vault(value);
@@ -220,8 +222,10 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
                 }
             }
             ("v1", "ServiceAccount") => {
-                service_accounts.push(extract::service_account(value, flux_namespace))
+                service_accounts.push(extract::service_account(value, flux_namespace));
             }
+            ("v1", "ConfigMap") => config_maps.push(extract::config_map(value, flux_namespace)),
+            ("v1", "Secret") => secrets.push(extract::secret(value, flux_namespace)),
             _ => {
                 if let Some(object) = extract::flux_object(value, flux_namespace) {
                     snapshot.flux.objects.push(object);
@@ -232,6 +236,8 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
     snapshot.flux.read = true;
     snapshot.controllers = Fact::Known(controllers);
     snapshot.service_accounts = Fact::Known(service_accounts);
+    snapshot.config_maps = Fact::Known(config_maps);
+    snapshot.secrets = Fact::Known(secrets);
     snapshot.pods = Fact::Unknown(live_only("running pods"));
     snapshot.webhooks = Fact::Unknown(live_only("the installed webhooks"));
     snapshot.issuer = Fact::Unknown(live_only("the service-account issuer and its reachability"));

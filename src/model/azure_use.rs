@@ -17,6 +17,8 @@ pub enum AzureService {
     BlobStorage,
     KeyVault,
     EventHubs,
+    /// A remote AKS cluster that Kustomizations or HelmReleases apply to.
+    KubernetesService,
 }
 
 impl fmt::Display for AzureService {
@@ -27,6 +29,7 @@ impl fmt::Display for AzureService {
             AzureService::BlobStorage => "Azure Blob Storage",
             AzureService::KeyVault => "Azure Key Vault",
             AzureService::EventHubs => "Azure Event Hubs",
+            AzureService::KubernetesService => "a remote AKS cluster",
         })
     }
 }
@@ -48,6 +51,50 @@ pub struct AzureUse<'a> {
     pub service: AzureService,
     pub controller: &'static str,
     pub identity: Identity,
+    /// The identity is the controller's lockdown default (`--default-*-service-account`),
+    /// not one the object names.
+    pub lockdown_default: bool,
+}
+
+/// The lockdown flag that replaces the controller's identity for a service, if any.
+pub fn lockdown_flag(controller: &str, service: AzureService) -> Option<&'static str> {
+    match (controller, service) {
+        ("kustomize-controller", AzureService::KeyVault) => {
+            Some("--default-decryption-service-account")
+        }
+        ("kustomize-controller" | "helm-controller", AzureService::KubernetesService) => {
+            Some("--default-kubeconfig-service-account")
+        }
+        (
+            "source-controller"
+            | "notification-controller"
+            | "image-reflector-controller"
+            | "image-automation-controller",
+            _,
+        ) => Some("--default-service-account"),
+        _ => None,
+    }
+}
+
+/// Under multi-tenant lockdown an object without its own ServiceAccount gets the controller's
+/// default one in its namespace, never the controller's identity.
+fn apply_lockdown<'a>(snapshot: &Snapshot, mut azure_use: AzureUse<'a>) -> AzureUse<'a> {
+    if azure_use.identity != Identity::Controller {
+        return azure_use;
+    }
+    let default = lockdown_flag(azure_use.controller, azure_use.service)
+        .zip(snapshot.controller(azure_use.controller))
+        .and_then(|(flag, workload)| {
+            workload
+                .main_container()
+                .and_then(|c| super::version::flag_value(c, flag))
+        })
+        .filter(|sa| !sa.is_empty());
+    if let Some(sa) = default {
+        azure_use.identity = Identity::ServiceAccount(sa.to_string());
+        azure_use.lockdown_default = true;
+    }
+    azure_use
 }
 
 pub fn controller_for(kind: FluxKind) -> &'static str {
@@ -74,16 +121,26 @@ fn identity_of(object: &FluxObject) -> Identity {
     }
 }
 
-/// The Azure use of one object, if it has one. SOPS decryption without a key Secret counts as
-/// Key Vault only when `key_vault_evidence` says this setup uses Key Vault, since the same
-/// spec also fits AWS or GCP KMS.
-fn azure_use<'a>(
+/// The Azure uses of one object (a Kustomization can decrypt with Key Vault and apply to a
+/// remote AKS cluster at once). SOPS decryption without a key Secret counts as Key Vault only
+/// when `key_vault_evidence` says this setup uses Key Vault, since the same spec also fits AWS
+/// or GCP KMS.
+fn uses_of<'a>(
+    snapshot: &'a Snapshot,
     object: &'a FluxObject,
-    objects: &'a [FluxObject],
     key_vault_evidence: bool,
-) -> Option<AzureUse<'a>> {
-    let kind = object.kind?;
+) -> Vec<AzureUse<'a>> {
+    let Some(kind) = object.kind else {
+        return Vec::new();
+    };
     let controller = controller_for(kind);
+    let use_of = |service, identity| AzureUse {
+        object,
+        service,
+        controller,
+        identity,
+        lockdown_default: false,
+    };
     let service = match kind {
         FluxKind::GitRepository if object.provider_is_azure() => AzureService::DevOps,
         FluxKind::OCIRepository | FluxKind::ImageRepository if object.provider_is_azure() => {
@@ -98,59 +155,72 @@ fn azure_use<'a>(
         FluxKind::Provider => match object.type_.as_deref() {
             Some("azuredevops") => AzureService::DevOps,
             Some("azureeventhub") => AzureService::EventHubs,
-            _ => return None,
+            _ => return Vec::new(),
         },
         FluxKind::ImageUpdateAutomation => {
-            let source = object.source_ref.as_ref()?;
-            let namespace = source.namespace.as_deref().unwrap_or(&object.namespace);
-            let repo = objects.iter().find(|o| {
-                o.kind == Some(FluxKind::GitRepository)
-                    && o.namespace == namespace
-                    && o.name == source.name
-            })?;
-            if !repo.provider_is_azure() {
-                return None;
-            }
-            return Some(AzureUse {
-                object,
-                service: AzureService::DevOps,
-                controller,
-                identity: identity_of(repo),
-            });
-        }
-        FluxKind::Kustomization => {
-            let decryption = object.decryption.as_ref()?;
-            if decryption.provider.as_deref() != Some("sops") {
-                return None;
-            }
-            let identity = if let Some(sa) = &decryption.service_account_name {
-                Identity::ServiceAccount(sa.clone())
-            } else if let Some(secret) = &decryption.secret_ref {
-                Identity::Secret(secret.clone())
-            } else if key_vault_evidence {
-                Identity::Controller
-            } else {
-                return None;
+            let Some(repo) = update_automation_repository(snapshot, object) else {
+                return Vec::new();
             };
-            return Some(AzureUse {
-                object,
-                service: AzureService::KeyVault,
-                controller,
-                identity,
-            });
+            if !repo.provider_is_azure() {
+                return Vec::new();
+            }
+            return vec![use_of(AzureService::DevOps, identity_of(repo))];
         }
-        _ => return None,
+        FluxKind::Kustomization | FluxKind::HelmRelease => {
+            let mut uses = Vec::new();
+            if let Some(identity) = sops_identity(object, key_vault_evidence) {
+                uses.push(use_of(AzureService::KeyVault, identity));
+            }
+            if let Some(identity) = remote_cluster_identity(snapshot, object) {
+                uses.push(use_of(AzureService::KubernetesService, identity));
+            }
+            return uses;
+        }
+        _ => return Vec::new(),
     };
-    let identity = match (kind, identity_of(object)) {
+    match (kind, identity_of(object)) {
         // A Provider's secretRef holds the ADO token or Event Hubs connection string: not Entra.
-        (FluxKind::Provider, Identity::Secret(_)) => return None,
-        (_, identity) => identity,
-    };
-    Some(AzureUse {
-        object,
-        service,
-        controller,
-        identity,
+        (FluxKind::Provider, Identity::Secret(_)) => Vec::new(),
+        (_, identity) => vec![use_of(service, identity)],
+    }
+}
+
+/// The GitRepository an ImageUpdateAutomation pushes to.
+pub fn update_automation_repository<'a>(
+    snapshot: &'a Snapshot,
+    automation: &FluxObject,
+) -> Option<&'a FluxObject> {
+    let source = automation.source_ref.as_ref()?;
+    let namespace = source.namespace.as_deref().unwrap_or(&automation.namespace);
+    snapshot
+        .flux
+        .find(FluxKind::GitRepository, namespace, &source.name)
+}
+
+fn sops_identity(object: &FluxObject, key_vault_evidence: bool) -> Option<Identity> {
+    let decryption = object.decryption.as_ref()?;
+    if decryption.provider.as_deref() != Some("sops") {
+        return None;
+    }
+    if let Some(sa) = &decryption.service_account_name {
+        Some(Identity::ServiceAccount(sa.clone()))
+    } else if let Some(secret) = &decryption.secret_ref {
+        Some(Identity::Secret(secret.clone()))
+    } else {
+        key_vault_evidence.then_some(Identity::Controller)
+    }
+}
+
+/// `.spec.kubeConfig.configMapRef` pointing at a ConfigMap with `provider: azure`.
+fn remote_cluster_identity(snapshot: &Snapshot, object: &FluxObject) -> Option<Identity> {
+    let name = object.kube_config.as_ref()?.config_map_ref.as_ref()?;
+    let config_map = snapshot.config_map(&object.namespace, name)?;
+    if config_map.data.get("provider").map(String::as_str) != Some("azure") {
+        return None;
+    }
+    Some(match config_map.data.get("serviceAccountName") {
+        Some(sa) if !sa.is_empty() => Identity::ServiceAccount(sa.clone()),
+        _ => Identity::Controller,
     })
 }
 
@@ -168,7 +238,8 @@ pub fn azure_uses(snapshot: &Snapshot) -> Vec<AzureUse<'_>> {
             });
     objects
         .iter()
-        .filter_map(|o| azure_use(o, objects, key_vault_evidence))
+        .flat_map(|o| uses_of(snapshot, o, key_vault_evidence))
+        .map(|u| apply_lockdown(snapshot, u))
         .collect()
 }
 
@@ -311,6 +382,12 @@ fn plural_kind(kind: FluxKind) -> String {
         FluxKind::ImageRepository => "ImageRepositories".into(),
         other => format!("{other}s"),
     }
+}
+
+/// The third-person `s` a present-tense verb takes after `n` objects: "1 object uses",
+/// "2 objects use".
+pub fn verb_s(n: usize) -> &'static str {
+    if n == 1 { "s" } else { "" }
 }
 
 /// "a", "a and b", "a, b and c".

@@ -6,8 +6,9 @@
 use serde_json::Value;
 
 use super::{
-    Container, Decryption, EnvVar, FluxKind, FluxObject, KubeConfigRef, Pod, ProjectedToken,
-    ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
+    ConfigMapInfo, Container, Decryption, EnvVar, FluxKind, FluxObject, KubeConfigRef, Pod,
+    ProjectedToken, SecretInfo, ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook,
+    Workload,
 };
 use crate::wiring::NON_SECRET_ENV;
 
@@ -167,6 +168,66 @@ fn volumes(pod_spec: &Value) -> Vec<Volume> {
         .collect()
 }
 
+pub fn config_map(value: &Value, default_namespace: &str) -> ConfigMapInfo {
+    ConfigMapInfo {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        data: map_at(value, &["data"]),
+    }
+}
+
+/// Keys under which Flux looks for a kubeconfig in a Secret.
+const KUBECONFIG_KEYS: [&str; 2] = ["value", "value.yaml"];
+
+/// A Secret reduced to its key names. A kubeconfig value is decoded only to learn which exec
+/// command its user runs; nothing of the value is kept.
+pub fn secret(value: &Value, default_namespace: &str) -> SecretInfo {
+    use base64::Engine as _;
+    let encrypted = value.get("sops").is_some();
+    let data = value.get("data").and_then(Value::as_object);
+    let string_data = value.get("stringData").and_then(Value::as_object);
+    let mut keys: Vec<String> = data
+        .into_iter()
+        .chain(string_data)
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let kubeconfig_exec = if encrypted {
+        None
+    } else {
+        KUBECONFIG_KEYS.iter().find_map(|key| {
+            let text = string_data
+                .and_then(|m| m.get(*key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    let encoded = data?.get(*key)?.as_str()?;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(encoded.trim())
+                        .ok()?;
+                    String::from_utf8(bytes).ok()
+                })?;
+            kubeconfig_exec_command(&text)
+        })
+    };
+    SecretInfo {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        keys,
+        encrypted,
+        kubeconfig_exec,
+    }
+}
+
+/// The exec command of the first user in a kubeconfig that has one.
+fn kubeconfig_exec_command(text: &str) -> Option<String> {
+    let doc: Value = serde_saphyr::from_str(text).ok()?;
+    array_at(&doc, &["users"])
+        .iter()
+        .find_map(|u| string_at(u, &["user", "exec", "command"]))
+}
+
 /// The Azure workload identity webhooks in a `MutatingWebhookConfiguration`, if it is one.
 pub fn workload_identity_webhook(value: &Value) -> Option<Webhook> {
     let name = name_of(value);
@@ -282,6 +343,18 @@ mod tests {
             obj.decryption.unwrap().service_account_name.as_deref(),
             Some("sops-kv")
         );
+    }
+
+    #[test]
+    fn secrets_keep_key_names_and_the_exec_command_only() {
+        use base64::Engine as _;
+        let kubeconfig = "users:\n- name: u\n  user:\n    exec:\n      command: kubelogin\n      args: [get-token]\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(kubeconfig);
+        let secret_doc = json!({"metadata": {"name": "remote"}, "data": {"value": encoded, "token": "c2VjcmV0"}});
+        let info = secret(&secret_doc, "ns");
+        assert_eq!(info.keys, vec!["token", "value"]);
+        assert_eq!(info.kubeconfig_exec.as_deref(), Some("kubelogin"));
+        assert!(!format!("{info:?}").contains("c2VjcmV0"));
     }
 
     #[test]

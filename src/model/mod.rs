@@ -4,6 +4,7 @@
 
 pub mod azure_use;
 pub mod extract;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,6 +63,11 @@ pub struct Snapshot {
     pub webhooks: Fact<Vec<Webhook>>,
     pub issuer: Fact<String>,
     pub flux: FluxInventory,
+    /// ConfigMaps that Flux objects reference (remote-cluster kubeconfigs).
+    pub config_maps: Fact<Vec<ConfigMapInfo>>,
+    /// Secrets that Flux objects reference, reduced to their key names (and, for kubeconfig
+    /// Secrets, the exec command they would run). Values are never kept.
+    pub secrets: Fact<Vec<SecretInfo>>,
     pub local: Fact<LocalConfig>,
     /// The Azure cloud asked for with `--cloud`; otherwise it is inferred from the endpoints.
     pub cloud: Option<crate::wiring::Cloud>,
@@ -85,6 +91,8 @@ impl Snapshot {
             webhooks: Fact::Unknown(not_read()),
             issuer: Fact::Unknown(not_read()),
             flux: FluxInventory::default(),
+            config_maps: Fact::Unknown(not_read()),
+            secrets: Fact::Unknown(not_read()),
             local: Fact::Unknown(not_read()),
             cloud: None,
             sops_key_vault_seen: false,
@@ -102,6 +110,8 @@ impl Snapshot {
         snapshot.pods = Fact::Unknown(unknown());
         snapshot.webhooks = Fact::Unknown(unknown());
         snapshot.issuer = Fact::Unknown(unknown());
+        snapshot.config_maps = Fact::Unknown(unknown());
+        snapshot.secrets = Fact::Unknown(unknown());
         snapshot.flux.unreadable = FluxKind::ALL.iter().map(|k| (*k, unknown())).collect();
         snapshot
     }
@@ -111,6 +121,20 @@ impl Snapshot {
             .known()?
             .iter()
             .find(|sa| sa.namespace == namespace && sa.name == name)
+    }
+
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMapInfo> {
+        self.config_maps
+            .known()?
+            .iter()
+            .find(|c| c.namespace == namespace && c.name == name)
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&SecretInfo> {
+        self.secrets
+            .known()?
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
     }
 
     pub fn controller(&self, name: &str) -> Option<&Workload> {
@@ -502,4 +526,23 @@ pub struct ExecPlugin {
     pub login_mode: Option<String>,
     pub server_id: Option<String>,
     pub is_kubelogin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigMapInfo {
+    pub namespace: String,
+    pub name: String,
+    pub data: StringMap,
+}
+
+/// A Secret as doctor keeps it: the names of its keys, never their values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub namespace: String,
+    pub name: String,
+    pub keys: Vec<String>,
+    /// SOPS-encrypted in the manifests: key names are known, contents are not.
+    pub encrypted: bool,
+    /// For a kubeconfig Secret: the exec credential command its user runs, if any.
+    pub kubeconfig_exec: Option<String>,
 }
