@@ -1,0 +1,309 @@
+//! A loopback stand-in for kube-apiserver, shared by tests, benchmarks and
+//! demos on machines where no real cluster can run.
+//!
+//! It behaves like the real server for what it implements and answers like
+//! the real one (a `Status` body with the real code and reason) for what it
+//! does not.
+//!
+//! Implemented:
+//! - `/version` (v1.33.2), `/healthz`, `/readyz`, `/livez`, and `/` (paths).
+//! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`, and
+//!   aggregated discovery (`apidiscovery.k8s.io/v2`) on `/api` and `/apis`
+//!   when Accept asks for it. Built-in kinds: core v1 namespaces,
+//!   serviceaccounts, pods, configmaps, secrets, nodes, services, events;
+//!   apps/v1 deployments, replicasets; admissionregistration.k8s.io/v1
+//!   webhook configurations; apiextensions.k8s.io/v1 CRDs; rbac/v1 roles and
+//!   bindings. Each CRD in the seed adds its kind at every served version; a
+//!   group's preferred version is the highest by the real server's ordering
+//!   (v1 > v1beta2 > v1beta1 > v1alpha1), whichever version is the storage one.
+//! - GET of one object (and of its `status` subresource where one exists),
+//!   LIST in a namespace, across namespaces and of cluster-scoped kinds, with
+//!   `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`, `>`, `<`),
+//!   `fieldSelector` on `metadata.name` and `metadata.namespace`, and
+//!   `limit`/`continue` paging in (namespace, name) order.
+//! - Accept negotiation: plain JSON, `meta.k8s.io/v1` `Table` (Name and Age
+//!   columns only, as for a CRD without printer columns; built-in kinds do
+//!   not get their richer real columns) and `PartialObjectMetadata(List)`;
+//!   406 when none of the offered types is JSON.
+//! - A custom resource is stored once and served at any served version with
+//!   `apiVersion` rewritten; no schema conversion is done.
+//! - Server-owned metadata: `uid`, `creationTimestamp` and (for kinds that
+//!   track it) `generation: 1` when the seed lacks them; `resourceVersion`
+//!   is always assigned by the store, as every write on a real server does.
+//!   Namespaces the objects live in, and `default`, exist as Namespaces.
+//! - TokenRequest (`POST .../serviceaccounts/{name}/token`): a JWT with the
+//!   real claims and a placeholder signature, from a JSON or protobuf body
+//!   (kubectl sends protobuf); 404 for a missing
+//!   ServiceAccount; 422 for `expirationSeconds` under 600 or over 2^32, as
+//!   the real server validates. OIDC discovery and a JWKS document.
+//! - Bearer-token authentication when `required_token` is set (401 for every
+//!   path otherwise, as with anonymous auth disabled), injected latency,
+//!   injected faults, and a request log.
+//!
+//! Not implemented, and answered the way the real server answers a request
+//! it refuses: create, update, patch and delete (405 MethodNotAllowed),
+//! watch (405 too, where the real server would stream), subresources other
+//! than `status` and `token` (404), protobuf and YAML (406 when they are all
+//! a client accepts), `resourceVersion`/`resourceVersionMatch` semantics on
+//! lists (the current state is always served), and field selectors on other
+//! fields (400). Token signatures cannot be verified. Server-side apply
+//! belongs in the store's `put`, which already owns metadata.
+
+mod catalog;
+mod discovery;
+mod kubeconfig;
+mod proto;
+mod seed;
+mod selector;
+mod server;
+mod status;
+mod store;
+mod table;
+mod token;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use kubeconfig::{KubeUser, kubeconfig_yaml};
+
+pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// What the fake serves and how it misbehaves.
+#[derive(Clone, Debug, Default)]
+pub struct FakeConfig {
+    /// Seed objects of any kind; CRDs among them make their kinds
+    /// discoverable.
+    pub objects: Vec<Value>,
+    /// The service account token issuer; [`DEFAULT_ISSUER`] when unset.
+    pub issuer: Option<String>,
+    /// Waited before answering each request.
+    pub latency: Duration,
+    pub faults: Vec<Fault>,
+    /// When set, requests without `Authorization: Bearer <token>` get 401.
+    pub required_token: Option<String>,
+    /// One JSON line per request served is appended here.
+    pub request_log: Option<PathBuf>,
+    /// 0 picks an ephemeral port.
+    pub port: u16,
+    /// Caps the `limit` a client asks for; requests without `limit` still get
+    /// every item, as on the real server.
+    pub page_limit_max: Option<usize>,
+    /// Returned as every TokenRequest's token instead of a generated JWT.
+    pub token_override: Option<String>,
+    /// Answers `/api` and `/apis` in the legacy shape only, as servers
+    /// before 1.26 (or with the AggregatedDiscoveryEndpoint gate off) do.
+    pub disable_aggregated_discovery: bool,
+}
+
+impl FakeConfig {
+    /// Every object in every `*.yaml`, `*.yml` and `*.json` file under
+    /// `dir`, recursively, with multi-document YAML split and `kind: List`
+    /// expanded. Objects the fake could not serve are reported here.
+    pub fn from_seed_dir(dir: &Path) -> Result<FakeConfig, String> {
+        let objects = seed::load_dir(dir)?;
+        store::Store::from_seed(objects.clone(), Timestamp::now())?;
+        Ok(FakeConfig {
+            objects,
+            ..FakeConfig::default()
+        })
+    }
+}
+
+/// A misbehaviour injected for requests whose method matches and whose path
+/// (with `?query`) contains `path_contains`.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// Any method when `None`; compared case-insensitively.
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub status: u16,
+    /// How many matching requests it applies to; `None` for all of them.
+    pub times: Option<u32>,
+    /// Sent as `Retry-After`, and in a 429's `details.retryAfterSeconds`.
+    pub retry_after_secs: Option<u32>,
+    pub behaviour: FaultBehaviour,
+}
+
+impl Fault {
+    /// Applies to every request whose path contains `path_contains`.
+    pub fn new(path_contains: &str, status: u16, behaviour: FaultBehaviour) -> Fault {
+        Fault {
+            method: None,
+            path_contains: path_contains.to_owned(),
+            status,
+            times: None,
+            retry_after_secs: None,
+            behaviour,
+        }
+    }
+
+    #[must_use]
+    pub fn method(mut self, method: &str) -> Fault {
+        self.method = Some(method.to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn times(mut self, times: u32) -> Fault {
+        self.times = Some(times);
+        self
+    }
+
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u32) -> Fault {
+        self.retry_after_secs = Some(seconds);
+        self
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultBehaviour {
+    /// A Kubernetes `Status` with the fault's code and the real reason
+    /// (Forbidden, NotFound, TooManyRequests, InternalError, ...).
+    Status,
+    /// Never answers.
+    Hang,
+    /// Sends the status line, headers with the full `Content-Length`, and the
+    /// first half of the body, then drops the connection.
+    CloseMidResponse,
+    /// A complete response whose JSON body is broken.
+    MalformedJson,
+}
+
+/// One request the fake answered.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub status: u16,
+    /// From arrival to the response being ready, injected latency included.
+    pub duration: Duration,
+    /// The request's Content-Type.
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub user_agent: Option<String>,
+    pub response_content_type: Option<String>,
+    /// The request body, for methods other than GET.
+    pub body: Option<String>,
+}
+
+/// Serves `config` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: FakeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let shared = Arc::new(server::Shared::new(config)?);
+    server::run(listener, shared, shutdown).await
+}
+
+/// A fake running on its own thread and tokio runtime, so plain `#[test]`
+/// functions can use it and run subprocesses against it. Stops on drop.
+pub struct RunningServer {
+    url: String,
+    shared: Arc<server::Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Panics when the port cannot be bound or the seed cannot be served:
+    /// both are mistakes in the test that started it.
+    pub fn start(config: FakeConfig) -> RunningServer {
+        let port = config.port;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("fake apiserver: cannot bind 127.0.0.1:{port}: {e}"));
+        listener
+            .set_nonblocking(true)
+            .expect("fake apiserver: cannot make the listener non-blocking");
+        let address = listener
+            .local_addr()
+            .expect("fake apiserver: the listener has no address");
+        let shared =
+            Arc::new(server::Shared::new(config).unwrap_or_else(|e| panic!("fake apiserver: {e}")));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("fake-apiserver".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fake apiserver: cannot build a tokio runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("fake apiserver: cannot register the listener");
+                    let shutdown = async {
+                        // A dropped sender means the same as a sent stop.
+                        let _ = stopped.await;
+                    };
+                    if let Err(e) = server::run(listener, serving, shutdown).await {
+                        eprintln!("fake apiserver: {e}");
+                    }
+                });
+            })
+            .expect("fake apiserver: cannot spawn its thread");
+        RunningServer {
+            url: format!("http://{address}"),
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Context `fake`, cluster `fake`, namespace `default`.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "callers build the user inline; by value keeps call sites free of borrows"
+    )]
+    pub fn kubeconfig_yaml(&self, user: KubeUser) -> String {
+        kubeconfig_yaml(&self.url, &user)
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path, user: KubeUser) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml(user))
+    }
+
+    /// Every request answered so far, oldest first. Hung requests are not
+    /// here: they are never answered.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.requests()
+    }
+
+    /// The stored object as it would be served at `api_version`.
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.shared.object(api_version, kind, namespace, name)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The server thread may already be gone; then there is nothing to stop.
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // A server thread that panicked has already printed why.
+            let _ = thread.join();
+        }
+    }
+}

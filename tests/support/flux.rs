@@ -1,0 +1,314 @@
+//! Test fixtures: a Flux install (CRDs served at each release's versions, controller
+//! Deployments and ServiceAccounts), Flux objects, pods, webhooks and nodes, as API objects.
+//! Written for this project from the shapes Flux installs; scenarios start from a healthy
+//! install and change one thing.
+
+use serde_json::{Value, json};
+
+pub const CLIENT_ID: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+pub const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const NS: &str = "flux-system";
+
+pub const CONTROLLERS: [&str; 6] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+];
+
+/// The versions each Flux release serves per kind, storage version first, as its CRDs
+/// declare them.
+fn served_versions(minor: u32, kind: &str) -> &'static [&'static str] {
+    match (kind, minor) {
+        ("GitRepository" | "Kustomization", 0..=6) => &["v1", "v1beta1", "v1beta2"],
+        ("GitRepository" | "Kustomization", 7) => &["v1", "v1beta2"],
+        ("GitRepository" | "Kustomization" | "HelmRepository" | "Bucket" | "OCIRepository", _)
+            if minor >= 8 =>
+        {
+            &["v1"]
+        }
+        ("HelmRepository", 0..=2) | ("Bucket", 0..=3) => &["v1beta2", "v1beta1"],
+        ("HelmRepository" | "Bucket", 3..=6) => &["v1", "v1beta1", "v1beta2"],
+        ("HelmRepository" | "Bucket" | "OCIRepository", 7) => &["v1", "v1beta2"],
+        ("OCIRepository", 0..=5) => &["v1beta2"],
+        ("OCIRepository", 6) => &["v1", "v1beta2"],
+        ("HelmRelease", 0..=2) => &["v2beta2", "v2beta1"],
+        ("HelmRelease", 3..=6) => &["v2", "v2beta1", "v2beta2"],
+        ("HelmRelease", 7) => &["v2", "v2beta2"],
+        ("HelmRelease", _) => &["v2"],
+        ("Provider", 0..=6) => &["v1beta3", "v1beta1", "v1beta2"],
+        ("Provider", 7 | 8) => &["v1beta3", "v1beta2"],
+        ("Provider", _) => &["v1beta3"],
+        ("ImageRepository" | "ImageUpdateAutomation", 0..=6) => &["v1beta2", "v1beta1"],
+        ("ImageRepository" | "ImageUpdateAutomation", 7 | 8) => &["v1", "v1beta2"],
+        ("ImageRepository" | "ImageUpdateAutomation", _) => &["v1"],
+        _ => &["v1"],
+    }
+}
+
+fn group_of(kind: &str) -> &'static str {
+    match kind {
+        "GitRepository" | "OCIRepository" | "HelmRepository" | "Bucket" => {
+            "source.toolkit.fluxcd.io"
+        }
+        "ImageRepository" | "ImageUpdateAutomation" => "image.toolkit.fluxcd.io",
+        "Kustomization" => "kustomize.toolkit.fluxcd.io",
+        "HelmRelease" => "helm.toolkit.fluxcd.io",
+        _ => "notification.toolkit.fluxcd.io",
+    }
+}
+
+pub const FLUX_KINDS: [&str; 9] = [
+    "GitRepository",
+    "OCIRepository",
+    "HelmRepository",
+    "Bucket",
+    "ImageRepository",
+    "ImageUpdateAutomation",
+    "Kustomization",
+    "HelmRelease",
+    "Provider",
+];
+
+/// The apiVersion a Flux release stores a kind at.
+pub fn api_version(minor: u32, kind: &str) -> String {
+    format!("{}/{}", group_of(kind), served_versions(minor, kind)[0])
+}
+
+pub fn crd(minor: u32, kind: &str) -> Value {
+    let lower = kind.to_lowercase();
+    let plural = match lower.strip_suffix("repository") {
+        Some(stem) => format!("{stem}repositories"),
+        None => format!("{lower}s"),
+    };
+    let versions: Vec<Value> = served_versions(minor, kind)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({"name": v, "served": true, "storage": i == 0,
+                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+        })
+        .collect();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{}", group_of(kind))},
+        "spec": {
+            "group": group_of(kind),
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "scope": "Namespaced",
+            "versions": versions
+        }
+    })
+}
+
+pub fn service_account(namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/instance": "flux-system", "app.kubernetes.io/part-of": "flux"}}
+    })
+}
+
+pub fn controller(minor: u32, name: &str) -> Value {
+    let image_tag = match name {
+        "source-controller" | "kustomize-controller" | "notification-controller" => {
+            format!("v1.{minor}.0")
+        }
+        "helm-controller" => format!("v1.{}.0", minor.saturating_sub(3)),
+        _ => format!("v0.{}.0", 30 + minor),
+    };
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": NS,
+            "labels": {"app.kubernetes.io/component": name, "app.kubernetes.io/instance": "flux-system",
+                       "app.kubernetes.io/part-of": "flux", "app.kubernetes.io/version": format!("v2.{minor}.0"),
+                       "control-plane": "controller"}
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "serviceAccountName": name,
+                    "containers": [{
+                        "name": "manager",
+                        "image": format!("ghcr.io/fluxcd/{name}:{image_tag}"),
+                        "args": ["--events-addr=http://notification-controller.flux-system.svc.cluster.local./",
+                                 "--watch-all-namespaces=true", "--log-level=info", "--enable-leader-election"],
+                        "env": [{"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                        "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}]
+                    }],
+                    "volumes": [{"name": "temp", "emptyDir": {}}]
+                }
+            }
+        }
+    })
+}
+
+/// A Flux install of release 2.`minor`: namespace, CRDs, controllers and their ServiceAccounts.
+pub fn install(minor: u32) -> Vec<Value> {
+    let mut objects =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})];
+    objects.extend(FLUX_KINDS.iter().map(|k| crd(minor, k)));
+    for name in CONTROLLERS {
+        objects.push(service_account(NS, name));
+        objects.push(controller(minor, name));
+    }
+    objects
+}
+
+pub fn find<'a>(objects: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
+    objects
+        .iter_mut()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("fixture has no {kind} {name}"))
+}
+
+/// Webhook-mode wiring, as the Flux docs lay it out for AKS.
+pub fn wire_webhook(objects: &mut [Value], controller: &str) {
+    let sa = find(objects, "ServiceAccount", controller);
+    sa["metadata"]["annotations"] = json!({
+        "azure.workload.identity/client-id": CLIENT_ID,
+        "azure.workload.identity/tenant-id": TENANT_ID
+    });
+    let deploy = find(objects, "Deployment", controller);
+    deploy["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] = json!("true");
+}
+
+/// Manual wiring (no webhook): env vars and a projected token, as the Flux docs lay it out.
+pub fn wire_manual(objects: &mut [Value], controller: &str) {
+    let deploy = find(objects, "Deployment", controller);
+    let container = &mut deploy["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array_mut().expect("env");
+    env.extend([
+        json!({"name": "AZURE_TENANT_ID", "value": TENANT_ID}),
+        json!({"name": "AZURE_CLIENT_ID", "value": CLIENT_ID}),
+        json!({"name": "AZURE_AUTHORITY_HOST", "value": "https://login.microsoftonline.com/"}),
+        json!({"name": "AZURE_FEDERATED_TOKEN_FILE", "value": "/var/run/service-account/azure-token"}),
+    ]);
+    container["volumeMounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"name": "azure-token", "mountPath": "/var/run/service-account", "readOnly": true}));
+    deploy["spec"]["template"]["spec"]["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .push(json!({"name": "azure-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600, "path": "azure-token"}}]}}));
+}
+
+pub fn add_arg(objects: &mut [Value], controller: &str, arg: &str) {
+    let deploy = find(objects, "Deployment", controller);
+    deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array_mut()
+        .expect("args")
+        .push(json!(arg));
+}
+
+/// A Flux object of `kind` at the version release 2.`minor` stores it.
+pub fn object(minor: u32, kind: &str, namespace: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": api_version(minor, kind),
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec
+    })
+}
+
+pub fn oci_repository(minor: u32, namespace: &str, name: &str) -> Value {
+    object(
+        minor,
+        "OCIRepository",
+        namespace,
+        name,
+        json!({
+            "interval": "5m", "url": "oci://contoso.azurecr.io/manifests/app", "ref": {"tag": "latest"}, "provider": "azure"
+        }),
+    )
+}
+
+/// The AKS workload identity webhook configuration (add-on flavour).
+pub fn aks_webhook() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "azure-wi-webhook-mutating-webhook-configuration"},
+        "webhooks": [{"name": "mutation.azure-workload-identity.io",
+                      "clientConfig": {"service": {"name": "azure-wi-webhook-webhook-service", "namespace": "kube-system", "path": "/mutate-v1-pod"}},
+                      "objectSelector": {"matchLabels": {"azure.workload.identity/use": "true"}},
+                      "admissionReviewVersions": ["v1"], "sideEffects": "None"}]
+    })
+}
+
+pub fn aks_node() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "aks-nodepool1-12345678-vmss000000",
+                     "labels": {"kubernetes.azure.com/cluster": "MC_rg_aks_westeurope", "kubernetes.io/os": "linux"}},
+        "spec": {"providerID": "azure:///subscriptions/0000/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1/virtualMachines/0"}
+    })
+}
+
+/// A running pod of a controller Deployment; `mutated` adds what the webhook injects.
+pub fn pod_of(objects: &[Value], controller: &str, mutated: bool) -> Value {
+    let deploy = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == controller)
+        .expect("deployment");
+    let template = &deploy["spec"]["template"];
+    let mut spec = template["spec"].clone();
+    if mutated {
+        spec["containers"][0]["env"].as_array_mut().expect("env").extend([
+            json!({"name": "AZURE_CLIENT_ID", "value": CLIENT_ID}),
+            json!({"name": "AZURE_TENANT_ID", "value": TENANT_ID}),
+            json!({"name": "AZURE_FEDERATED_TOKEN_FILE", "value": "/var/run/secrets/azure/tokens/azure-identity-token"}),
+            json!({"name": "AZURE_AUTHORITY_HOST", "value": "https://login.microsoftonline.com/"}),
+        ]);
+        spec["volumes"].as_array_mut().expect("volumes").push(json!({"name": "azure-identity-token", "projected": {
+            "sources": [{"serviceAccountToken": {"audience": "api://AzureADTokenExchange", "expirationSeconds": 3600, "path": "azure-identity-token"}}]}}));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": format!("{controller}-7d9f8b6c5d-x2x4k"), "namespace": NS, "labels": template["metadata"]["labels"].clone()},
+        "spec": spec,
+        "status": {"phase": "Running"}
+    })
+}
+
+/// A healthy AKS setup in webhook mode: source-controller wired, an ACR OCIRepository, the
+/// webhook, an AKS node and running, mutated pods.
+pub fn healthy_aks(minor: u32) -> Vec<Value> {
+    let mut objects = install(minor);
+    wire_webhook(&mut objects, "source-controller");
+    objects.push(oci_repository(minor, NS, "platform"));
+    objects.push(aks_webhook());
+    objects.push(aks_node());
+    let pods: Vec<Value> = CONTROLLERS
+        .iter()
+        .map(|c| pod_of(&objects, c, *c == "source-controller"))
+        .collect();
+    objects.extend(pods);
+    objects
+}
+
+/// A healthy non-AKS setup in manual mode: env and projected token, no webhook.
+pub fn healthy_manual(minor: u32) -> Vec<Value> {
+    let mut objects = install(minor);
+    wire_manual(&mut objects, "source-controller");
+    objects.push(oci_repository(minor, NS, "platform"));
+    let pods: Vec<Value> = CONTROLLERS
+        .iter()
+        .map(|c| pod_of(&objects, c, false))
+        .collect();
+    objects.extend(pods);
+    objects
+}

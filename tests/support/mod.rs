@@ -1,0 +1,6 @@
+// Each test binary and example uses a different part of the support code.
+#![allow(dead_code)]
+
+pub mod fake_apiserver;
+pub mod flux;
+pub mod run;
