@@ -5,8 +5,12 @@
 //! cargo run --release --example fake-apiserver -- --seed DIR --kubeconfig-out FILE
 //! ```
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/support/fake_apiserver/mod.rs"]
+#[allow(
+    dead_code,
+    reason = "the example serves; the test-side helpers stay unused here"
+)]
+mod fake_apiserver;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use support::fake_apiserver::{FakeConfig, KubeUser, kubeconfig_yaml, serve};
+use fake_apiserver::{FakeConfig, KubeUser, kubeconfig_yaml, serve};
 
 #[derive(Parser)]
 #[command(about = "A loopback stand-in for kube-apiserver, seeded from manifests")]

@@ -712,3 +712,128 @@ fn forbidden_resources_each_give_a_partial_report() {
         assert_eq!(out.status(skipped), "skip", "{path}");
     }
 }
+
+fn tenant(minor: u32, gate: bool, annotated: bool) -> Vec<Value> {
+    let mut objects = flux::healthy_aks(minor);
+    if gate {
+        flux::add_arg(
+            &mut objects,
+            "source-controller",
+            "--feature-gates=ObjectLevelWorkloadIdentity=true",
+        );
+    }
+    let mut oci = flux::oci_repository(minor, "team-a", "app");
+    oci["spec"]["serviceAccountName"] = json!("team-a-sa");
+    objects.push(oci);
+    if annotated {
+        let mut sa = flux::service_account("team-a", "team-a-sa");
+        sa["metadata"]["annotations"] = json!({"azure.workload.identity/client-id": flux::CLIENT_ID, "azure.workload.identity/tenant-id": flux::TENANT_ID});
+        objects.push(sa);
+    }
+    objects
+}
+
+#[test]
+fn object_level_identity_on_aks_is_flagged_as_unstable() {
+    let out = aks(tenant(MINOR, true, true)).doctor(&[]);
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        out.findings(),
+        vec![(
+            "object-level-on-aks-unstable".into(),
+            "Cluster/flux-system".into(),
+            "info".into()
+        )]
+    );
+    assert!(
+        out.message_of("object-level-on-aks-unstable")
+            .contains("fluxcd/flux2#5359")
+    );
+}
+
+#[test]
+fn missing_tenant_service_account_is_an_error_on_a_live_cluster() {
+    let out = aks(tenant(MINOR, true, false)).doctor(&[]);
+    assert_eq!(out.code, 1);
+    let found: Vec<(String, String)> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "object-sa-not-found")
+        .map(|f| (f.1, f.2))
+        .collect();
+    assert_eq!(
+        found,
+        vec![(
+            "team-a/ServiceAccount/team-a-sa".to_string(),
+            "error".to_string()
+        )]
+    );
+}
+
+#[test]
+fn object_level_identity_needs_flux_2_6_on_older_clusters() {
+    let out = aks(tenant(5, true, true)).doctor(&[]);
+    assert!(
+        out.message_of("flux-version-too-old")
+            .contains("needs Flux 2.6 or later; source-controller is from Flux v2.5.0"),
+        "{}",
+        out.stdout
+    );
+    let requests = aks(tenant(5, true, true));
+    let _ = requests.doctor(&[]);
+    let listed: Vec<String> = requests
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|p| p.contains("ocirepositories"))
+        .collect();
+    assert_eq!(
+        listed,
+        vec!["/apis/source.toolkit.fluxcd.io/v1beta2/ocirepositories"],
+        "listed at the version 2.5 serves"
+    );
+}
+
+#[test]
+fn remote_cluster_secrets_are_read_only_when_asked() {
+    let canary = "CANARY-remote-kubeconfig-token";
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: {canary}\n    exec:\n      command: kubelogin\n      args: [get-token]\n"
+    );
+    let mut objects = healthy_aks();
+    objects.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prod", "namespace": NS}, "stringData": {"value": kubeconfig}}));
+    objects.push(flux::object(MINOR, "Kustomization", NS, "prod", json!({"path": "./", "sourceRef": {"kind": "OCIRepository", "name": "platform"}, "kubeConfig": {"secretRef": {"name": "prod"}}})));
+    let cluster = aks(objects);
+    let without = cluster.doctor(&[]);
+    assert_eq!(without.status("remote-cluster-exec-kubeconfig"), "skip");
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/secrets")),
+        "no Secret read without --read-secrets"
+    );
+    let with = cluster.doctor(&["--read-secrets"]);
+    assert_eq!(with.finding_names(), vec!["remote-cluster-exec-kubeconfig"]);
+    assert!(!with.stdout.contains(canary) && !with.stderr.contains(canary));
+}
+
+#[test]
+fn requests_do_not_grow_with_objects() {
+    let count = |tenants: usize| {
+        let mut objects = tenant(MINOR, true, true);
+        for i in 0..tenants {
+            let ns = format!("team-{i}");
+            let mut oci = flux::oci_repository(MINOR, &ns, "app");
+            oci["spec"]["serviceAccountName"] = json!("sa");
+            objects.push(oci);
+        }
+        let cluster = aks(objects);
+        let out = cluster.doctor(&[]);
+        assert!(out.code == 0 || out.code == 1);
+        cluster.server.requests().len()
+    };
+    assert_eq!(count(1), count(50));
+}

@@ -557,7 +557,7 @@ async fn kube_rs_discovers_lists_and_requests_tokens() {
         assert!(
             caps.subresources
                 .iter()
-                .any(|(r, _)| r.plural == "serviceaccounts/token" || r.kind == "TokenRequest")
+                .any(|(r, _)| r.plural == "token" && r.kind == "TokenRequest")
         );
     }
 

@@ -18,34 +18,48 @@ pub const CONTROLLERS: [&str; 6] = [
     "image-automation-controller",
 ];
 
-/// The versions each Flux release serves per kind, storage version first, as its CRDs
-/// declare them.
+/// The versions each Flux release serves per kind, storage version first, as its CRDs declare
+/// them: the last row for the kind whose first release is not newer than the one asked for.
+const SERVED: &[(&str, u32, &[&str])] = &[
+    ("GitRepository", 0, &["v1", "v1beta1", "v1beta2"]),
+    ("GitRepository", 7, &["v1", "v1beta2"]),
+    ("GitRepository", 8, &["v1"]),
+    ("Kustomization", 0, &["v1", "v1beta1", "v1beta2"]),
+    ("Kustomization", 7, &["v1", "v1beta2"]),
+    ("Kustomization", 8, &["v1"]),
+    ("HelmRepository", 0, &["v1beta2", "v1beta1"]),
+    ("HelmRepository", 3, &["v1", "v1beta1", "v1beta2"]),
+    ("HelmRepository", 7, &["v1", "v1beta2"]),
+    ("HelmRepository", 8, &["v1"]),
+    ("Bucket", 0, &["v1beta2", "v1beta1"]),
+    ("Bucket", 4, &["v1", "v1beta1", "v1beta2"]),
+    ("Bucket", 7, &["v1", "v1beta2"]),
+    ("Bucket", 8, &["v1"]),
+    ("OCIRepository", 0, &["v1beta2"]),
+    ("OCIRepository", 6, &["v1", "v1beta2"]),
+    ("OCIRepository", 8, &["v1"]),
+    ("HelmRelease", 0, &["v2beta2", "v2beta1"]),
+    ("HelmRelease", 3, &["v2", "v2beta1", "v2beta2"]),
+    ("HelmRelease", 7, &["v2", "v2beta2"]),
+    ("HelmRelease", 8, &["v2"]),
+    ("Provider", 0, &["v1beta3", "v1beta1", "v1beta2"]),
+    ("Provider", 7, &["v1beta3", "v1beta2"]),
+    ("Provider", 9, &["v1beta3"]),
+    ("ImageRepository", 0, &["v1beta2", "v1beta1"]),
+    ("ImageRepository", 7, &["v1", "v1beta2"]),
+    ("ImageRepository", 9, &["v1"]),
+    ("ImageUpdateAutomation", 0, &["v1beta2", "v1beta1"]),
+    ("ImageUpdateAutomation", 7, &["v1", "v1beta2"]),
+    ("ImageUpdateAutomation", 9, &["v1"]),
+];
+
 fn served_versions(minor: u32, kind: &str) -> &'static [&'static str] {
-    match (kind, minor) {
-        ("GitRepository" | "Kustomization", 0..=6) => &["v1", "v1beta1", "v1beta2"],
-        ("GitRepository" | "Kustomization", 7) => &["v1", "v1beta2"],
-        ("GitRepository" | "Kustomization" | "HelmRepository" | "Bucket" | "OCIRepository", _)
-            if minor >= 8 =>
-        {
-            &["v1"]
-        }
-        ("HelmRepository", 0..=2) | ("Bucket", 0..=3) => &["v1beta2", "v1beta1"],
-        ("HelmRepository" | "Bucket", 3..=6) => &["v1", "v1beta1", "v1beta2"],
-        ("HelmRepository" | "Bucket" | "OCIRepository", 7) => &["v1", "v1beta2"],
-        ("OCIRepository", 0..=5) => &["v1beta2"],
-        ("OCIRepository", 6) => &["v1", "v1beta2"],
-        ("HelmRelease", 0..=2) => &["v2beta2", "v2beta1"],
-        ("HelmRelease", 3..=6) => &["v2", "v2beta1", "v2beta2"],
-        ("HelmRelease", 7) => &["v2", "v2beta2"],
-        ("HelmRelease", _) => &["v2"],
-        ("Provider", 0..=6) => &["v1beta3", "v1beta1", "v1beta2"],
-        ("Provider", 7 | 8) => &["v1beta3", "v1beta2"],
-        ("Provider", _) => &["v1beta3"],
-        ("ImageRepository" | "ImageUpdateAutomation", 0..=6) => &["v1beta2", "v1beta1"],
-        ("ImageRepository" | "ImageUpdateAutomation", 7 | 8) => &["v1", "v1beta2"],
-        ("ImageRepository" | "ImageUpdateAutomation", _) => &["v1"],
-        _ => &["v1"],
-    }
+    SERVED
+        .iter()
+        .filter(|(k, since, _)| *k == kind && *since <= minor)
+        .map(|(_, _, versions)| *versions)
+        .next_back()
+        .unwrap_or_else(|| panic!("no versions for {kind}"))
 }
 
 fn group_of(kind: &str) -> &'static str {
@@ -214,12 +228,13 @@ pub fn add_arg(objects: &mut [Value], controller: &str, arg: &str) {
 
 /// A Flux object of `kind` at the version release 2.`minor` stores it.
 pub fn object(minor: u32, kind: &str, namespace: &str, name: &str, spec: Value) -> Value {
-    json!({
+    let mut object = json!({
         "apiVersion": api_version(minor, kind),
         "kind": kind,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": spec
-    })
+    });
+    object["spec"] = spec;
+    object
 }
 
 pub fn oci_repository(minor: u32, namespace: &str, name: &str) -> Value {

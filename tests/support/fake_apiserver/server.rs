@@ -29,7 +29,8 @@ use super::table::{self, Include};
 use super::token::{self, Subject};
 use super::{FakeConfig, Fault, FaultBehaviour, RequestRecord};
 
-/// Seeds and TokenRequests are small; anything bigger is a client bug.
+/// Request bodies are TokenRequests (and, later, apply patches): kilobytes.
+/// Megabytes would be a client bug worth a refusal rather than memory.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 const JSON: &str = "application/json";
 

@@ -1,0 +1,666 @@
+//! `doctor -f` / `-k` on manifests: the bundled example, kustomizations rendered as Flux
+//! renders them, bad input, and the Flux object checks, each positive and negative, across
+//! Flux releases.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use serde_json::{Value, json};
+use support::flux::{self, NS, TENANT_ID};
+use support::run::{Outcome, Sandbox, write_yaml};
+
+fn doctor_on(objects: &[Value], extra: &[&str]) -> Outcome {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("manifests");
+    write_yaml(&dir.join("all.yaml"), objects);
+    let dir = dir.display().to_string();
+    let mut args = vec!["doctor", "-o", "json", "-f", dir.as_str()];
+    args.extend_from_slice(extra);
+    sandbox.run(&args)
+}
+
+fn names(out: &Outcome) -> Vec<String> {
+    let mut names = out.finding_names();
+    names.dedup();
+    names
+}
+
+/// A Flux 2.`minor` install in webhook mode for source-controller, plus `extra` objects.
+fn setup(minor: u32, extra: Vec<Value>) -> Vec<Value> {
+    let mut objects = flux::install(minor);
+    flux::wire_webhook(&mut objects, "source-controller");
+    objects.push(flux::oci_repository(minor, NS, "platform"));
+    objects.extend(extra);
+    objects
+}
+
+#[test]
+fn bundled_example_is_diagnosed() {
+    let sandbox = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let out = sandbox.run(&["doctor", "-o", "json", "-f", example]);
+    assert_eq!(out.code, 1);
+    let findings: Vec<(String, String)> = out.findings().into_iter().map(|f| (f.0, f.1)).collect();
+    assert_eq!(
+        findings,
+        vec![
+            (
+                "sa-missing-tenant-id".to_string(),
+                "flux-system/ServiceAccount/kustomize-controller".to_string()
+            ),
+            (
+                "identity-annotation-malformed".to_string(),
+                "flux-system/ServiceAccount/kustomize-controller".to_string()
+            ),
+            (
+                "label-on-wrong-object".to_string(),
+                "flux-system/ServiceAccount/source-controller".to_string()
+            ),
+            (
+                "kubelet-identity-fallback".to_string(),
+                "flux-system/Deployment/image-reflector-controller".to_string()
+            ),
+        ]
+    );
+    let report = out.json();
+    assert_eq!(report["mode"], "manifests");
+    assert_eq!(report["context"], Value::Null);
+    assert_eq!(report["status"], Value::Null);
+    for check in report["checks"].as_array().unwrap() {
+        if check["status"] == "skip" {
+            assert!(
+                check["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{check}"
+            );
+        }
+    }
+    let text = sandbox.run(&["doctor", "-f", example]);
+    assert!(
+        text.stdout.contains("skipped: manifest mode"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn healthy_install_has_no_findings_in_any_release() {
+    for minor in 2..=9 {
+        let out = doctor_on(&setup(minor, vec![]), &[]);
+        assert_eq!(out.code, 0, "2.{minor}: {}", out.stdout);
+        assert!(names(&out).is_empty(), "2.{minor}: {:?}", out.findings());
+    }
+}
+
+#[test]
+fn output_is_deterministic() {
+    let objects = setup(
+        7,
+        vec![
+            flux::object(
+                7,
+                "OCIRepository",
+                "team-b",
+                "z",
+                json!({"url": "oci://x.azurecr.io/a"}),
+            ),
+            flux::object(
+                7,
+                "OCIRepository",
+                "team-a",
+                "y",
+                json!({"url": "oci://x.azurecr.io/b"}),
+            ),
+        ],
+    );
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("m");
+    write_yaml(&dir.join("all.yaml"), &objects);
+    let dir = dir.display().to_string();
+    let first = sandbox.run(&["doctor", "-o", "json", "-f", &dir]);
+    let second = sandbox.run(&["doctor", "-o", "json", "-f", &dir]);
+    assert_eq!(first.stdout, second.stdout);
+    let subjects: Vec<String> = first.findings().into_iter().map(|f| f.1).collect();
+    assert_eq!(
+        subjects,
+        vec!["team-a/OCIRepository/y", "team-b/OCIRepository/z"]
+    );
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.path("in.yaml");
+    write_yaml(&path, &setup(7, vec![]));
+    let output = sandbox
+        .command()
+        .args(["doctor", "-o", "json", "-f", "-"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["inputs"], json!(["-"]));
+}
+
+#[test]
+fn bad_yaml_names_file_and_line_and_exits_2() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("bad.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: [unclosed\n");
+    let out = sandbox.run(&["doctor", "-f", &file.display().to_string()]);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stdout, "");
+    let expected = format!("error: {}:", file.display());
+    assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn missing_file_is_named() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["doctor", "-f", "/nonexistent/flux.yaml"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("/nonexistent/flux.yaml"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A flux-system folder as `flux bootstrap` writes it, with the Azure patches in its
+/// kustomization.yaml, rendered with `kubectl kustomize` as Flux does.
+#[test]
+fn kustomization_is_rendered_like_flux_does() {
+    let sandbox = Sandbox::new();
+    let mut components = flux::install(7);
+    components.retain(|o| o["kind"] != "CustomResourceDefinition");
+    write_yaml(
+        &sandbox.path("repo/clusters/prod/flux-system/gotk-components.yaml"),
+        &components,
+    );
+    write_yaml(
+        &sandbox.path("repo/apps/sources.yaml"),
+        &[flux::oci_repository(7, NS, "platform")],
+    );
+    sandbox.write(
+        "repo/clusters/prod/flux-system/kustomization.yaml",
+        &format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- ../../../apps/sources.yaml\npatches:\n- target:\n    kind: ServiceAccount\n    name: source-controller\n  patch: |\n    apiVersion: v1\n    kind: ServiceAccount\n    metadata:\n      name: source-controller\n      annotations:\n        azure.workload.identity/client-id: {}\n        azure.workload.identity/tenant-id: {TENANT_ID}\n- target:\n    kind: Deployment\n    name: source-controller\n  patch: |\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: source-controller\n    spec:\n      template:\n        metadata:\n          labels:\n            azure.workload.identity/use: \"true\"\n",
+            flux::CLIENT_ID
+        ),
+    );
+    let dir = sandbox
+        .path("repo/clusters/prod/flux-system")
+        .display()
+        .to_string();
+    let out = sandbox.run(&["doctor", "-o", "json", "-k", &dir]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(names(&out).is_empty(), "{:?}", out.findings());
+    assert_eq!(out.status("controller-identity-unused"), "pass");
+
+    let broken = sandbox.write("repo/clusters/broken/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- missing.yaml\n");
+    let out = sandbox.run(&[
+        "doctor",
+        "-k",
+        &broken.parent().unwrap().display().to_string(),
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("error: kubectl kustomize"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn kustomize_without_kubectl_says_so() {
+    let sandbox = Sandbox::new();
+    let output = sandbox
+        .command()
+        .env("PATH", sandbox.path("bin"))
+        .args(["doctor", "-k", "."])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("-k needs kubectl"), "{stderr}");
+}
+
+#[test]
+fn loose_objects_skip_controller_checks() {
+    let out = doctor_on(&[flux::oci_repository(7, "apps", "x")], &[]);
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        out.findings(),
+        vec![(
+            "flux-not-found".to_string(),
+            "Cluster/manifests".to_string(),
+            "info".to_string()
+        )]
+    );
+    assert_eq!(out.status("azure-controller-not-wired"), "skip");
+}
+
+#[test]
+fn azure_endpoint_without_provider() {
+    let out = doctor_on(
+        &setup(
+            7,
+            vec![
+                flux::object(
+                    7,
+                    "OCIRepository",
+                    "apps",
+                    "no-provider",
+                    json!({"url": "oci://contoso.azurecr.io/app"}),
+                ),
+                flux::object(
+                    7,
+                    "OCIRepository",
+                    "apps",
+                    "with-secret",
+                    json!({"url": "oci://contoso.azurecr.io/app", "secretRef": {"name": "pull"}}),
+                ),
+                flux::object(
+                    7,
+                    "OCIRepository",
+                    "apps",
+                    "ghcr",
+                    json!({"url": "oci://ghcr.io/org/app"}),
+                ),
+                flux::object(
+                    7,
+                    "HelmRepository",
+                    "apps",
+                    "https-helm",
+                    json!({"url": "https://contoso.azurecr.io/helm/v1/repo"}),
+                ),
+                flux::object(
+                    7,
+                    "GitRepository",
+                    "apps",
+                    "ado",
+                    json!({"url": "https://dev.azure.com/org/proj/_git/repo"}),
+                ),
+                flux::object(
+                    7,
+                    "GitRepository",
+                    "apps",
+                    "ado-ssh",
+                    json!({"url": "ssh://git@ssh.dev.azure.com/v3/org/proj/repo", "secretRef": {"name": "ssh"}}),
+                ),
+                flux::object(
+                    7,
+                    "Bucket",
+                    "apps",
+                    "blob",
+                    json!({"bucketName": "c", "endpoint": "https://acct.blob.core.windows.net", "provider": "generic"}),
+                ),
+                flux::object(
+                    7,
+                    "ImageRepository",
+                    "apps",
+                    "img",
+                    json!({"image": "contoso.azurecr.cn/app"}),
+                ),
+            ],
+        ),
+        &[],
+    );
+    let subjects: Vec<String> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "azure-endpoint-without-provider")
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![
+            "apps/Bucket/blob",
+            "apps/GitRepository/ado",
+            "apps/ImageRepository/img",
+            "apps/OCIRepository/no-provider"
+        ]
+    );
+}
+
+#[test]
+fn provider_azure_with_secretref() {
+    let out = doctor_on(
+        &setup(
+            7,
+            vec![
+                flux::object(
+                    7,
+                    "OCIRepository",
+                    NS,
+                    "both",
+                    json!({"url": "oci://contoso.azurecr.io/app", "provider": "azure", "secretRef": {"name": "pull"}}),
+                ),
+                flux::object(
+                    7,
+                    "Provider",
+                    NS,
+                    "hub",
+                    json!({"type": "azureeventhub", "serviceAccountName": "hub-sa", "secretRef": {"name": "conn"}}),
+                ),
+                flux::object(
+                    7,
+                    "Bucket",
+                    NS,
+                    "cert",
+                    json!({"bucketName": "c", "endpoint": "https://acct.blob.core.windows.net", "provider": "azure", "secretRef": {"name": "cert"}}),
+                ),
+            ],
+        ),
+        &[],
+    );
+    let found: Vec<(String, String)> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "provider-azure-with-secretref")
+        .map(|f| (f.1, f.2))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "flux-system/OCIRepository/both".to_string(),
+                "warning".to_string()
+            ),
+            ("flux-system/Provider/hub".to_string(), "error".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn gitrepository_service_account_needs_provider_azure() {
+    let out = doctor_on(
+        &setup(
+            7,
+            vec![
+                flux::object(
+                    7,
+                    "GitRepository",
+                    "apps",
+                    "bad",
+                    json!({"url": "https://dev.azure.com/o/p/_git/r", "serviceAccountName": "git"}),
+                ),
+                flux::object(
+                    7,
+                    "GitRepository",
+                    "apps",
+                    "good",
+                    json!({"url": "https://dev.azure.com/o/p/_git/r", "serviceAccountName": "git", "provider": "azure"}),
+                ),
+            ],
+        ),
+        &[],
+    );
+    let found: Vec<String> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "gitrepository-sa-requires-provider-azure")
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(found, vec!["apps/GitRepository/bad"]);
+}
+
+#[test]
+fn flux_version_too_old_names_the_version_needed() {
+    let ado = |minor| {
+        flux::object(
+            minor,
+            "GitRepository",
+            NS,
+            "fleet",
+            json!({"url": "https://dev.azure.com/o/p/_git/r", "provider": "azure"}),
+        )
+    };
+    let old = doctor_on(&setup(3, vec![ado(3)]), &[]);
+    assert!(
+        old.message_of("flux-version-too-old")
+            .contains("needs Flux 2.4 or later"),
+        "{}",
+        old.stdout
+    );
+    let new = doctor_on(&setup(4, vec![ado(4)]), &[]);
+    assert!(
+        !names(&new).contains(&"flux-version-too-old".to_string()),
+        "{:?}",
+        new.findings()
+    );
+
+    let object_level = |minor| {
+        let mut o = flux::oci_repository(minor, "team-a", "app");
+        o["spec"]["serviceAccountName"] = json!("team-a-sa");
+        o
+    };
+    for minor in 2..=9 {
+        let out = doctor_on(&setup(minor, vec![object_level(minor)]), &[]);
+        let too_old = names(&out).contains(&"flux-version-too-old".to_string());
+        assert_eq!(too_old, minor < 6, "2.{minor}: {:?}", out.findings());
+    }
+}
+
+#[test]
+fn azure_china_needs_a_newer_source_controller() {
+    let china = |tag: &str| {
+        let mut objects = setup(
+            7,
+            vec![flux::object(
+                7,
+                "OCIRepository",
+                NS,
+                "cn",
+                json!({"url": "oci://contoso.azurecr.cn/app", "provider": "azure"}),
+            )],
+        );
+        let deploy = flux::find(&mut objects, "Deployment", "source-controller");
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!(format!("ghcr.io/fluxcd/source-controller:{tag}"));
+        doctor_on(&objects, &[])
+    };
+    assert!(
+        china("v1.7.3")
+            .message_of("flux-version-too-old")
+            .contains("v1.7.4")
+    );
+    assert!(!names(&china("v1.7.4")).contains(&"flux-version-too-old".to_string()));
+}
+
+fn object_level_setup(minor: u32, gate: bool, sa_annotations: Option<Value>) -> Vec<Value> {
+    let mut objects = setup(minor, vec![]);
+    if gate {
+        flux::add_arg(
+            &mut objects,
+            "source-controller",
+            "--feature-gates=ObjectLevelWorkloadIdentity=true",
+        );
+    }
+    let mut oci = flux::oci_repository(minor, "team-a", "app");
+    oci["spec"]["serviceAccountName"] = json!("team-a-sa");
+    objects.push(oci);
+    if let Some(annotations) = sa_annotations {
+        let mut sa = flux::service_account("team-a", "team-a-sa");
+        sa["metadata"]["annotations"] = annotations;
+        objects.push(sa);
+    }
+    objects
+}
+
+fn full_annotations() -> Value {
+    json!({"azure.workload.identity/client-id": flux::CLIENT_ID, "azure.workload.identity/tenant-id": TENANT_ID})
+}
+
+#[test]
+fn object_level_gate_missing() {
+    for minor in 6..=9 {
+        let off = doctor_on(
+            &object_level_setup(minor, false, Some(full_annotations())),
+            &[],
+        );
+        assert_eq!(names(&off), vec!["object-level-gate-missing"], "2.{minor}");
+        assert!(
+            off.message_of("object-level-gate-missing")
+                .starts_with("1 OCIRepository in team-a uses their own ServiceAccount")
+                || off
+                    .message_of("object-level-gate-missing")
+                    .contains("1 OCIRepository in team-a")
+        );
+        let on = doctor_on(
+            &object_level_setup(minor, true, Some(full_annotations())),
+            &[],
+        );
+        assert!(names(&on).is_empty(), "2.{minor}: {:?}", on.findings());
+    }
+}
+
+#[test]
+fn object_service_account_missing_or_unannotated() {
+    let missing = doctor_on(&object_level_setup(7, true, None), &[]);
+    assert_eq!(
+        missing.findings(),
+        vec![(
+            "object-sa-not-found".to_string(),
+            "team-a/ServiceAccount/team-a-sa".to_string(),
+            "warning".to_string()
+        )]
+    );
+    let half = doctor_on(
+        &object_level_setup(
+            7,
+            true,
+            Some(json!({"azure.workload.identity/client-id": flux::CLIENT_ID})),
+        ),
+        &[],
+    );
+    assert_eq!(names(&half), vec!["object-sa-missing-annotations"]);
+    assert!(
+        half.message_of("object-sa-missing-annotations")
+            .contains("lacks `azure.workload.identity/tenant-id`")
+    );
+}
+
+#[test]
+fn lockdown_default_service_account_missing() {
+    let mut objects = setup(7, vec![]);
+    flux::add_arg(
+        &mut objects,
+        "source-controller",
+        "--feature-gates=ObjectLevelWorkloadIdentity=true",
+    );
+    flux::add_arg(
+        &mut objects,
+        "source-controller",
+        "--default-service-account=flux-tenant",
+    );
+    objects.push(flux::oci_repository(7, "team-b", "app"));
+    let mut present = flux::service_account(NS, "flux-tenant");
+    present["metadata"]["annotations"] = full_annotations();
+    objects.push(present);
+    let out = doctor_on(&objects, &[]);
+    // Under lockdown nothing uses the controller's own identity any more: that is worth an info.
+    assert_eq!(
+        out.findings(),
+        vec![
+            (
+                "controller-identity-unused".to_string(),
+                "flux-system/Deployment/source-controller".to_string(),
+                "info".to_string()
+            ),
+            (
+                "lockdown-default-sa-missing".to_string(),
+                "team-b/ServiceAccount/flux-tenant".to_string(),
+                "error".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn remote_cluster_kubeconfig_with_exec_plugin() {
+    let kubeconfig = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, azurecli]\n";
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prod-kubeconfig", "namespace": NS}, "stringData": {"value": kubeconfig}});
+    let ks = flux::object(
+        7,
+        "Kustomization",
+        NS,
+        "prod-apps",
+        json!({"path": "./apps", "sourceRef": {"kind": "OCIRepository", "name": "platform"}, "kubeConfig": {"secretRef": {"name": "prod-kubeconfig"}}}),
+    );
+    let out = doctor_on(&setup(7, vec![secret, ks]), &[]);
+    assert_eq!(names(&out), vec!["remote-cluster-exec-kubeconfig"]);
+    assert!(
+        out.message_of("remote-cluster-exec-kubeconfig")
+            .contains("`kubelogin`")
+    );
+    assert!(
+        !out.stdout.contains("get-token"),
+        "no kubeconfig content in the report"
+    );
+}
+
+#[test]
+fn remote_aks_cluster_through_config_map_uses_object_level_identity() {
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "prod-aks", "namespace": NS},
+        "data": {"provider": "azure", "cluster": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/prod", "serviceAccountName": "prod-deployer"}});
+    let hr = flux::object(
+        7,
+        "HelmRelease",
+        NS,
+        "app",
+        json!({"chart": {"spec": {"chart": "app"}}, "kubeConfig": {"configMapRef": {"name": "prod-aks"}}}),
+    );
+    let out = doctor_on(&setup(7, vec![config_map, hr]), &[]);
+    assert_eq!(
+        names(&out),
+        vec!["object-level-gate-missing", "object-sa-not-found"]
+    );
+    assert_eq!(
+        out.findings()[0].1,
+        "flux-system/Deployment/helm-controller"
+    );
+}
+
+#[test]
+fn secret_based_azure_auth_is_recommended_away() {
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bucket-cert", "namespace": NS},
+        "stringData": {"tenantId": TENANT_ID, "clientId": flux::CLIENT_ID, "clientCertificate": "CANARY-PEM-DATA"}});
+    let bucket = flux::object(
+        7,
+        "Bucket",
+        NS,
+        "b",
+        json!({"bucketName": "c", "endpoint": "https://acct.blob.core.windows.net", "provider": "azure", "secretRef": {"name": "bucket-cert"}}),
+    );
+    let out = doctor_on(&setup(7, vec![secret, bucket]), &[]);
+    assert_eq!(
+        out.findings(),
+        vec![(
+            "secret-based-azure-auth".to_string(),
+            "flux-system/Bucket/b".to_string(),
+            "info".to_string()
+        )]
+    );
+    assert!(
+        out.message_of("secret-based-azure-auth")
+            .contains("clientCertificate, clientId, tenantId")
+    );
+    assert!(!out.stdout.contains("CANARY-PEM-DATA"));
+}
+
+#[test]
+fn sops_with_key_vault_needs_kustomize_controller_identity() {
+    let encrypted = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "apps"},
+        "data": {"password": "ENC[AES256_GCM,data:abc,type:str]"},
+        "sops": {"azure_kv": [{"vault_url": "https://contoso.vault.azure.net", "name": "sops", "version": "1"}]}});
+    let ks = flux::object(
+        7,
+        "Kustomization",
+        NS,
+        "apps",
+        json!({"path": "./apps", "sourceRef": {"kind": "OCIRepository", "name": "platform"}, "decryption": {"provider": "sops"}}),
+    );
+    let out = doctor_on(&setup(7, vec![encrypted, ks]), &[]);
+    assert_eq!(names(&out), vec!["azure-controller-not-wired"]);
+    assert!(out.message_of("azure-controller-not-wired").contains("kustomize-controller has no workload identity, but 1 Kustomization in flux-system uses Azure Key Vault"));
+}
