@@ -113,8 +113,8 @@ impl Shared {
         };
         let record = RequestRecord {
             method: request.method.to_string(),
-            path: request.path.to_owned(),
-            query: request.query.map(str::to_owned),
+            path: request.uri.path().to_owned(),
+            query: request.uri.query().map(str::to_owned),
             status: response.status().as_u16(),
             duration,
             content_type: header_text(request.headers, header::CONTENT_TYPE),
@@ -163,8 +163,6 @@ pub async fn run(
 struct Incoming<'a> {
     method: &'a Method,
     uri: &'a Uri,
-    path: &'a str,
-    query: Option<&'a str>,
     headers: &'a HeaderMap,
     body: &'a [u8],
 }
@@ -176,8 +174,6 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let incoming = Incoming {
         method: &parts.method,
         uri: &parts.uri,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
         headers: &parts.headers,
         body: body.as_deref().unwrap_or_default(),
     };
@@ -212,9 +208,9 @@ async fn respond(shared: &Shared, request: &Incoming<'_>) -> Response {
 }
 
 fn take_fault(shared: &Shared, request: &Incoming<'_>) -> Option<Fault> {
-    let target = match request.query {
-        Some(query) => format!("{}?{query}", request.path),
-        None => request.path.to_owned(),
+    let target = match request.uri.query() {
+        Some(query) => format!("{}?{query}", request.uri.path()),
+        None => request.uri.path().to_owned(),
     };
     let mut faults = lock(&shared.faults);
     let fault = faults.iter_mut().find(|f| {
@@ -255,6 +251,12 @@ enum Representation {
     Metadata,
     AggregatedDiscovery,
 }
+
+const OBJECT_REPRESENTATIONS: &[Representation] = &[
+    Representation::Json,
+    Representation::Table,
+    Representation::Metadata,
+];
 
 /// Picks the first media range in Accept that the endpoint can produce, as
 /// the real server does (clients list their preference in order and do not
@@ -306,7 +308,12 @@ fn negotiate(headers: &HeaderMap, allowed: &[Representation]) -> Result<Represen
 }
 
 fn route(shared: &Shared, request: &Incoming<'_>) -> Result<Response, ApiError> {
-    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = request
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let store = shared.store();
     let catalog = store.catalog();
     let read_only = |response: Response| {
@@ -457,25 +464,11 @@ fn resource_request(
     match (target.name.as_deref(), target.subresource.as_deref()) {
         _ if *method == Method::GET && is_watch(&query) => Err(ApiError::method_not_allowed()),
         (None, None) if *method == Method::GET => {
-            let representation = negotiate(
-                request.headers,
-                &[
-                    Representation::Json,
-                    Representation::Table,
-                    Representation::Metadata,
-                ],
-            )?;
+            let representation = negotiate(request.headers, OBJECT_REPRESENTATIONS)?;
             list(shared, store, &target, &query, representation)
         }
         (Some(name), None | Some("status")) if *method == Method::GET => {
-            let representation = negotiate(
-                request.headers,
-                &[
-                    Representation::Json,
-                    Representation::Table,
-                    Representation::Metadata,
-                ],
-            )?;
+            let representation = negotiate(request.headers, OBJECT_REPRESENTATIONS)?;
             get(store, &target, name, &query, representation)
         }
         (Some(name), Some("token")) if *method == Method::POST => {
@@ -713,7 +706,12 @@ fn verb(method: &Method, name: Option<&str>, uri: &Uri) -> &'static str {
 /// resource the request addressed when the path is one.
 fn injected_status(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> ApiError {
     let store = shared.store();
-    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = request
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let target = match segments.as_slice() {
         ["api", version, rest @ ..] => resolve(store.catalog(), "", version, rest).ok(),
         ["apis", group, version, rest @ ..] => resolve(store.catalog(), group, version, rest).ok(),
@@ -732,7 +730,7 @@ fn injected_status(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> Ap
             403,
             format!(
                 "forbidden: User \"fake\" cannot {verb} path \"{}\"",
-                request.path
+                request.uri.path()
             ),
         ),
         (
