@@ -121,10 +121,16 @@ pub enum Command {
     /// Walk the workload identity chain and report every broken link with its fix
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
+    /// Plan the missing wiring, show it, and apply it live (--apply) or in Git (--gitops DIR)
+    Enable(EnableArgs),
     /// Print the documentation of a check (by ID or name)
     Explain(ExplainArgs),
     /// Print the version and the commit it was built from
     Version,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completion(commands::completion::CompletionArgs),
+    /// Link this binary where the Flux CLI and kubectl's completion look for it
+    Install(commands::install::InstallArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,6 +179,111 @@ pub struct DoctorArgs {
     /// Read the Secrets Flux objects reference (key names only, never values) to check their shape
     #[arg(long)]
     pub read_secrets: bool,
+    #[command(flatten)]
+    pub azure: crate::azure::AzureArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// ServiceAccount annotations and the pod label; the workload identity webhook injects the rest
+    Webhook,
+    /// Env vars and a projected token in the Deployment, for clusters without the webhook
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// A diff per object and where each change should live
+    Text,
+    /// The patches as a kustomize `patches:` list
+    Yaml,
+    /// The plan as JSON
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnableArgs {
+    #[command(subcommand)]
+    pub target: Option<EnableTarget>,
+    /// Client ID of the managed identity
+    #[arg(long, global = true, value_name = "UUID")]
+    pub client_id: Option<String>,
+    /// Tenant ID of the managed identity
+    #[arg(long, global = true, value_name = "UUID")]
+    pub tenant_id: Option<String>,
+    /// Controllers to wire (default: those Azure-backed objects depend on)
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub controllers: Vec<String>,
+    /// Wire all Flux controllers
+    #[arg(long, conflicts_with = "controllers")]
+    pub all: bool,
+    /// How to wire (default: webhook when the workload identity webhook is installed, else manual)
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Azure cloud for the authority host in manual mode
+    #[arg(long, global = true, value_parser = ["AzurePublicCloud", "AzureUSGovernment", "AzureChinaCloud"])]
+    pub cloud: Option<String>,
+    /// Turn on ObjectLevelWorkloadIdentity on the controllers whose objects use their own ServiceAccount
+    #[arg(long)]
+    pub object_level: bool,
+    /// Apply the plan with server-side apply (default: only show it)
+    #[arg(long, global = true, conflicts_with_all = ["gitops", "flux_instance"])]
+    pub apply: bool,
+    /// Take ownership of fields another field manager owns (only with --apply)
+    #[arg(long, global = true, requires = "apply")]
+    pub force_conflicts: bool,
+    /// How long to wait for restarted controllers to roll out
+    #[arg(long, global = true, default_value = "5m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Add the patches to the kustomization.yaml in this flux bootstrap folder (planned from the folder itself)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        conflicts_with = "flux_instance"
+    )]
+    pub gitops: Option<PathBuf>,
+    /// Add the patches to this FluxInstance manifest (flux-operator)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub flux_instance: Option<PathBuf>,
+    /// Also move the flux-system GitRepository to Azure DevOps workload identity (Git only)
+    #[arg(long, global = true, value_parser = ["azure"], requires = "gitops")]
+    pub git_provider: Option<String>,
+    /// With --gitops or --flux-instance: show the edit without writing the file
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Output of the plan
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    /// Plan from manifests instead of the cluster (preview only)
+    #[arg(
+        short = 'f',
+        long = "filename",
+        global = true,
+        value_name = "FILE|DIR|-"
+    )]
+    pub filename: Vec<String>,
+    /// Plan from a kustomization instead of the cluster (preview only)
+    #[arg(short = 'k', long = "kustomize", global = true, value_name = "DIR")]
+    pub kustomize: Vec<PathBuf>,
+    #[command(flatten)]
+    pub federate: crate::azure::federate::FederateArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EnableTarget {
+    /// Object-level identity for a tenant namespace (-n NS): its ServiceAccount, and with --set-objects its Flux objects
+    Tenant(TenantArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TenantArgs {
+    /// The tenant's ServiceAccount (created or annotated)
+    #[arg(long, value_name = "NAME")]
+    pub service_account: String,
+    /// Set provider: azure and serviceAccountName on the namespace's Azure-backed Flux objects
+    #[arg(long)]
+    pub set_objects: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -201,6 +312,9 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
+    if let Some(request) = commands::completion::request(&args) {
+        return ExitCode::from(commands::completion::answer(&request));
+    }
     let command = Cli::command().name(program).bin_name(program);
     let cli = match command
         .try_get_matches_from(args)
@@ -216,8 +330,11 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
     apply_color(cli.global.color);
     let outcome = match &cli.command {
         Command::Doctor(args) => commands::doctor::run(program, &cli.global, args),
+        Command::Enable(args) => commands::enable::run(program, &cli.global, args),
         Command::Explain(args) => commands::explain::run(program, args),
         Command::Version => commands::version::run(),
+        Command::Completion(args) => commands::completion::run(program, args),
+        Command::Install(args) => commands::install::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -102,6 +102,101 @@ pub fn one_line(error: &dyn std::error::Error) -> String {
     text.replace('\n', " ")
 }
 
+/// A kube client error on one line, without what kube puts into its exec-plugin errors: the
+/// plugin's whole command line and environment (where a client secret may be passed) and its
+/// standard output (the token). The plugin's last line on stderr is kept: it says why.
+pub fn client_error(error: &kube::Error) -> String {
+    exec_failure(error).map_or_else(|| one_line(error), |why| format!("credential plugin {why}"))
+}
+
+/// Why the exec credential plugin failed, when that is what `error` is (also when a request
+/// ran the plugin again to refresh an expired token).
+pub fn exec_failure(error: &kube::Error) -> Option<String> {
+    use kube::client::AuthError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(auth) = current.downcast_ref::<AuthError>() {
+            return match auth {
+                AuthError::AuthExecRun { out, .. } => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    Some(
+                        match stderr.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+                            Some(line) => format!("failed ({}): {line}", out.status),
+                            None => {
+                                format!("failed ({}) and printed nothing on stderr", out.status)
+                            }
+                        },
+                    )
+                }
+                AuthError::AuthExecParse(_) | AuthError::ExecPluginFailed => Some(
+                    "printed something that is not an ExecCredential (JSON with status.token)"
+                        .to_string(),
+                ),
+                AuthError::AuthExecStart(e) => Some(format!("could not be started: {e}")),
+                _ => None,
+            };
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// The secret values of a kubeconfig user (token, password, key, exec arguments and
+/// environment, auth-provider settings), to scrub from anything printed: plugins and libraries
+/// may echo them in errors.
+pub fn secret_values(loaded: &LoadedKubeconfig, user: &str) -> Vec<String> {
+    // kube keeps these behind `secrecy`; its serializer is the one way to the values.
+    let Some(auth) = loaded
+        .config
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+        .and_then(|a| serde_json::to_value(a).ok())
+    else {
+        return Vec::new();
+    };
+    let strings = |pointer: &str| -> Vec<String> {
+        match auth.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|item| item.get("value").or(Some(item)))
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(serde_json::Value::Object(map)) => map
+                .values()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut values: Vec<String> = [
+        "/token",
+        "/password",
+        "/client-key-data",
+        "/exec/args",
+        "/exec/env",
+        "/auth-provider/config",
+    ]
+    .iter()
+    .flat_map(|pointer| strings(pointer))
+    .collect();
+    // Short values (`spn`, `true`) and flags are no secrets, and replacing them would mangle
+    // the message.
+    values.retain(|v| v.len() >= 8 && !v.starts_with('-'));
+    values
+}
+
+/// `text` with every value of `secrets` replaced.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "[redacted]")
+    })
+}
+
 /// The files kubectl would read: `--kubeconfig`, else every existing file in KUBECONFIG (missing
 /// ones are skipped, as kubectl does), else ~/.kube/config.
 fn kubeconfig_files(explicit: Option<&Path>) -> Result<Vec<PathBuf>, KubeconfigError> {

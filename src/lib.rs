@@ -5,11 +5,14 @@
 //! diagnosis into text or JSON. The same checks run on a live cluster, on manifests and on test
 //! fixtures.
 
+pub mod apply;
+pub mod azure;
 pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod gather;
 pub mod kubeconfig;
 pub mod model;
+pub mod plan;
 pub mod render;
 pub mod wiring;

@@ -42,11 +42,14 @@ pub const FLUX_CONTROLLERS: [&str; 6] = [
     "image-automation-controller",
 ];
 
-/// An Azure cloud: its Entra authority host and the suffixes that identify its endpoints.
+/// An Azure cloud: its Entra authority host, its Resource Manager endpoint, and the suffixes
+/// that identify its endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cloud {
     pub name: &'static str,
     pub authority_host: &'static str,
+    /// Azure Resource Manager, without a trailing slash; also the audience of its tokens.
+    pub arm_endpoint: &'static str,
     pub registry_suffix: &'static str,
     pub storage_suffix: &'static str,
 }
@@ -54,6 +57,7 @@ pub struct Cloud {
 pub const AZURE_PUBLIC: Cloud = Cloud {
     name: "AzurePublicCloud",
     authority_host: "https://login.microsoftonline.com/",
+    arm_endpoint: "https://management.azure.com",
     registry_suffix: ".azurecr.io",
     storage_suffix: ".blob.core.windows.net",
 };
@@ -61,6 +65,7 @@ pub const AZURE_PUBLIC: Cloud = Cloud {
 pub const AZURE_US_GOVERNMENT: Cloud = Cloud {
     name: "AzureUSGovernment",
     authority_host: "https://login.microsoftonline.us/",
+    arm_endpoint: "https://management.usgovcloudapi.net",
     registry_suffix: ".azurecr.us",
     storage_suffix: ".blob.core.usgovcloudapi.net",
 };
@@ -68,6 +73,7 @@ pub const AZURE_US_GOVERNMENT: Cloud = Cloud {
 pub const AZURE_CHINA: Cloud = Cloud {
     name: "AzureChinaCloud",
     authority_host: "https://login.chinacloudapi.cn/",
+    arm_endpoint: "https://management.chinacloudapi.cn",
     registry_suffix: ".azurecr.cn",
     storage_suffix: ".blob.core.chinacloudapi.cn",
 };
@@ -75,6 +81,11 @@ pub const AZURE_CHINA: Cloud = Cloud {
 pub const CLOUDS: [Cloud; 3] = [AZURE_PUBLIC, AZURE_US_GOVERNMENT, AZURE_CHINA];
 
 impl Cloud {
+    /// The scope of a token for Resource Manager in this cloud.
+    pub fn arm_scope(&self) -> String {
+        format!("{}/.default", self.arm_endpoint)
+    }
+
     pub fn by_name(name: &str) -> Option<Cloud> {
         CLOUDS
             .into_iter()

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use support::fake_apiserver::{
     FakeConfig, Fault, FaultBehaviour, KubeUser, RequestRecord, RunningServer,
 };
+use support::flux;
 
 const GROUP: &str = "source.toolkit.fluxcd.io";
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -1701,4 +1702,1136 @@ fn kubeconfigs_name_the_fake_context() {
     );
     assert_eq!(parsed["clusters"][0]["cluster"]["server"], server.url());
     assert_eq!(parsed["users"][0]["user"]["token"], "abc");
+}
+
+// ---------------------------------------------------------------- server-side apply
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/flux-system/deployments/source-controller";
+const APPLY_YAML: &str = "application/apply-patch+yaml";
+const SEED_MANAGER: &str = r#""kubectl-client-side-apply" using apps/v1"#;
+
+/// source-controller as Flux installs it (args, env, a mount, a volume), its
+/// ServiceAccount and a running pod of it.
+fn controller_seed() -> Vec<Value> {
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": flux::NS}}),
+        flux::service_account(flux::NS, "source-controller"),
+        flux::controller(7, "source-controller"),
+    ];
+    objects.push(flux::pod_of(&objects, "source-controller", false));
+    objects
+}
+
+fn controller_server() -> RunningServer {
+    RunningServer::start(FakeConfig {
+        objects: controller_seed(),
+        ..FakeConfig::default()
+    })
+}
+
+fn patch_as(
+    server: &RunningServer,
+    path: &str,
+    query: &str,
+    content_type: &str,
+    body: &str,
+) -> Reply {
+    let response = agent(Duration::from_secs(10))
+        .patch(format!("{}{path}?{query}", server.url()))
+        .header("Content-Type", content_type)
+        .send(body.to_owned())
+        .unwrap();
+    reply(response)
+}
+
+fn apply(server: &RunningServer, path: &str, query: &str, body: &Value) -> Reply {
+    patch_as(server, path, query, APPLY_YAML, &body.to_string())
+}
+
+fn deployment_config(spec: &Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "source-controller", "namespace": flux::NS},
+        "spec": spec,
+    })
+}
+
+/// A configuration of the manager container alone.
+fn manager_config(container: &Value) -> Value {
+    let mut container = container.clone();
+    container["name"] = json!("manager");
+    deployment_config(&json!({"template": {"spec": {"containers": [container]}}}))
+}
+
+fn deployment(server: &RunningServer) -> Value {
+    server
+        .object("apps/v1", "Deployment", Some(flux::NS), "source-controller")
+        .unwrap()
+}
+
+fn managed_entry<'a>(object: &'a Value, manager: &str) -> &'a Value {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == manager)
+        .unwrap_or_else(|| panic!("no managedFields entry of {manager}: {object:#}"))
+}
+
+fn managers(object: &Value) -> Vec<String> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["manager"].as_str().unwrap(),
+                        e["operation"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn container(object: &Value) -> &Value {
+    &object["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn field_of(items: &Value, field: &str) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn names(items: &Value) -> Vec<String> {
+    field_of(items, "name")
+}
+
+fn pods(server: &RunningServer) -> Vec<Value> {
+    get(&server, "/api/v1/namespaces/flux-system/pods").json()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn apply_creates_an_object_owned_by_its_applier() {
+    let server = flux_server();
+    let path = "/api/v1/namespaces/flux-system/configmaps/settings";
+    // YAML as well as JSON: JSON is YAML, and clients send either.
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels:\n    app: azflux\ndata:\n  mode: webhook\n";
+    let created = patch_as(&server, path, "fieldManager=azflux", APPLY_YAML, yaml);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let object = created.json();
+    assert_eq!(object["metadata"]["namespace"], "flux-system");
+    assert_eq!(object["data"], json!({"mode": "webhook"}));
+    assert!(object["metadata"]["uid"].is_string());
+    let entries = object["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["manager"], "azflux");
+    assert_eq!(entries[0]["operation"], "Apply");
+    assert_eq!(entries[0]["apiVersion"], "v1");
+    assert_eq!(entries[0]["fieldsType"], "FieldsV1");
+    assert!(entries[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        json!({"f:data": {"f:mode": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+    );
+    assert_eq!(get(&server, path).json(), object);
+
+    // The same configuration again changes nothing and writes nothing.
+    let again = patch_as(&server, path, "fieldManager=azflux", APPLY_YAML, yaml);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), object);
+    assert_eq!(server.writes().len(), 1);
+
+    let elsewhere = apply(
+        &server,
+        "/api/v1/namespaces/nope/configmaps/settings",
+        "fieldManager=azflux",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}),
+    );
+    let status = assert_status(&elsewhere, 404, "NotFound");
+    assert_eq!(status["message"], r#"namespaces "nope" not found"#);
+}
+
+#[test]
+fn seeded_objects_are_owned_by_the_seed_manager() {
+    let server = controller_server();
+    let object = deployment(&server);
+    assert_eq!(managers(&object), ["kubectl-client-side-apply/Update"]);
+    let entry = managed_entry(&object, "kubectl-client-side-apply");
+    assert_eq!(entry["apiVersion"], "apps/v1");
+    let fields = &entry["fieldsV1"];
+    assert_eq!(
+        fields["f:metadata"]["f:labels"]["f:control-plane"],
+        json!({})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:selector"],
+        json!({}),
+        "selectors are atomic"
+    );
+    let manager =
+        &fields["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"manager"}"#];
+    assert_eq!(manager["."], json!({}));
+    assert_eq!(manager["f:args"], json!({}), "args are atomic");
+    assert_eq!(
+        manager["f:volumeMounts"][r#"k:{"mountPath":"/tmp"}"#],
+        json!({".": {}, "f:mountPath": {}, "f:name": {}})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:volumes"][r#"k:{"name":"temp"}"#],
+        json!({".": {}, "f:emptyDir": {}, "f:name": {}})
+    );
+    // Server-owned metadata and the reset status belong to no one.
+    assert!(fields["f:metadata"].get("f:name").is_none());
+    assert!(fields.get("f:status").is_none());
+    let pod = &pods(&server)[0];
+    assert!(
+        managed_entry(pod, "kubectl-client-side-apply")["fieldsV1"]
+            .get("f:status")
+            .is_none()
+    );
+
+    // Without a seed manager objects carry no managedFields, and the first
+    // apply credits their fields to before-first-apply, as the real server does.
+    let untracked = RunningServer::start(FakeConfig {
+        objects: controller_seed(),
+        seed_manager: None,
+        ..FakeConfig::default()
+    });
+    assert!(
+        deployment(&untracked)["metadata"]
+            .get("managedFields")
+            .is_none()
+    );
+    let applied = apply(
+        &untracked,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &manager_config(&json!({"image": "ghcr.io/fluxcd/source-controller:v1.8.0"})),
+    );
+    let status = assert_status(&applied, 409, "Conflict");
+    assert_eq!(
+        status["message"],
+        r#"Apply failed with 1 conflict: conflict with "before-first-apply" using apps/v1: .spec.template.spec.containers[name="manager"].image"#
+    );
+}
+
+#[test]
+fn keyed_lists_merge_by_key_and_leave_other_entries_alone() {
+    let server = controller_server();
+    let before = deployment(&server);
+    let config = manager_config(&json!({
+        "env": [{"name": "AZURE_CLIENT_ID", "value": flux::CLIENT_ID}],
+        "volumeMounts": [{"name": "azure-token", "mountPath": "/var/run/service-account", "readOnly": true}],
+    }));
+    let mut config = config;
+    config["spec"]["template"]["spec"]["volumes"] = json!([{
+        "name": "azure-token",
+        "projected": {"sources": [{"serviceAccountToken": {"audience": "api://AzureADTokenExchange", "path": "azure-token"}}]},
+    }]);
+    let reply = apply(&server, DEPLOYMENT, "fieldManager=azflux", &config);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let after = deployment(&server);
+    assert_eq!(reply.json()["spec"], after["spec"]);
+    let manager = container(&after);
+    assert_eq!(
+        names(&manager["env"]),
+        ["RUNTIME_NAMESPACE", "AZURE_CLIENT_ID"]
+    );
+    assert_eq!(manager["env"][0], container(&before)["env"][0]);
+    assert_eq!(
+        field_of(&manager["volumeMounts"], "mountPath"),
+        ["/tmp", "/var/run/service-account"]
+    );
+    assert_eq!(
+        names(&after["spec"]["template"]["spec"]["volumes"]),
+        ["temp", "azure-token"]
+    );
+    assert_eq!(manager["args"], container(&before)["args"]);
+    assert_eq!(manager["image"], container(&before)["image"]);
+    assert_eq!(after["metadata"]["generation"], 2);
+
+    assert_eq!(managers(&after)[0], "azflux/Apply", "appliers come first");
+    assert_eq!(
+        managed_entry(&after, "azflux")["fieldsV1"],
+        json!({"f:spec": {"f:template": {"f:spec": {
+            "f:containers": {r#"k:{"name":"manager"}"#: {
+                ".": {},
+                "f:env": {r#"k:{"name":"AZURE_CLIENT_ID"}"#: {".": {}, "f:name": {}, "f:value": {}}},
+                "f:name": {},
+                "f:volumeMounts": {r#"k:{"mountPath":"/var/run/service-account"}"#: {
+                    ".": {}, "f:mountPath": {}, "f:name": {}, "f:readOnly": {},
+                }},
+            }},
+            "f:volumes": {r#"k:{"name":"azure-token"}"#: {".": {}, "f:name": {}, "f:projected": {"f:sources": {}}}},
+        }}}})
+    );
+    // The seed manager keeps everything it had: nothing of it changed.
+    assert_eq!(
+        managed_entry(&after, "kubectl-client-side-apply")["fieldsV1"],
+        managed_entry(&before, "kubectl-client-side-apply")["fieldsV1"]
+    );
+}
+
+#[test]
+fn conflicts_name_manager_and_field_and_force_takes_ownership() {
+    let server = controller_server();
+    let args = json!(["--log-level=debug"]);
+    let config = manager_config(&json!({"args": args}));
+    let refused = apply(&server, DEPLOYMENT, "fieldManager=azflux", &config);
+    let status = assert_status(&refused, 409, "Conflict");
+    let field = r#".spec.template.spec.containers[name="manager"].args"#;
+    assert_eq!(
+        status["message"],
+        format!("Apply failed with 1 conflict: conflict with {SEED_MANAGER}: {field}")
+    );
+    assert_eq!(
+        status["details"],
+        json!({
+            "name": "source-controller",
+            "group": "apps",
+            "kind": "deployments",
+            "causes": [{
+                "reason": "FieldManagerConflict",
+                "message": format!("conflict with {SEED_MANAGER}"),
+                "field": field,
+            }],
+        })
+    );
+    assert!(server.writes().is_empty());
+
+    let two =
+        manager_config(&json!({"args": args, "image": "ghcr.io/fluxcd/source-controller:v1.8.0"}));
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=azflux", &two),
+        409,
+        "Conflict",
+    );
+    assert_eq!(
+        status["message"],
+        format!(
+            "Apply failed with 2 conflicts: conflicts with {SEED_MANAGER}:\n- {field}\n- .spec.template.spec.containers[name=\"manager\"].image"
+        )
+    );
+    assert_eq!(status["details"]["causes"].as_array().unwrap().len(), 2);
+
+    let forced = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux&force=true",
+        &config,
+    );
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    let after = forced.json();
+    assert_eq!(
+        container(&after)["args"],
+        args,
+        "atomic lists are replaced whole"
+    );
+    let seed_fields = &managed_entry(&after, "kubectl-client-side-apply")["fieldsV1"];
+    let seed_container =
+        &seed_fields["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"manager"}"#];
+    assert!(seed_container.get("f:args").is_none(), "{seed_container}");
+    assert_eq!(seed_container["f:image"], json!({}));
+    let applier_container = &managed_entry(&after, "azflux")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]
+        ["f:containers"][r#"k:{"name":"manager"}"#];
+    assert_eq!(
+        applier_container["f:args"],
+        json!({}),
+        "owned whole, no items"
+    );
+
+    // Another applier now conflicts with the first one, named without a version.
+    let other = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=other",
+        &manager_config(&json!({"args": ["--log-level=info"]})),
+    );
+    let status = assert_status(&other, 409, "Conflict");
+    assert_eq!(
+        status["message"],
+        format!("Apply failed with 1 conflict: conflict with \"azflux\": {field}")
+    );
+}
+
+#[test]
+fn applying_the_current_value_shares_ownership() {
+    let server = controller_server();
+    let image = container(&deployment(&server))["image"].clone();
+    let shared = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &manager_config(&json!({"image": image})),
+    );
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    let after = shared.json();
+    let image_owners: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"manager"}"#]
+                .get("f:image")
+                .is_some()
+        })
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(image_owners, ["azflux", "kubectl-client-side-apply"]);
+    assert_eq!(
+        after["metadata"]["generation"], 1,
+        "nothing but ownership changed"
+    );
+    assert_eq!(server.writes().len(), 1, "new ownership is a write");
+
+    // Dropping a shared field leaves it to the other owner.
+    let dropped = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &manager_config(&json!({})),
+    );
+    assert_eq!(dropped.status, 200, "{}", dropped.body);
+    assert_eq!(container(&dropped.json())["image"], image);
+}
+
+#[test]
+fn fields_an_applier_drops_are_removed_unless_another_manager_owns_them() {
+    let server = controller_server();
+    let mut config =
+        manager_config(&json!({"env": [{"name": "AZURE_CLIENT_ID", "value": flux::CLIENT_ID}]}));
+    config["spec"]["template"]["metadata"] =
+        json!({"labels": {"azure.workload.identity/use": "true", "app": "source-controller"}});
+    assert_eq!(
+        apply(&server, DEPLOYMENT, "fieldManager=azflux", &config).status,
+        200
+    );
+
+    let reply = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &manager_config(&json!({})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let after = reply.json();
+    assert_eq!(names(&container(&after)["env"]), ["RUNTIME_NAMESPACE"]);
+    assert_eq!(
+        after["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "source-controller"}),
+        "the label only azflux owned is gone, the shared one stays"
+    );
+    assert_eq!(
+        managed_entry(&after, "azflux")["fieldsV1"],
+        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {r#"k:{"name":"manager"}"#: {".": {}, "f:name": {}}}}}}})
+    );
+}
+
+#[test]
+fn custom_resource_lists_are_atomic() {
+    let server = flux_server();
+    let path =
+        "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories/flux-system";
+    let config = |include: Value| {
+        json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "flux-system", "namespace": "flux-system"},
+            "spec": {"include": include, "ref": {"branch": "main"}},
+        })
+    };
+    let first = apply(
+        &server,
+        path,
+        "fieldManager=a",
+        &config(json!([{"repository": {"name": "x"}}, {"repository": {"name": "y"}}])),
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        managed_entry(&first.json(), "a")["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:include": {}, "f:ref": {".": {}, "f:branch": {}}}})
+    );
+    let second = config(json!([{"repository": {"name": "z"}}]));
+    let status = assert_status(
+        &apply(&server, path, "fieldManager=b", &second),
+        409,
+        "Conflict",
+    );
+    assert_eq!(status["details"]["causes"][0]["field"], ".spec.include");
+    assert_eq!(status["details"]["kind"], "gitrepositories");
+    let forced = apply(&server, path, "fieldManager=b&force=true", &second);
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    let object = forced.json();
+    assert_eq!(
+        object["spec"]["include"],
+        json!([{"repository": {"name": "z"}}])
+    );
+    assert_eq!(object["spec"]["url"], "https://github.com/example/fleet");
+    assert!(
+        managed_entry(&object, "a")["fieldsV1"]["f:spec"]
+            .get("f:include")
+            .is_none()
+    );
+}
+
+#[test]
+fn dry_run_answers_the_result_and_stores_nothing() {
+    let server = controller_server();
+    let before = deployment(&server);
+    let pods_before = pods(&server);
+    let config =
+        manager_config(&json!({"env": [{"name": "AZURE_CLIENT_ID", "value": flux::CLIENT_ID}]}));
+    let reply = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux&dryRun=All",
+        &config,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answered = reply.json();
+    assert_eq!(
+        names(&container(&answered)["env"]),
+        ["RUNTIME_NAMESPACE", "AZURE_CLIENT_ID"]
+    );
+    assert_eq!(
+        managers(&answered),
+        ["azflux/Apply", "kubectl-client-side-apply/Update"]
+    );
+    assert_eq!(answered["metadata"]["generation"], 2);
+    assert_eq!(
+        answered["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+
+    assert_eq!(deployment(&server), before);
+    assert_eq!(pods(&server), pods_before);
+    assert!(server.writes().is_empty());
+    let record = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert!(record.query.as_deref().unwrap().contains("dryRun=All"));
+    assert!(!record.wrote);
+
+    let created = apply(
+        &server,
+        "/api/v1/namespaces/flux-system/configmaps/new",
+        "fieldManager=azflux&dryRun=All",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "new"}}),
+    );
+    assert_eq!(created.status, 201);
+    assert!(created.json()["metadata"].get("resourceVersion").is_none());
+    assert_status(
+        &get(&server, "/api/v1/namespaces/flux-system/configmaps/new"),
+        404,
+        "NotFound",
+    );
+    assert!(server.writes().is_empty());
+}
+
+#[test]
+fn malformed_apply_requests_get_the_real_answers() {
+    let server = controller_server();
+    let config = manager_config(&json!({}));
+    let status = assert_status(&apply(&server, DEPLOYMENT, "", &config), 422, "Invalid");
+    assert_eq!(
+        status["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
+    assert_eq!(
+        status["details"],
+        json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{
+            "reason": "FieldValueRequired",
+            "message": "Required value: is required for apply patch",
+            "field": "fieldManager",
+        }]})
+    );
+    assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m&dryRun=Some", &config),
+        422,
+        "Invalid",
+    );
+    assert_status(
+        &apply(
+            &server,
+            DEPLOYMENT,
+            "fieldManager=m&fieldValidation=Loose",
+            &config,
+        ),
+        422,
+        "Invalid",
+    );
+    for accepted in ["Strict", "Warn", "Ignore"] {
+        let reply = apply(
+            &server,
+            DEPLOYMENT,
+            &format!("fieldManager=m&fieldValidation={accepted}"),
+            &config,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    let mut wrong_kind = config.clone();
+    wrong_kind["kind"] = json!("StatefulSet");
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &wrong_kind),
+        400,
+        "BadRequest",
+    );
+    assert_eq!(
+        status["message"],
+        "invalid object type: apps/v1, Kind=StatefulSet"
+    );
+    let mut wrong_version = config.clone();
+    wrong_version["apiVersion"] = json!("v1");
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &wrong_version),
+        400,
+        "BadRequest",
+    );
+    assert_eq!(
+        status["message"],
+        "invalid object type: /v1, Kind=Deployment"
+    );
+    let mut wrong_name = config.clone();
+    wrong_name["metadata"]["name"] = json!("helm-controller");
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &wrong_name),
+        400,
+        "BadRequest",
+    );
+    assert_eq!(
+        status["message"],
+        "the name of the object (helm-controller) does not match the name on the URL (source-controller)"
+    );
+    let mut with_fields = config.clone();
+    with_fields["metadata"]["managedFields"] = json!([]);
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &with_fields),
+        400,
+        "BadRequest",
+    );
+    assert_eq!(status["message"], "metadata.managedFields must be nil");
+    let mut stale = config.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let status = assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &stale),
+        409,
+        "Conflict",
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("the object has been modified")
+    );
+    let nameless = manager_config(&json!({"env": [{"value": "x"}]}));
+    let reply = apply(&server, DEPLOYMENT, "fieldManager=m", &nameless);
+    assert_eq!(reply.status, 500);
+    let status = reply.json();
+    assert!(
+        status.get("reason").is_none(),
+        "the real server gives no reason: {status}"
+    );
+    assert!(
+        status["message"].as_str().unwrap().ends_with(
+            r#".spec.template.spec.containers[name="manager"].env: element 0: associative list with keys has an element that omits key field "name" (and doesn't have default value)"#
+        ),
+        "{status}"
+    );
+
+    let merge = patch_as(
+        &server,
+        DEPLOYMENT,
+        "",
+        "application/merge-patch+json",
+        "{}",
+    );
+    assert_status(&merge, 405, "MethodNotAllowed");
+    let status = assert_status(
+        &patch_as(&server, DEPLOYMENT, "", "text/plain", "{}"),
+        415,
+        "UnsupportedMediaType",
+    );
+    assert_eq!(
+        status["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+    );
+    let status_path = format!("{DEPLOYMENT}/status");
+    assert_status(
+        &apply(&server, &status_path, "fieldManager=m", &config),
+        405,
+        "MethodNotAllowed",
+    );
+    assert_eq!(
+        server.writes().len(),
+        1,
+        "only the first accepted apply changed anything"
+    );
+}
+
+#[test]
+fn a_template_change_rolls_out_new_running_pods() {
+    let mut objects = controller_seed();
+    flux::find(&mut objects, "Deployment", "source-controller")["spec"]["replicas"] = json!(2);
+    let mut second = flux::pod_of(&objects, "source-controller", false);
+    second["metadata"]["name"] = json!("source-controller-7d9f8b6c5d-q8w7e");
+    objects.push(second);
+    let server = RunningServer::start(FakeConfig {
+        objects,
+        ..FakeConfig::default()
+    });
+    let restart = |at: &str| {
+        deployment_config(
+            &json!({"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}),
+        )
+    };
+    let reply = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &restart("2026-01-01T00:00:00Z"),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["metadata"]["generation"], 2);
+    assert!(
+        reply.json().get("status").is_none(),
+        "the answer is the write, before the controllers"
+    );
+
+    let rolled = deployment(&server);
+    assert_eq!(
+        rolled["status"]["observedGeneration"], 2,
+        "{:#}",
+        rolled["status"]
+    );
+    for field in [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+    ] {
+        assert_eq!(rolled["status"][field], 2, "{field}");
+    }
+    assert_eq!(rolled["status"]["conditions"][0]["type"], "Available");
+    assert_eq!(
+        rolled["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let status_entry = managed_entry(&rolled, "kube-controller-manager");
+    assert_eq!(status_entry["subresource"], "status");
+    assert_eq!(
+        status_entry["fieldsV1"]["f:status"]["f:observedGeneration"],
+        json!({})
+    );
+
+    let sets = get(&server, "/apis/apps/v1/namespaces/flux-system/replicasets").json();
+    let set = &sets["items"][0];
+    let set_name = set["metadata"]["name"].as_str().unwrap().to_owned();
+    let hash = set["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(set_name, format!("source-controller-{hash}"));
+    assert_eq!(set["spec"]["replicas"], 2);
+    assert_eq!(
+        set["metadata"]["ownerReferences"][0]["uid"],
+        rolled["metadata"]["uid"]
+    );
+
+    let first_pods = pods(&server);
+    assert_eq!(first_pods.len(), 2);
+    for pod in &first_pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{set_name}-")), "{name}");
+        assert_eq!(
+            pod["metadata"]["labels"]["pod-template-hash"],
+            hash.as_str()
+        );
+        assert_eq!(pod["metadata"]["labels"]["app"], "source-controller");
+        assert_eq!(
+            pod["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["name"],
+            set_name.as_str()
+        );
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert_eq!(pod["spec"], rolled["spec"]["template"]["spec"]);
+        assert_eq!(
+            managers(pod),
+            ["kube-controller-manager/Update", "kubelet/Update"]
+        );
+    }
+
+    // The same restart again is no change; a new one rolls out again.
+    let writes = server.writes().len();
+    apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &restart("2026-01-01T00:00:00Z"),
+    );
+    assert_eq!(server.writes().len(), writes);
+    assert_eq!(pods(&server), first_pods);
+    apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &restart("2026-01-02T00:00:00Z"),
+    );
+    let second_pods = pods(&server);
+    assert_eq!(second_pods.len(), 2);
+    assert!(second_pods.iter().all(|p| {
+        !first_pods
+            .iter()
+            .any(|f| f["metadata"]["name"] == p["metadata"]["name"])
+    }));
+    let sets = get(&server, "/apis/apps/v1/namespaces/flux-system/replicasets").json();
+    let replicas: Vec<(String, i64)> = sets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                s["spec"]["replicas"].as_i64().unwrap(),
+            )
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(replicas, [("1".to_owned(), 0), ("2".to_owned(), 2)]);
+    assert_eq!(deployment(&server)["status"]["observedGeneration"], 3);
+
+    // Scaling (by another manager, or the restart annotation would go with
+    // azflux's new configuration) keeps the running pods and adds to them.
+    let scaled = apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=scaler&force=true",
+        &deployment_config(&json!({"replicas": 3})),
+    );
+    assert_eq!(scaled.status, 200, "{}", scaled.body);
+    let third_pods = pods(&server);
+    assert_eq!(third_pods.len(), 3);
+    let pod_names = |pods: &[Value]| -> Vec<String> {
+        pods.iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        pod_names(&second_pods)
+            .iter()
+            .all(|p| pod_names(&third_pods).contains(p)),
+        "{:?} {:?}",
+        pod_names(&second_pods),
+        pod_names(&third_pods)
+    );
+}
+
+fn webhook_seed(webhook: bool, label: bool, tenant: bool) -> Vec<Value> {
+    let mut objects = controller_seed();
+    flux::wire_webhook(&mut objects, "source-controller");
+    if !label {
+        let deployment = flux::find(&mut objects, "Deployment", "source-controller");
+        deployment["spec"]["template"]["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("azure.workload.identity/use");
+    }
+    if !tenant {
+        let account = flux::find(&mut objects, "ServiceAccount", "source-controller");
+        account["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("azure.workload.identity/tenant-id");
+    }
+    if webhook {
+        objects.push(flux::aks_webhook());
+    }
+    objects
+}
+
+/// The pod the Deployment runs after a restart.
+fn restarted_pod(objects: Vec<Value>) -> Value {
+    let server = RunningServer::start(FakeConfig {
+        objects,
+        ..FakeConfig::default()
+    });
+    let restart = deployment_config(
+        &json!({"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}),
+    );
+    let reply = apply(&server, DEPLOYMENT, "fieldManager=azflux", &restart);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let pods = pods(&server);
+    assert_eq!(pods.len(), 1);
+    pods[0].clone()
+}
+
+#[test]
+fn the_workload_identity_webhook_mutates_pods_that_opt_in() {
+    let pod = restarted_pod(webhook_seed(true, true, true));
+    let manager = &pod["spec"]["containers"][0];
+    assert_eq!(
+        manager["env"],
+        json!([
+            {"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "AZURE_CLIENT_ID", "value": flux::CLIENT_ID},
+            {"name": "AZURE_TENANT_ID", "value": flux::TENANT_ID},
+            {"name": "AZURE_FEDERATED_TOKEN_FILE", "value": "/var/run/secrets/azure/tokens/azure-identity-token"},
+            {"name": "AZURE_AUTHORITY_HOST", "value": "https://login.microsoftonline.com/"},
+        ])
+    );
+    assert_eq!(
+        manager["volumeMounts"][1],
+        json!({"name": "azure-identity-token", "mountPath": "/var/run/secrets/azure/tokens", "readOnly": true})
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][1],
+        json!({"name": "azure-identity-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600, "path": "azure-identity-token"}}]}})
+    );
+    // What the webhook adds belongs to no manager.
+    let owned = managed_entry(&pod, "kube-controller-manager")["fieldsV1"].to_string();
+    assert!(
+        !owned.contains("AZURE_CLIENT_ID") && !owned.contains("azure-identity-token"),
+        "{owned}"
+    );
+
+    let no_tenant = restarted_pod(webhook_seed(true, true, false));
+    let env = names(&no_tenant["spec"]["containers"][0]["env"]);
+    assert_eq!(
+        env,
+        [
+            "RUNTIME_NAMESPACE",
+            "AZURE_CLIENT_ID",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_AUTHORITY_HOST"
+        ]
+    );
+
+    for (webhook, label) in [(false, true), (true, false)] {
+        let pod = restarted_pod(webhook_seed(webhook, label, true));
+        assert_eq!(
+            names(&pod["spec"]["containers"][0]["env"]),
+            ["RUNTIME_NAMESPACE"],
+            "webhook {webhook}, label {label}"
+        );
+        assert_eq!(pod["spec"]["volumes"].as_array().unwrap().len(), 1);
+    }
+
+    // A pod created by apply is mutated too, and waits for a scheduler.
+    let server = RunningServer::start(FakeConfig {
+        objects: webhook_seed(true, true, true),
+        ..FakeConfig::default()
+    });
+    let created = apply(
+        &server,
+        "/api/v1/namespaces/flux-system/pods/probe",
+        "fieldManager=azflux",
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "probe", "labels": {"azure.workload.identity/use": "true"}},
+            "spec": {"serviceAccountName": "source-controller", "containers": [{"name": "probe", "image": "busybox"}]},
+        }),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let probe = created.json();
+    assert_eq!(probe["status"], json!({"phase": "Pending"}));
+    assert_eq!(
+        probe["spec"]["containers"][0]["env"][0]["name"],
+        "AZURE_CLIENT_ID"
+    );
+}
+
+#[test]
+fn faults_can_let_the_first_matching_requests_through() {
+    let server = RunningServer::start(FakeConfig {
+        objects: controller_seed(),
+        faults: vec![
+            Fault::new("/deployments/", 500, FaultBehaviour::Status)
+                .method("PATCH")
+                .skip(2)
+                .times(1),
+        ],
+        ..FakeConfig::default()
+    });
+    let config = |value: &str| manager_config(&json!({"env": [{"name": "STEP", "value": value}]}));
+    assert_eq!(
+        get(&server, DEPLOYMENT).status,
+        200,
+        "other methods do not count"
+    );
+    assert_eq!(
+        apply(&server, DEPLOYMENT, "fieldManager=m", &config("1")).status,
+        200
+    );
+    assert_eq!(
+        apply(&server, DEPLOYMENT, "fieldManager=m", &config("2")).status,
+        200
+    );
+    assert_status(
+        &apply(&server, DEPLOYMENT, "fieldManager=m", &config("3")),
+        500,
+        "InternalError",
+    );
+    assert_eq!(
+        apply(&server, DEPLOYMENT, "fieldManager=m", &config("4")).status,
+        200
+    );
+    assert_eq!(container(&deployment(&server))["env"][1]["value"], "4");
+    let written: Vec<u16> = server
+        .writes()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(written, [200, 200, 200], "the refused PATCH wrote nothing");
+}
+
+#[test]
+fn an_interrupted_apply_is_still_applied() {
+    let server = RunningServer::start(FakeConfig {
+        objects: controller_seed(),
+        faults: vec![
+            Fault::new("/deployments/", 200, FaultBehaviour::CloseMidResponse)
+                .method("PATCH")
+                .times(1),
+        ],
+        ..FakeConfig::default()
+    });
+    let config = manager_config(&json!({"env": [{"name": "STEP", "value": "1"}]}));
+    let cut = agent(Duration::from_secs(5))
+        .patch(format!("{}{DEPLOYMENT}?fieldManager=m", server.url()))
+        .header("Content-Type", APPLY_YAML)
+        .send(config.to_string())
+        .and_then(|mut r| r.body_mut().read_to_string());
+    assert!(cut.is_err(), "the response was cut short");
+    assert_eq!(
+        names(&container(&deployment(&server))["env"]),
+        ["RUNTIME_NAMESPACE", "STEP"]
+    );
+    assert_eq!(server.writes().len(), 1);
+}
+
+#[test]
+fn kubectl_apply_server_side_merges_and_reports_conflicts() {
+    for binary in kubectl_binaries() {
+        let server = controller_server();
+        let dir = tempfile::tempdir().unwrap();
+        let kubectl = Kubectl::new(
+            &binary,
+            &server,
+            dir.path(),
+            KubeUser::Token("t".to_owned()),
+        );
+        let patch = dir.path().join("patch.yaml");
+        std::fs::write(
+            &patch,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: source-controller\n  namespace: flux-system\nspec:\n  template:\n    metadata:\n      labels:\n        azure.workload.identity/use: \"true\"\n    spec:\n      containers:\n      - name: manager\n        env:\n        - name: AZURE_CLIENT_ID\n          value: 3f2504e0-4f89-41d3-9a0c-0305e82c3301\n",
+        )
+        .unwrap();
+        let out = kubectl.ok(&[
+            "apply",
+            "--server-side",
+            "--field-manager=test",
+            "-f",
+            patch.to_str().unwrap(),
+        ]);
+        assert!(
+            out.contains("deployment.apps/source-controller serverside-applied"),
+            "{binary}: {out}"
+        );
+        // kubectl found fieldValidation in the OpenAPI document and left
+        // validation to the server.
+        let sent = server
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "PATCH")
+            .unwrap();
+        assert_eq!(sent.content_type.as_deref(), Some(APPLY_YAML));
+        assert!(
+            sent.query
+                .as_deref()
+                .unwrap()
+                .contains("fieldValidation=Strict"),
+            "{binary}: {:?}",
+            sent.query
+        );
+
+        let object = kubectl.json(&[
+            "get",
+            "deploy",
+            "source-controller",
+            "-n",
+            "flux-system",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            object["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "source-controller", "azure.workload.identity/use": "true"})
+        );
+        assert_eq!(
+            names(&container(&object)["env"]),
+            ["RUNTIME_NAMESPACE", "AZURE_CLIENT_ID"]
+        );
+        assert_eq!(container(&object)["args"].as_array().unwrap().len(), 4);
+
+        let conflicting = dir.path().join("conflict.yaml");
+        std::fs::write(
+            &conflicting,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: source-controller\n  namespace: flux-system\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        args: [\"--log-level=debug\"]\n",
+        )
+        .unwrap();
+        let refused = kubectl.fails(&[
+            "apply",
+            "--server-side",
+            "--field-manager=test",
+            "-f",
+            conflicting.to_str().unwrap(),
+        ]);
+        assert!(
+            refused.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.template.spec.containers[name="manager"].args"#),
+            "{binary}: {refused}"
+        );
+        assert!(refused.contains("--force-conflicts"), "{refused}");
+        kubectl.ok(&[
+            "apply",
+            "--server-side",
+            "--field-manager=test",
+            "--force-conflicts",
+            "-f",
+            conflicting.to_str().unwrap(),
+        ]);
+        let object = kubectl.json(&[
+            "get",
+            "deploy",
+            "source-controller",
+            "-n",
+            "flux-system",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(container(&object)["args"], json!(["--log-level=debug"]));
+        // The first apply's env and label were test's; this one leaves them out.
+        assert_eq!(names(&container(&object)["env"]), ["RUNTIME_NAMESPACE"]);
+    }
 }

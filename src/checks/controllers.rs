@@ -10,11 +10,11 @@ use crate::model::azure_use::{
     AzureService, AzureUse, ControllerWiring, WiringMode, azure_uses, controller_wirings,
     describe_objects, has_use_label, join_words, verb_s,
 };
-use crate::model::{Container, ObjectRef, Skip, Snapshot, Workload};
+use crate::model::{ObjectRef, Skip, Snapshot, Workload};
 use crate::wiring::{
     AZURE_PUBLIC, CLIENT_ID_ANNOTATION, Cloud, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID,
     ENV_TOKEN_FILE, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME, TENANT_ID_ANNOTATION,
-    TOKEN_AUDIENCE, USE_LABEL, WEBHOOK_TOKEN_VOLUME, is_uuid,
+    TOKEN_AUDIENCE, USE_LABEL, is_uuid,
 };
 
 /// The controllers worth checking: those something needs, and those with any wiring at all.
@@ -452,13 +452,6 @@ correct now.",
     run: pod_not_mutated,
 };
 
-fn is_mutated(container: Option<&Container>, volumes: &[crate::model::Volume]) -> bool {
-    container.is_some_and(|c| c.env(ENV_TOKEN_FILE).is_some())
-        && volumes
-            .iter()
-            .any(|v| v.name == WEBHOOK_TOKEN_VOLUME || !v.projected_tokens.is_empty())
-}
-
 fn pod_not_mutated(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let pods = snapshot.pods.get()?;
     for wiring in in_mode(snapshot, WiringMode::Webhook)? {
@@ -473,15 +466,7 @@ fn pod_not_mutated(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(
             })
             .filter(|p| !matches!(p.phase.as_deref(), Some("Succeeded" | "Failed")))
         {
-            let container = pod
-                .containers
-                .iter()
-                .find(|c| {
-                    Some(c.name.as_str())
-                        == wiring.workload.main_container().map(|m| m.name.as_str())
-                })
-                .or_else(|| pod.containers.first());
-            if !is_mutated(container, &pod.volumes) {
+            if !pod.has_injected_identity() {
                 findings
                     .add(
                         pod.object_ref(),

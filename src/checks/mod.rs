@@ -1,11 +1,15 @@
 //! The check catalogue and the runner. A check is a pure function from the snapshot to findings;
 //! it never does I/O. When a fact it needs is missing it returns a [`Skip`] with the reason.
 
+mod azure;
 mod cluster;
 mod controllers;
 mod local;
 mod objects;
 mod state;
+
+pub use cluster::owned_by_aks_extension;
+pub use controllers::expected_cloud;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +51,7 @@ pub enum Area {
     Cluster,
     Controllers,
     Objects,
+    Azure,
 }
 
 impl Area {
@@ -57,6 +62,7 @@ impl Area {
             Area::Cluster => "Cluster",
             Area::Controllers => "Flux controllers",
             Area::Objects => "Flux objects",
+            Area::Azure => "Azure",
         }
     }
 }
@@ -124,6 +130,18 @@ pub static CHECKS: &[&Check] = &[
     &objects::OBJECT_LEVEL_ON_AKS_UNSTABLE,
     &objects::REMOTE_CLUSTER_EXEC_KUBECONFIG,
     &objects::SECRET_BASED_AZURE_AUTH,
+    &azure::AKS_OIDC_ISSUER_DISABLED,
+    &azure::AKS_WORKLOAD_IDENTITY_DISABLED,
+    &azure::ISSUER_MISMATCH_CLUSTER,
+    &azure::IDENTITY_NOT_FOUND,
+    &azure::FIC_MISSING,
+    &azure::FIC_ISSUER_MISMATCH,
+    &azure::FIC_SUBJECT_MISMATCH,
+    &azure::FIC_AUDIENCE_MISMATCH,
+    &azure::FIC_LIMIT_REACHED,
+    &azure::ROLE_MISSING,
+    &azure::AZURE_DEVOPS_ONBOARDING_UNKNOWN,
+    &azure::TOKEN_EXCHANGE_FAILED,
 ];
 
 /// Finds a check by ID (`AZF021`, any case) or name (`sa-missing-client-id`).

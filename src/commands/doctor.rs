@@ -1,6 +1,6 @@
 //! `doctor`: gather a snapshot (live or from manifests), run the checks, render, exit.
 
-use std::path::Path;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,14 +14,17 @@ use crate::render::{self, Report, text::TextOptions};
 use crate::wiring::Cloud;
 
 /// Used when `--request-timeout 0` asks for no timeout: long, but a hung server still ends.
-const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
     let connection = global.connection()?;
-    let (mut snapshot, error) = if args.filename.is_empty() && args.kustomize.is_empty() {
+    args.azure.connection.validate()?;
+    let (mut snapshot, error, secrets) = if args.filename.is_empty() && args.kustomize.is_empty() {
         live_snapshot(global, args, &connection)?
     } else {
-        (manifest_snapshot(global, args)?, None)
+        let mut snapshot = manifest_snapshot(global, args)?;
+        manifest_azure(&mut snapshot, args, &connection)?;
+        (snapshot, None, Vec::new())
     };
     snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     let diagnosis = diagnose(&snapshot);
@@ -31,8 +34,11 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         .iter()
         .any(|f| f.check.area == Area::Local);
     let report = Report::new(&snapshot, diagnosis, error.clone());
+    // Rendered whole and scrubbed before printing: kube, plugins and servers may echo a
+    // kubeconfig secret in an error that ends up anywhere in the report.
+    let mut rendered = Vec::new();
     match args.output {
-        OutputFormat::Json => super::write_stdout(|out| render::json::render(&report, out))?,
+        OutputFormat::Json => render::json::render(&report, &mut rendered),
         OutputFormat::Text => {
             // With the cluster unreachable, the report is worth showing only for what the
             // local side explains; the cause itself goes to stderr below.
@@ -42,12 +48,17 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                     show_all: args.show_all,
                     local_only: error.is_some(),
                 };
-                super::write_stdout(|out| render::text::render(&report, options, out))?;
+                render::text::render(&report, options, &mut rendered)
+            } else {
+                Ok(())
             }
         }
     }
+    .map_err(|e| format!("cannot render the report: {e}"))?;
+    let rendered = kubeconfig::redact(&String::from_utf8_lossy(&rendered), &secrets);
+    super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
     if let Some(error) = error {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", kubeconfig::redact(&error, &secrets));
         return Ok(2);
     }
     Ok(u8::from(
@@ -55,10 +66,47 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     ))
 }
 
+/// What the Azure side is asked for, from doctor's flags.
+fn azure_request(args: &DoctorArgs, timeout: Duration) -> crate::azure::Request<'_> {
+    crate::azure::Request {
+        args: &args.azure,
+        cloud: args.cloud.as_deref().and_then(Cloud::by_name),
+        timeout,
+    }
+}
+
+/// Reads Azure for a manifest snapshot; there is no cluster to probe.
+fn manifest_azure(
+    snapshot: &mut Snapshot,
+    args: &DoctorArgs,
+    connection: &ConnectionOptions,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let timeout = connection.request_timeout.unwrap_or(NO_TIMEOUT);
+    runtime.block_on(crate::azure::gather(
+        snapshot,
+        &azure_request(args, timeout),
+        None,
+    ));
+    Ok(())
+}
+
 fn manifest_snapshot(global: &GlobalArgs, args: &DoctorArgs) -> Result<Snapshot, String> {
-    let mut docs = manifests::read_inputs(&args.filename).map_err(|e| e.to_string())?;
-    let mut inputs = args.filename.clone();
-    for dir in &args.kustomize {
+    manifests_of(global, &args.filename, &args.kustomize)
+}
+
+/// The snapshot of `-f` inputs and `-k` kustomizations.
+pub(crate) fn manifests_of(
+    global: &GlobalArgs,
+    filename: &[String],
+    kustomize: &[std::path::PathBuf],
+) -> Result<Snapshot, String> {
+    let mut docs = manifests::read_inputs(filename).map_err(|e| e.to_string())?;
+    let mut inputs = filename.to_vec();
+    for dir in kustomize {
         docs.extend(manifests::render_kustomization(dir).map_err(|e| e.to_string())?);
         inputs.push(format!("-k {}", dir.display()));
     }
@@ -69,7 +117,7 @@ fn manifest_snapshot(global: &GlobalArgs, args: &DoctorArgs) -> Result<Snapshot,
     Ok(snapshot)
 }
 
-fn spinner(message: String) -> ProgressBar {
+pub(crate) fn spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}")
@@ -81,11 +129,24 @@ fn spinner(message: String) -> ProgressBar {
 }
 
 /// What the local side says about whether we can authenticate at all.
-fn local_blocker(local: &crate::model::LocalConfig) -> Option<String> {
+pub(crate) fn local_blocker(local: &crate::model::LocalConfig) -> Option<String> {
     if let Some(exec) = local.exec.as_ref().filter(|e| e.resolved.is_none()) {
+        // kubectl prints the kubeconfig's installHint here; kubelogin's is ours.
+        let hint = exec
+            .install_hint
+            .as_ref()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" "))
+            .or_else(|| {
+                exec.is_kubelogin.then(|| {
+                    "`az aks install-cli`; other ways: kubectl azflux explain AZF001".to_string()
+                })
+            });
         return Some(format!(
-            "cannot authenticate to context {}: its credential plugin `{}` is not on PATH",
-            local.context, exec.command
+            "cannot authenticate to context {}: its credential plugin `{}` is not on PATH{}",
+            local.context,
+            exec.command,
+            hint.map(|h| format!(" (install it: {h})"))
+                .unwrap_or_default()
         ));
     }
     (local.auth_provider.as_deref() == Some("azure")).then(|| {
@@ -96,13 +157,73 @@ fn local_blocker(local: &crate::model::LocalConfig) -> Option<String> {
     })
 }
 
+/// How long the exec credential plugin may run while the client is built: kube runs it
+/// synchronously and without a limit. `--request-timeout` bounds it, unless the plugin may be
+/// asking the person at the terminal something (kubelogin's device-code login), who can
+/// interrupt it.
+pub(crate) fn plugin_bound(
+    loaded: &kubeconfig::LoadedKubeconfig,
+    user: &str,
+    timeout: Duration,
+) -> Option<Duration> {
+    let exec = loaded
+        .config
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+        .and_then(|a| a.exec.as_ref())?;
+    let may_prompt = exec.interactive_mode != Some(kube::config::ExecInteractiveMode::Never)
+        && std::io::stdin().is_terminal();
+    (!may_prompt).then_some(timeout)
+}
+
+/// A client for the context, its credential plugin run under `bound`.
+pub(crate) async fn build_client(
+    loaded: &kubeconfig::LoadedKubeconfig,
+    connection: &ConnectionOptions,
+    local: &crate::model::LocalConfig,
+    bound: Option<Duration>,
+) -> Result<kube::Client, String> {
+    let mut config = kubeconfig::client_config(loaded, connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Retries are ours: bounded, and they honour Retry-After with a cap.
+    config.default_retry = false;
+    let plugin = local.exec.as_ref().map_or("", |e| e.command.as_str());
+    let context = &loaded.context;
+    // Off the async workers, so the timer can fire while the plugin runs.
+    let build = tokio::task::spawn_blocking(|| kube::Client::try_from(config));
+    let built = match bound {
+        Some(bound) => tokio::time::timeout(bound, build).await.map_err(|_| {
+            format!(
+                "cannot authenticate to context {context}: its credential plugin `{plugin}` did not finish within {}s (--request-timeout)",
+                bound.as_secs_f32()
+            )
+        })?,
+        None => build.await,
+    };
+    built
+        .map_err(|e| format!("cannot create a client for context {context}: {e}"))?
+        .map_err(|e| match kubeconfig::exec_failure(&e) {
+            Some(why) => format!(
+                "cannot authenticate to context {context}: its credential plugin `{plugin}` {why}"
+            ),
+            None => format!(
+                "cannot create a client for context {context}: {}",
+                one_line(&e)
+            ),
+        })
+}
+
 fn live_snapshot(
     global: &GlobalArgs,
     args: &DoctorArgs,
     connection: &ConnectionOptions,
-) -> Result<(Snapshot, Option<String>), String> {
+) -> Result<(Snapshot, Option<String>, Vec<String>), String> {
     let loaded = kubeconfig::load(connection).map_err(|e| e.to_string())?;
     let local = local::gather(&loaded, connection);
+    let secrets = kubeconfig::secret_values(&loaded, &local.user);
     let server = loaded.server(connection).unwrap_or_default();
     let source = Source::Live {
         context: loaded.context.clone(),
@@ -112,7 +233,7 @@ fn live_snapshot(
         let mut snapshot =
             Snapshot::unreadable_cluster(source.clone(), &global.flux_namespace, &reason);
         snapshot.local = Fact::Known(local);
-        Ok((snapshot, Some(reason)))
+        Ok((snapshot, Some(reason), secrets.clone()))
     };
     if let Some(reason) = local_blocker(&local) {
         return unreachable(reason, local);
@@ -130,40 +251,32 @@ fn live_snapshot(
         read_secrets: args.read_secrets,
     };
     let timeout = connection.request_timeout.unwrap_or(NO_TIMEOUT);
-    let progress = spinner(format!("reading cluster (context {})", loaded.context));
-    let result = runtime.block_on(async {
-        let mut config = kubeconfig::client_config(&loaded, connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        // Retries are ours: bounded, and they honour Retry-After with a cap.
-        config.default_retry = false;
-        // Exec credential plugins run synchronously while the client is built; keep them off
-        // the async workers, and keep the spinner from drawing over a device-code prompt.
-        let client = progress
-            .suspend(|| tokio::task::block_in_place(|| kube::Client::try_from(config)))
-            .map_err(|e| {
-                format!(
-                    "cannot create a client for context {}: {}",
-                    loaded.context,
-                    one_line(&e)
-                )
-            })?;
-        let reader = live::Reader::new(client, timeout);
-        Ok::<_, String>(live::gather(&reader, &request).await)
-    });
-    progress.finish_and_clear();
+    let bound = plugin_bound(&loaded, &local.user, timeout);
+    // The spinner starts once the plugin is done, so it never draws over a device-code prompt.
+    let result = runtime
+        .block_on(build_client(&loaded, connection, &local, bound))
+        .map(|client| {
+            let progress = spinner(format!("reading cluster (context {})", loaded.context));
+            let reader = live::Reader::new(client.clone(), timeout);
+            let mut snapshot = runtime.block_on(live::gather(&reader, &request));
+            if let Ok(snapshot) = &mut snapshot {
+                // The probe mints tokens with this client, so it runs on this runtime.
+                runtime.block_on(crate::azure::gather(
+                    snapshot,
+                    &azure_request(args, timeout),
+                    Some(&client),
+                ));
+            }
+            progress.finish_and_clear();
+            snapshot
+        });
+    // A plugin that never finished still holds a blocking thread: do not wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(Ok(mut snapshot)) => {
             snapshot.local = Fact::Known(local);
-            Ok((snapshot, None))
+            Ok((snapshot, None, secrets))
         }
         Ok(Err(live::Unreachable(reason))) | Err(reason) => unreachable(reason, local),
     }
-}
-
-/// Whether a path names a kustomization folder, for error messages.
-pub fn looks_like_kustomization(dir: &Path) -> bool {
-    ["kustomization.yaml", "kustomization.yml", "Kustomization"]
-        .iter()
-        .any(|f| dir.join(f).exists())
 }

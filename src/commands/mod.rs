@@ -1,8 +1,11 @@
 //! One module per subcommand: each wires gathering, checks and rendering together and returns
 //! the exit code, or an error message for exit code 2.
 
+pub mod completion;
 pub mod doctor;
+pub mod enable;
 pub mod explain;
+pub mod install;
 pub mod version;
 
 use std::io::Write;

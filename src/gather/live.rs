@@ -79,7 +79,7 @@ impl Reader {
                 .client
                 .send(request)
                 .await
-                .map_err(|e| ReadError::Transport(one_line(&e)))?;
+                .map_err(|e| ReadError::Transport(crate::kubeconfig::client_error(&e)))?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -638,7 +638,16 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         flux_ns,
     );
     let mut problems = Vec::new();
-    snapshot.cluster = Fact::Known(cluster_info(request, version, nodes));
+    // Without a node (or an AKS server name) whether this is AKS is unknown, not "no".
+    snapshot.cluster = match nodes {
+        Err(error) if !request.server.contains(".azmk8s.io") => record(
+            &mut problems,
+            "nodes (to recognise AKS)",
+            "list nodes",
+            Err(error),
+        ),
+        nodes => Fact::Known(cluster_info(request, version, nodes)),
+    };
     snapshot.controllers = record(
         &mut problems,
         &format!("deployments in {flux_ns}"),

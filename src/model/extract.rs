@@ -135,7 +135,7 @@ fn containers(pod_spec: &Value) -> Vec<Container> {
         .collect()
 }
 
-fn env_var(value: &Value) -> EnvVar {
+pub fn env_var(value: &Value) -> EnvVar {
     let name = string_at(value, &["name"]).unwrap_or_default();
     let keep_value = NON_SECRET_ENV.contains(&name.as_str());
     EnvVar {
@@ -149,7 +149,7 @@ fn env_var(value: &Value) -> EnvVar {
     }
 }
 
-fn volumes(pod_spec: &Value) -> Vec<Volume> {
+pub fn volumes(pod_spec: &Value) -> Vec<Volume> {
     array_at(pod_spec, &["volumes"])
         .iter()
         .map(|v| Volume {

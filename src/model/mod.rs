@@ -73,6 +73,10 @@ pub struct Snapshot {
     pub cloud: Option<crate::wiring::Cloud>,
     /// SOPS-encrypted documents with Azure Key Vault keys were among the manifests.
     pub sops_key_vault_seen: bool,
+    /// What Azure Resource Manager says about the cluster, identities and roles (`--azure`).
+    pub azure: Fact<crate::azure::state::AzureState>,
+    /// Token exchanges tried the way the controllers do them (`--probe`).
+    pub probes: Fact<Vec<crate::azure::state::Probe>>,
     /// Everything that could not be read, for the `state-unreadable` check.
     pub unreadable: Vec<Unreadable>,
 }
@@ -96,6 +100,8 @@ impl Snapshot {
             local: Fact::Unknown(not_read()),
             cloud: None,
             sops_key_vault_seen: false,
+            azure: Fact::Unknown("Azure was not read (--azure)".to_string()),
+            probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
         }
     }
@@ -311,6 +317,15 @@ pub struct Pod {
 impl Pod {
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef::namespaced("Pod", &self.namespace, &self.name)
+    }
+
+    /// Whether the webhook (or a manual setup) gave this pod a federated token: the env var
+    /// pointing at it and a projected token volume.
+    pub fn has_injected_identity(&self) -> bool {
+        self.containers
+            .first()
+            .is_some_and(|c| c.env(crate::wiring::ENV_TOKEN_FILE).is_some())
+            && self.volumes.iter().any(|v| !v.projected_tokens.is_empty())
     }
 
     pub fn matches(&self, selector: &StringMap) -> bool {

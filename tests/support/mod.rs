@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod fake_apiserver;
+pub mod fake_azure;
 pub mod flux;
 pub mod run;

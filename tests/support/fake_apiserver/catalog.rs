@@ -60,6 +60,9 @@ pub struct ResourceType {
     /// Built-in kinds whose objects carry `metadata.generation`; the real
     /// server sets it only where a spec change is tracked.
     pub tracks_generation: bool,
+    /// Built in rather than declared by a CRD, which decides how server-side
+    /// apply merges its lists.
+    pub builtin: bool,
 }
 
 impl ResourceType {
@@ -487,6 +490,7 @@ fn builtin_resources() -> Vec<ResourceType> {
                     subresources,
                 }],
                 tracks_generation: b.tracks_generation,
+                builtin: true,
             }
         })
         .collect()
@@ -560,6 +564,7 @@ fn resource_from_crd(crd: &Value) -> Result<ResourceType, String> {
         verbs: strings(ALL_VERBS),
         versions,
         tracks_generation: true,
+        builtin: false,
     })
 }
 

@@ -34,6 +34,7 @@ pub fn root_paths(catalog: &Catalog) -> Value {
         "/apis".to_owned(),
         "/healthz".to_owned(),
         "/livez".to_owned(),
+        "/openapi/v3".to_owned(),
         "/openid/v1/jwks".to_owned(),
         "/readyz".to_owned(),
         "/version".to_owned(),

@@ -49,9 +49,13 @@
 //! fields (400). Token signatures cannot be verified. Server-side apply
 //! belongs in the store's `put`, which already owns metadata.
 
+mod apply;
 mod catalog;
+mod controllers;
 mod discovery;
+mod fields;
 mod kubeconfig;
+mod openapi;
 mod proto;
 mod seed;
 mod selector;
@@ -75,8 +79,12 @@ pub use kubeconfig::{KubeUser, kubeconfig_yaml};
 
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
+/// The manager `kubectl apply` without `--server-side` records, which is how
+/// most objects in a real cluster came to be.
+pub const DEFAULT_SEED_MANAGER: &str = "kubectl-client-side-apply";
+
 /// What the fake serves and how it misbehaves.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FakeConfig {
     /// Seed objects of any kind; CRDs among them make their kinds
     /// discoverable.
@@ -100,6 +108,32 @@ pub struct FakeConfig {
     /// Answers `/api` and `/apis` in the legacy shape only, as servers
     /// before 1.26 (or with the AggregatedDiscoveryEndpoint gate off) do.
     pub disable_aggregated_discovery: bool,
+    /// Who created the seeded objects: each seeded object without
+    /// `managedFields` gets one Update entry of this manager owning every
+    /// field it sets (server-owned metadata and a reset `status` aside).
+    /// `None` stores them without `managedFields`, as objects written before
+    /// field tracking; the first apply then credits their fields to
+    /// `before-first-apply`, as the real server does.
+    /// [`DEFAULT_SEED_MANAGER`] by default.
+    pub seed_manager: Option<String>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> FakeConfig {
+        FakeConfig {
+            objects: Vec::new(),
+            issuer: None,
+            latency: Duration::ZERO,
+            faults: Vec::new(),
+            required_token: None,
+            request_log: None,
+            port: 0,
+            page_limit_max: None,
+            token_override: None,
+            disable_aggregated_discovery: false,
+            seed_manager: Some(DEFAULT_SEED_MANAGER.to_owned()),
+        }
+    }
 }
 
 impl FakeConfig {
@@ -108,7 +142,7 @@ impl FakeConfig {
     /// expanded. Objects the fake could not serve are reported here.
     pub fn from_seed_dir(dir: &Path) -> Result<FakeConfig, String> {
         let objects = seed::load_dir(dir)?;
-        store::Store::from_seed(objects.clone(), Timestamp::now())?;
+        store::Store::from_seed(objects.clone(), Timestamp::now(), None)?;
         Ok(FakeConfig {
             objects,
             ..FakeConfig::default()
@@ -126,6 +160,9 @@ pub struct Fault {
     pub status: u16,
     /// How many matching requests it applies to; `None` for all of them.
     pub times: Option<u32>,
+    /// How many matching requests it lets through first (to later faults
+    /// and then the server), so that it can hit, say, the third PATCH.
+    pub skip: u32,
     /// Sent as `Retry-After`, and in a 429's `details.retryAfterSeconds`.
     pub retry_after_secs: Option<u32>,
     pub behaviour: FaultBehaviour,
@@ -139,6 +176,7 @@ impl Fault {
             path_contains: path_contains.to_owned(),
             status,
             times: None,
+            skip: 0,
             retry_after_secs: None,
             behaviour,
         }
@@ -153,6 +191,12 @@ impl Fault {
     #[must_use]
     pub fn times(mut self, times: u32) -> Fault {
         self.times = Some(times);
+        self
+    }
+
+    #[must_use]
+    pub fn skip(mut self, requests: u32) -> Fault {
+        self.skip = requests;
         self
     }
 
@@ -193,6 +237,9 @@ pub struct RequestRecord {
     pub response_content_type: Option<String>,
     /// The request body, for methods other than GET.
     pub body: Option<String>,
+    /// Whether serving it changed stored state: false for reads, refused
+    /// writes, dry runs and applies that changed nothing.
+    pub wrote: bool,
 }
 
 /// Serves `config` on `listener` until `shutdown` completes.
@@ -281,6 +328,15 @@ impl RunningServer {
     /// here: they are never answered.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.requests()
+    }
+
+    /// The requests that changed stored state, oldest first.
+    pub fn writes(&self) -> Vec<RequestRecord> {
+        self.shared
+            .requests()
+            .into_iter()
+            .filter(|r| r.wrote)
+            .collect()
     }
 
     /// The stored object as it would be served at `api_version`.

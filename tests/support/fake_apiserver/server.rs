@@ -22,17 +22,23 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{Catalog, ResourceType, split_api_version};
 use super::discovery::{self, AGGREGATED_CONTENT_TYPE};
+use super::openapi;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Store, render};
+use super::store::{ApplyOptions, Store, render};
 use super::table::{self, Include};
 use super::token::{self, Subject};
 use super::{FakeConfig, Fault, FaultBehaviour, RequestRecord};
 
-/// Request bodies are TokenRequests (and, later, apply patches): kilobytes.
+/// Request bodies are TokenRequests and apply patches: kilobytes.
 /// Megabytes would be a client bug worth a refusal rather than memory.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 const JSON: &str = "application/json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// Marks a response whose request changed stored state, for the log.
+#[derive(Clone, Copy)]
+struct StoreChanged;
 
 pub struct Shared {
     store: RwLock<Store>,
@@ -55,8 +61,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(config: FakeConfig) -> io::Result<Shared> {
-        let store = Store::from_seed(config.objects, Timestamp::now())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let store = Store::from_seed(
+            config.objects,
+            Timestamp::now(),
+            config.seed_manager.as_deref(),
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let log_file = match &config.request_log {
             Some(path) => Some(Mutex::new(
                 OpenOptions::new().create(true).append(true).open(path)?,
@@ -78,6 +88,10 @@ impl Shared {
             log_file,
             tokens_issued: AtomicU64::new(0),
         })
+    }
+
+    fn store_mut(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
@@ -123,6 +137,7 @@ impl Shared {
             response_content_type: header_text(response.headers(), header::CONTENT_TYPE),
             body: (request.method != Method::GET && !request.body.is_empty())
                 .then(|| String::from_utf8_lossy(request.body).into_owned()),
+            wrote: response.extensions().get::<StoreChanged>().is_some(),
         };
         if let Some(file) = &self.log_file {
             let line = json!({
@@ -213,17 +228,26 @@ fn take_fault(shared: &Shared, request: &Incoming<'_>) -> Option<Fault> {
         None => request.uri.path().to_owned(),
     };
     let mut faults = lock(&shared.faults);
-    let fault = faults.iter_mut().find(|f| {
-        f.times != Some(0)
-            && f.method
+    for fault in faults.iter_mut() {
+        let matches = fault.times != Some(0)
+            && fault
+                .method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(request.method.as_str()))
-            && target.contains(&f.path_contains)
-    })?;
-    if let Some(times) = &mut fault.times {
-        *times -= 1;
+            && target.contains(&fault.path_contains);
+        if !matches {
+            continue;
+        }
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            continue;
+        }
+        if let Some(times) = &mut fault.times {
+            *times -= 1;
+        }
+        return Some(fault.clone());
     }
-    Some(fault.clone())
+    None
 }
 
 fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response {
@@ -314,6 +338,17 @@ fn route(shared: &Shared, request: &Incoming<'_>) -> Result<Response, ApiError> 
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
+    if *request.method == Method::PATCH {
+        match segments.as_slice() {
+            ["api", version, rest @ ..] if !rest.is_empty() => {
+                return patch(shared, request, "", version, rest);
+            }
+            ["apis", group, version, rest @ ..] if !rest.is_empty() => {
+                return patch(shared, request, group, version, rest);
+            }
+            _ => {}
+        }
+    }
     let store = shared.store();
     let catalog = store.catalog();
     let read_only = |response: Response| {
@@ -332,6 +367,11 @@ fn route(shared: &Shared, request: &Incoming<'_>) -> Result<Response, ApiError> 
         [".well-known", "openid-configuration"] => {
             read_only(ok_json(&token::openid_configuration(&shared.issuer)))
         }
+        ["openapi", "v3"] => read_only(ok_json(&openapi::root(catalog))),
+        ["openapi", "v3", rest @ ..] => openapi::group_version_document(catalog, &rest.join("/"))
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::unknown_resource)
+            .and_then(read_only),
         ["openid", "v1", "jwks"] => read_only(json_response(
             StatusCode::OK,
             "application/jwk-set+json",
@@ -476,6 +516,156 @@ fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Go's conversion of a query parameter to a bool: anything but the
+/// spellings of false is true.
+fn query_bool(value: Option<&String>) -> bool {
+    value.is_some_and(|v| {
+        !(v == "0"
+            || ["f", "false", "n", "no"]
+                .iter()
+                .any(|f| v.eq_ignore_ascii_case(f)))
+    })
+}
+
+/// Server-side apply. Other patch types are not implemented.
+fn patch(
+    shared: &Shared,
+    request: &Incoming<'_>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    if rest.first() == Some(&"watch") {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut store = shared.store_mut();
+    let target = resolve(store.catalog(), group, version, rest)?;
+    let resource = target.resource.clone();
+    let Target {
+        api_version,
+        namespace,
+        name,
+        subresource,
+        ..
+    } = target;
+    let (Some(name), None) = (name, subresource) else {
+        return Err(ApiError::method_not_allowed());
+    };
+    check_patch_type(&resource, request.headers)?;
+    let query = parse_query(request.uri)?;
+    let (manager, dry_run) = patch_options(&query)?;
+    let outcome = store.apply(
+        &resource,
+        &ApplyOptions {
+            api_version: &api_version,
+            namespace: namespace.as_deref(),
+            name: &name,
+            manager,
+            force: query_bool(query.get("force")),
+            dry_run,
+        },
+        applied_object(request.body)?,
+        Timestamp::now(),
+    )?;
+    let code = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json_response(code, JSON, &render(&outcome.object, &api_version));
+    if outcome.wrote {
+        response.extensions_mut().insert(StoreChanged);
+    }
+    Ok(response)
+}
+
+/// The real server takes four patch types (three for custom resources);
+/// the fake answers the ones it does not implement as a method it does not
+/// allow, and anything else as the real server does.
+fn check_patch_type(resource: &ResourceType, headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if content_type == APPLY_PATCH {
+        return Ok(());
+    }
+    let mut accepted = vec![
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ];
+    if resource.builtin {
+        accepted.push("application/strategic-merge-patch+json");
+    }
+    if accepted.contains(&content_type.as_str()) {
+        return Err(ApiError::method_not_allowed());
+    }
+    accepted.push(APPLY_PATCH);
+    Err(ApiError::new(
+        415,
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            accepted.join(", ")
+        ),
+    ))
+}
+
+/// The field manager and whether it is a dry run, with `PatchOptions`
+/// validated as the real server validates them.
+fn patch_options(query: &HashMap<String, String>) -> Result<(&str, bool), ApiError> {
+    let manager = query.get("fieldManager").map_or("", String::as_str);
+    if manager.is_empty() {
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        ));
+    }
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_options(
+                "PatchOptions",
+                "dryRun",
+                "FieldValueNotSupported",
+                &format!("Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+            ));
+        }
+    };
+    // Accepted and not acted on: the fake checks no schema, so there are no
+    // unknown or duplicate fields to report or refuse.
+    let field_validation = query.get("fieldValidation").map_or("", String::as_str);
+    if !matches!(field_validation, "" | "Ignore" | "Warn" | "Strict") {
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            "fieldValidation",
+            "FieldValueNotSupported",
+            &format!(
+                "Unsupported value: {field_validation:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+            ),
+        ));
+    }
+    Ok((manager, dry_run))
+}
+
+/// An apply body, YAML or JSON. Like the real server, an empty document is
+/// an empty object, which then fails as an object of no type.
+fn applied_object(body: &[u8]) -> Result<Value, ApiError> {
+    let decoding =
+        |e: &dyn std::fmt::Display| ApiError::bad_request(format!("error decoding YAML: {e}"));
+    let text = std::str::from_utf8(body).map_err(|e| decoding(&e))?;
+    if text.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    let config: Value = serde_saphyr::from_str(text).map_err(|e| decoding(&e))?;
+    Ok(if config.is_null() { json!({}) } else { config })
 }
 
 fn get(
@@ -757,17 +947,19 @@ fn injected_status(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> Ap
 }
 
 /// What the request would have been answered with: the real response for
-/// a success code, the injected Status otherwise.
+/// a success code, the injected Status otherwise. The real response is the
+/// request served, so a write it makes is made.
 async fn intended_body(
     shared: &Shared,
     fault: &Fault,
     request: &Incoming<'_>,
-) -> (Bytes, HeaderValue) {
+) -> (Bytes, HeaderValue, Option<StoreChanged>) {
     let json = HeaderValue::from_static(JSON);
     if fault.status >= 400 {
         return (
             Bytes::from(injected_status(shared, fault, request).body().to_string()),
             json,
+            None,
         );
     }
     let response = route(shared, request).unwrap_or_else(IntoResponse::into_response);
@@ -776,10 +968,11 @@ async fn intended_body(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(json);
+    let changed = response.extensions().get::<StoreChanged>().copied();
     let body = axum::body::to_bytes(response.into_body(), MAX_BODY_BYTES)
         .await
         .unwrap_or_default();
-    (body, content_type)
+    (body, content_type, changed)
 }
 
 async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> Response {
@@ -788,17 +981,20 @@ async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) 
         FaultBehaviour::Hang => return std::future::pending().await,
         FaultBehaviour::Status => injected_status(shared, fault, request).into_response(),
         FaultBehaviour::MalformedJson => {
-            let (body, content_type) = intended_body(shared, fault, request).await;
+            let (body, content_type, changed) = intended_body(shared, fault, request).await;
             let mut broken = body[..body.len() / 2].to_vec();
             broken.extend_from_slice(b"<html>injected fault: this is not JSON</html>");
             let mut response = (status, broken).into_response();
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type);
+            if let Some(changed) = changed {
+                response.extensions_mut().insert(changed);
+            }
             response
         }
         FaultBehaviour::CloseMidResponse => {
-            let (body, content_type) = intended_body(shared, fault, request).await;
+            let (body, content_type, changed) = intended_body(shared, fault, request).await;
             let full_length = body.len();
             let part = body.slice(..full_length / 2);
             // The pause lets the first half reach the socket before the
@@ -830,6 +1026,9 @@ async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) 
             response
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(full_length));
+            if let Some(changed) = changed {
+                response.extensions_mut().insert(changed);
+            }
             response
         }
     };

@@ -105,6 +105,39 @@ impl ApiError {
         )
     }
 
+    /// A 409 about one object, as optimistic-concurrency failures read.
+    pub fn conflict(resource: &ResourceType, name: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            details: resource_details(resource, Some(name)),
+            ..ApiError::new(409, message)
+        }
+    }
+
+    /// A failure the real server has no Status for: code 500 and no reason,
+    /// as it answers errors that are not API errors.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            reason: "",
+            ..ApiError::new(500, message)
+        }
+    }
+
+    /// A 422 about request options rather than an object, such as
+    /// `PatchOptions`, which the real server names with an empty name.
+    pub fn invalid_options(kind: &str, field: &str, reason: &str, cause: &str) -> ApiError {
+        ApiError {
+            details: json!({
+                "group": "meta.k8s.io",
+                "kind": kind,
+                "causes": [{"reason": reason, "message": cause, "field": field}],
+            }),
+            ..ApiError::new(
+                422,
+                format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {cause}"),
+            )
+        }
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(401, "Unauthorized")
     }
@@ -138,7 +171,7 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Value {
-        json!({
+        let mut body = json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -147,7 +180,14 @@ impl ApiError {
             "reason": self.reason,
             "details": self.details,
             "code": self.code,
-        })
+        });
+        // Like every empty field of a real Status, an unknown reason is left out.
+        if self.reason.is_empty()
+            && let Some(map) = body.as_object_mut()
+        {
+            map.remove("reason");
+        }
+        body
     }
 }
 

@@ -2,16 +2,20 @@
 //! stored custom resource is served at every version its CRD serves.
 //!
 //! Every write goes through [`Store::put`], which validates the object against
-//! the catalog, fills server-owned metadata and bumps the resource version; a
-//! later PATCH (server-side apply) handler merges into the stored value and
-//! calls `put` again, keeping `managedFields` alongside the rest of metadata.
+//! the catalog, fills server-owned metadata and bumps the resource version.
+//! Server-side apply ([`Store::apply`]) merges into the stored value and
+//! calls `put` with the new `managedFields`; the simulated controllers write
+//! through `put` too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::apply::{self, ApplyRequest, Part, Update};
 use super::catalog::{Catalog, ResourceType, split_api_version};
+use super::controllers;
+use super::status::ApiError;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct ObjectKey {
@@ -28,10 +32,34 @@ pub struct Store {
     resource_version: u64,
 }
 
+/// What an apply request asks for besides the object.
+pub struct ApplyOptions<'a> {
+    pub api_version: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub manager: &'a str,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+pub struct ApplyOutcome {
+    /// As stored, or as it would have been for a dry run.
+    pub object: Value,
+    pub created: bool,
+    /// Whether stored state changed: not for a dry run or a no-op apply.
+    pub wrote: bool,
+}
+
 impl Store {
     /// Stores the seed, CRDs first so that the kinds they declare are known
     /// when the rest is checked, then adds the namespaces the objects live in.
-    pub fn from_seed(objects: Vec<Value>, now: Timestamp) -> Result<Store, String> {
+    /// With a `seed_manager`, objects without `managedFields` get one Update
+    /// entry of that manager owning all they set, as if it had created them.
+    pub fn from_seed(
+        objects: Vec<Value>,
+        now: Timestamp,
+        seed_manager: Option<&str>,
+    ) -> Result<Store, String> {
         let mut store = Store {
             catalog: Catalog::new([])?,
             objects: BTreeMap::new(),
@@ -39,7 +67,7 @@ impl Store {
         };
         let (crds, others): (Vec<Value>, Vec<Value>) = objects.into_iter().partition(is_crd);
         for object in crds.into_iter().chain(others) {
-            store.put(object, now)?;
+            store.put_seed(object, now, seed_manager)?;
         }
         let mut namespaces: BTreeSet<String> = store
             .objects
@@ -57,7 +85,7 @@ impl Store {
                 name: name.clone(),
             };
             if !store.objects.contains_key(&key) {
-                store.put(
+                store.put_seed(
                     json!({
                         "apiVersion": "v1",
                         "kind": "Namespace",
@@ -66,10 +94,168 @@ impl Store {
                         "status": {"phase": "Active"},
                     }),
                     now,
+                    seed_manager,
                 )?;
             }
         }
         Ok(store)
+    }
+
+    fn put_seed(
+        &mut self,
+        mut object: Value,
+        now: Timestamp,
+        seed_manager: Option<&str>,
+    ) -> Result<(), String> {
+        let has_managed_fields = object
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .is_some_and(|m| !m.is_empty());
+        if let Some(manager) = seed_manager.filter(|_| !has_managed_fields) {
+            let (resource, api_version) = self.resolve(&object)?;
+            let status_reset = resource
+                .version(split_api_version(&api_version).1)
+                .is_some_and(|v| v.has_subresource("status"));
+            let mut entries = Vec::new();
+            Update {
+                schema: apply::schema_for(&resource),
+                manager,
+                api_version: &api_version,
+                part: Part::Main { status_reset },
+                now: &rfc3339(now),
+            }
+            .record(&mut entries, None, &object);
+            apply::encode(&mut object, entries);
+        }
+        self.put(object, now)?;
+        Ok(())
+    }
+
+    /// The resource type of an object and its apiVersion.
+    pub fn resolve(&self, object: &Value) -> Result<(ResourceType, String), String> {
+        let label = describe(object);
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{label}: apiVersion is missing"))?;
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{label}: kind is missing"))?;
+        let (group, version) = split_api_version(api_version);
+        let resource = self.catalog.by_kind(group, kind).ok_or_else(|| {
+            format!("{label}: no built-in kind or CRD serves {kind} in group {group:?}")
+        })?;
+        if resource.version(version).is_none() {
+            return Err(format!("{label}: {kind} is not served at {api_version}"));
+        }
+        Ok((resource.clone(), api_version.to_owned()))
+    }
+
+    /// Server-side apply of `config` to the object the URL names. Applying
+    /// creates the object when it does not exist; a dry run computes the
+    /// result and stores nothing.
+    pub fn apply(
+        &mut self,
+        resource: &ResourceType,
+        options: &ApplyOptions<'_>,
+        config: Value,
+        now: Timestamp,
+    ) -> Result<ApplyOutcome, ApiError> {
+        let live = self.get(resource, options.namespace, options.name).cloned();
+        if live.is_none()
+            && let Some(namespace) = options.namespace
+            && !self.has_namespace(namespace)
+        {
+            return Err(ApiError::not_found(
+                self.catalog
+                    .by_kind("", "Namespace")
+                    .expect("Namespace is built in"),
+                namespace,
+            ));
+        }
+        let now_text = rfc3339(now);
+        let applied = apply::apply(
+            &ApplyRequest {
+                resource,
+                api_version: options.api_version,
+                namespace: options.namespace,
+                name: options.name,
+                manager: options.manager,
+                force: options.force,
+                now: &now_text,
+            },
+            live.as_ref(),
+            config,
+        )?;
+        let created = live.is_none();
+        let mut object = applied.object;
+        if let Some(namespace) = options.namespace {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        if created && resource.group.is_empty() && resource.kind == "Pod" {
+            controllers::admit_pod(self, &mut object);
+        }
+        let invalid = |e: String| ApiError::new(422, e);
+        if options.dry_run {
+            let (_, mut object, _) = self.prepare(object, now).map_err(invalid)?;
+            let metadata = object["metadata"].as_object_mut().expect("prepared");
+            match live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+            {
+                Some(version) => metadata.insert("resourceVersion".to_owned(), version.clone()),
+                None => metadata.remove("resourceVersion"),
+            };
+            return Ok(ApplyOutcome {
+                object,
+                created,
+                wrote: false,
+            });
+        }
+        if !applied.changed {
+            return Ok(ApplyOutcome {
+                object: live.unwrap_or(object),
+                created,
+                wrote: false,
+            });
+        }
+        let stored = self.put(object, now).map_err(invalid)?.clone();
+        let generation =
+            |o: Option<&Value>| o.and_then(|o| o.pointer("/metadata/generation")).cloned();
+        let is_deployment = resource.group == "apps" && resource.kind == "Deployment";
+        if is_deployment && (created || generation(live.as_ref()) != generation(Some(&stored))) {
+            let namespace = options.namespace.unwrap_or("default");
+            controllers::roll_out(self, namespace, options.name, applied.template_changed, now)
+                .map_err(ApiError::internal)?;
+        }
+        Ok(ApplyOutcome {
+            object: stored,
+            created,
+            wrote: true,
+        })
+    }
+
+    fn has_namespace(&self, name: &str) -> bool {
+        self.objects.contains_key(&ObjectKey {
+            group: String::new(),
+            kind: "Namespace".to_owned(),
+            namespace: String::new(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Removes an object, as a controller deleting it would.
+    pub fn delete(&mut self, resource: &ResourceType, namespace: Option<&str>, name: &str) {
+        let removed = self.objects.remove(&ObjectKey {
+            group: resource.group.clone(),
+            kind: resource.kind.clone(),
+            namespace: namespace.unwrap_or_default().to_owned(),
+            name: name.to_owned(),
+        });
+        if removed.is_some() {
+            self.resource_version += 1;
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -85,25 +271,34 @@ impl Store {
     /// Creates or replaces an object, as the real server would after
     /// admission: server-owned metadata is filled and the resource version
     /// always moves forward.
-    pub fn put(&mut self, mut object: Value, now: Timestamp) -> Result<&Value, String> {
-        let label = describe(&object);
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{label}: apiVersion is missing"))?
-            .to_owned();
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{label}: kind is missing"))?
-            .to_owned();
-        let (group, version) = split_api_version(&api_version);
-        let resource = self.catalog.by_kind(group, &kind).ok_or_else(|| {
-            format!("{label}: no built-in kind or CRD serves {kind} in group {group:?}")
-        })?;
-        if resource.version(version).is_none() {
-            return Err(format!("{label}: {kind} is not served at {api_version}"));
+    pub fn put(&mut self, object: Value, now: Timestamp) -> Result<&Value, String> {
+        let (key, mut object, new_catalog) = self.prepare(object, now)?;
+        self.resource_version += 1;
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert(
+                "resourceVersion".to_owned(),
+                json!(self.resource_version.to_string()),
+            );
         }
+        if let Some(catalog) = new_catalog {
+            self.catalog = catalog;
+        }
+        let slot = self.objects.entry(key).or_insert(Value::Null);
+        *slot = object;
+        Ok(slot)
+    }
+
+    /// Validates an object against the catalog and fills server-owned
+    /// metadata, without storing it; a CRD also yields the catalog it makes.
+    fn prepare(
+        &self,
+        mut object: Value,
+        now: Timestamp,
+    ) -> Result<(ObjectKey, Value, Option<Catalog>), String> {
+        let label = describe(&object);
+        let (resource, api_version) = self.resolve(&object)?;
+        let (group, _) = split_api_version(&api_version);
+        let kind = resource.kind.clone();
         let namespaced = resource.namespaced;
         let tracks_generation = resource.tracks_generation;
 
@@ -149,20 +344,7 @@ impl Store {
         } else {
             None
         };
-
-        self.resource_version += 1;
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.insert(
-                "resourceVersion".to_owned(),
-                json!(self.resource_version.to_string()),
-            );
-        }
-        if let Some(catalog) = new_catalog {
-            self.catalog = catalog;
-        }
-        let slot = self.objects.entry(key).or_insert(Value::Null);
-        *slot = object;
-        Ok(slot)
+        Ok((key, object, new_catalog))
     }
 
     pub fn get(
@@ -229,7 +411,7 @@ pub fn uid_for(seed: &str) -> String {
     )
 }
 
-fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
+pub fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
     bytes.iter().fold(basis, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -1,0 +1,177 @@
+//! Generates a Flux fleet for `scripts/bench`: a healthy AKS Flux install (the test fixtures of
+//! `tests/support/flux.rs`) plus tenants that reach Azure with object-level workload identity.
+//!
+//! ```text
+//! cargo run --release --example gen-fleet -- --namespaces 200 --objects 2000 --out DIR
+//! ```
+//!
+//! Writes `DIR/cluster/fleet.json` (a `List` to seed the fake API server with, pods and nodes
+//! included) and `DIR/manifests.yaml` (the same objects as one multi-document YAML stream, as a
+//! Git repository would hold them, for `doctor -f`).
+
+#[path = "../tests/support/flux.rs"]
+#[allow(
+    dead_code,
+    reason = "the generator uses the fleet fixtures; scenario helpers stay unused here"
+)]
+mod flux;
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+/// The Flux release the fleet runs: object-level identity needs 2.6 or later.
+const MINOR: u32 = 7;
+const TENANT_SA: &str = "flux-tenant";
+const FEATURE_GATE: &str = "--feature-gates=ObjectLevelWorkloadIdentity=true";
+
+#[derive(Parser)]
+#[command(about = "Generates a Flux fleet (cluster seed and manifests) for the benchmark")]
+struct Args {
+    /// Tenant namespaces, each with its own annotated ServiceAccount.
+    #[arg(long)]
+    namespaces: usize,
+    /// Azure-backed Flux objects, spread evenly over the tenant namespaces.
+    #[arg(long)]
+    objects: usize,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn tenant_service_account(namespace: &str) -> Value {
+    let mut sa = flux::service_account(namespace, TENANT_SA);
+    sa["metadata"]["annotations"] = json!({
+        "azure.workload.identity/client-id": flux::CLIENT_ID,
+        "azure.workload.identity/tenant-id": flux::TENANT_ID
+    });
+    sa
+}
+
+/// The `index`th object of a tenant namespace: every Azure-capable kind in turn, each reaching
+/// Azure through the tenant's ServiceAccount. An ImageUpdateAutomation reaches Azure DevOps
+/// through the GitRepository of its round, so it comes after one.
+fn tenant_object(namespace: &str, index: usize) -> Value {
+    let round = index / 9;
+    let name = |stem: &str| format!("{stem}-{round}");
+    let (kind, stem, spec) = match index % 9 {
+        0 => (
+            "OCIRepository",
+            "oci",
+            json!({"interval": "5m", "url": format!("oci://contoso.azurecr.io/{namespace}/app"),
+                   "ref": {"tag": "latest"}, "provider": "azure", "serviceAccountName": TENANT_SA}),
+        ),
+        1 => (
+            "HelmRepository",
+            "charts",
+            json!({"interval": "10m", "type": "oci", "url": "oci://contoso.azurecr.io/charts",
+                   "provider": "azure", "serviceAccountName": TENANT_SA}),
+        ),
+        2 => (
+            "Bucket",
+            "bucket",
+            json!({"interval": "10m", "provider": "azure", "bucketName": namespace,
+                   "endpoint": "https://contoso.blob.core.windows.net", "serviceAccountName": TENANT_SA}),
+        ),
+        3 => (
+            "GitRepository",
+            "git",
+            json!({"interval": "5m", "url": "https://dev.azure.com/contoso/fleet/_git/apps",
+                   "ref": {"branch": "main"}, "provider": "azure", "serviceAccountName": TENANT_SA}),
+        ),
+        4 => (
+            "ImageUpdateAutomation",
+            "automation",
+            json!({"interval": "30m", "sourceRef": {"kind": "GitRepository", "name": name("git")},
+                   "git": {"commit": {"author": {"name": "flux", "email": "flux@contoso.com"}}}}),
+        ),
+        5 => (
+            "ImageRepository",
+            "image",
+            json!({"interval": "5m", "image": format!("contoso.azurecr.io/{namespace}/app"),
+                   "provider": "azure", "serviceAccountName": TENANT_SA}),
+        ),
+        6 => (
+            "Kustomization",
+            "apps",
+            json!({"interval": "10m", "path": "./", "prune": true,
+                   "sourceRef": {"kind": "OCIRepository", "name": name("oci")},
+                   "decryption": {"provider": "sops", "serviceAccountName": TENANT_SA}}),
+        ),
+        7 => (
+            "Provider",
+            "events",
+            json!({"type": "azureeventhub", "address": "https://contoso.servicebus.windows.net/flux",
+                   "serviceAccountName": TENANT_SA}),
+        ),
+        _ => (
+            "OCIRepository",
+            "config",
+            json!({"interval": "5m", "url": format!("oci://contoso.azurecr.io/{namespace}/config"),
+                   "ref": {"tag": "latest"}, "provider": "azure", "serviceAccountName": TENANT_SA}),
+        ),
+    };
+    flux::object(MINOR, kind, namespace, &name(stem), spec)
+}
+
+/// The install every controller of which may use object-level identity, with the tenants'
+/// ServiceAccounts and objects after it.
+fn fleet(namespaces: usize, objects: usize) -> Vec<Value> {
+    let mut all = flux::healthy_aks(MINOR);
+    for controller in flux::CONTROLLERS {
+        flux::add_arg(&mut all, controller, FEATURE_GATE);
+    }
+    let namespaces = namespaces.max(1);
+    for n in 0..namespaces {
+        let namespace = format!("team-{n:04}");
+        all.push(tenant_service_account(&namespace));
+        // The first `objects % namespaces` tenants take one object more.
+        let count = objects / namespaces + usize::from(n < objects % namespaces);
+        all.extend((0..count).map(|i| tenant_object(&namespace, i)));
+    }
+    all
+}
+
+fn write_json(path: &std::path::Path, objects: &[Value]) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer(
+        &mut out,
+        &json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    .map_err(std::io::Error::other)?;
+    out.flush()
+}
+
+/// What a Git repository holds: no pods, nodes or other state only a cluster has.
+fn is_manifest(object: &Value) -> bool {
+    !matches!(object["kind"].as_str(), Some("Pod" | "Node"))
+}
+
+fn write_yaml(path: &std::path::Path, objects: &[Value]) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    for object in objects.iter().filter(|o| is_manifest(o)) {
+        let text = serde_saphyr::to_string(object).map_err(std::io::Error::other)?;
+        out.write_all(b"---\n")?;
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let objects = fleet(args.namespaces, args.objects);
+    let cluster = args.out.join("cluster");
+    let written = std::fs::create_dir_all(&cluster)
+        .and_then(|()| write_json(&cluster.join("fleet.json"), &objects))
+        .and_then(|()| write_yaml(&args.out.join("manifests.yaml"), &objects));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", args.out.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Reading Azure for doctor: the AKS cluster of the context, the identities the wiring names,
+//! their federated credentials, the resources Flux objects reach and the identities' role
+//! assignments. The number of calls follows the number of identities, never of objects: one
+//! Resource Graph query finds every identity, one resolves every resource.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use serde_json::Value;
+
+use super::arm::{
+    API_AKS, API_AUTHORIZATION, API_MSI, API_SUBSCRIPTIONS, Arm, ArmError, encode, kql_string,
+};
+use super::roles::{requirement, role_guid};
+use super::state::{
+    AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity, ResourceKind,
+    RoleAssignment, subscription_of,
+};
+use super::subjects::{Target, WiSubject};
+use crate::model::{Fact, Snapshot, Source};
+use crate::wiring::host_of;
+
+/// How to find the AKS cluster when its API server FQDN is not enough.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterLocator {
+    pub subscription: Option<String>,
+    pub resource_group: Option<String>,
+    pub cluster_name: Option<String>,
+}
+
+fn text(value: &Value, pointer: &str) -> Option<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn unknown<T>(error: &ArmError) -> Fact<T> {
+    Fact::Unknown(error.to_string())
+}
+
+/// The AKS settings from a managed cluster as ARM (or Resource Graph) returns it. The REST API
+/// says `issuerURL`; the az CLI shows `issuerUrl`.
+fn aks_cluster(value: &Value) -> AksCluster {
+    let properties = value.get("properties").cloned().unwrap_or_default();
+    let issuer = text(&properties, "/oidcIssuerProfile/issuerURL")
+        .or_else(|| text(&properties, "/oidcIssuerProfile/issuerUrl"));
+    let flag = |pointer: &str| {
+        properties
+            .pointer(pointer)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let id = text(value, "/id").unwrap_or_default();
+    AksCluster {
+        name: text(value, "/name").unwrap_or_default(),
+        resource_group: text(value, "/resourceGroup")
+            .or_else(|| resource_group_of(&id))
+            .unwrap_or_default(),
+        subscription_id: subscription_of(&id).unwrap_or_default().to_string(),
+        id,
+        oidc_issuer_enabled: flag("/oidcIssuerProfile/enabled"),
+        issuer_url: issuer.filter(|i| !i.is_empty()),
+        workload_identity_enabled: flag("/securityProfile/workloadIdentity/enabled"),
+    }
+}
+
+fn resource_group_of(arm_id: &str) -> Option<String> {
+    let mut parts = arm_id.split('/').filter(|p| !p.is_empty());
+    while let Some(part) = parts.next() {
+        if part.eq_ignore_ascii_case("resourceGroups") {
+            return parts.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+async fn find_cluster(
+    arm: &Arm,
+    snapshot: &Snapshot,
+    locator: &ClusterLocator,
+    subscriptions: &[String],
+) -> Fact<AksCluster> {
+    if let (Some(group), Some(name)) = (&locator.resource_group, &locator.cluster_name) {
+        let subscription = match (&locator.subscription, subscriptions) {
+            (Some(s), _) => s.clone(),
+            (None, [only]) => only.clone(),
+            (None, all) => {
+                return Fact::Unknown(format!(
+                    "pass --subscription with --resource-group and --cluster-name: this login reads {} subscriptions",
+                    all.len()
+                ));
+            }
+        };
+        let path = format!(
+            "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}?api-version={API_AKS}"
+        );
+        return match arm.get(&path).await {
+            Ok(value) => Fact::Known(aks_cluster(&value)),
+            Err(e) => unknown(&e),
+        };
+    }
+    let Source::Live { server, .. } = &snapshot.source else {
+        return Fact::Unknown(
+            "manifest mode: pass --resource-group and --cluster-name to check the AKS cluster"
+                .into(),
+        );
+    };
+    if snapshot.cluster.known().is_some_and(|c| !c.is_aks) {
+        return Fact::Unknown("the cluster of this context is not AKS".into());
+    }
+    let host = host_of(server);
+    let query = format!(
+        "Resources | where type =~ 'microsoft.containerservice/managedclusters' | where tolower(tostring(properties.fqdn)) == {host} or tolower(tostring(properties.privateFQDN)) == {host} or tolower(tostring(properties.azurePortalFQDN)) == {host} | project id, name, resourceGroup, subscriptionId, properties",
+        host = kql_string(&host)
+    );
+    let scope: Vec<String> = locator.subscription.iter().cloned().collect();
+    match arm.graph(&query, &scope).await {
+        Ok(rows) => rows.first().map_or_else(
+            || {
+                Fact::Unknown(format!(
+                    "no AKS cluster has the API server FQDN {host} in the {} subscription(s) this login can read; pass --resource-group and --cluster-name",
+                    subscriptions.len()
+                ))
+            },
+            |row| Fact::Known(aks_cluster(row)),
+        ),
+        Err(e) => unknown(&e),
+    }
+}
+
+fn federated_credential(value: &Value) -> FederatedCredential {
+    FederatedCredential {
+        name: text(value, "/name").unwrap_or_default(),
+        issuer: text(value, "/properties/issuer").unwrap_or_default(),
+        subject: text(value, "/properties/subject").unwrap_or_default(),
+        audiences: value
+            .pointer("/properties/audiences")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The federated credentials of one user-assigned identity.
+pub async fn list_credentials(arm: &Arm, identity_id: &str) -> Fact<Vec<FederatedCredential>> {
+    let path = format!("{identity_id}/federatedIdentityCredentials?api-version={API_MSI}");
+    match arm.list(&path).await {
+        Ok(items) => Fact::Known(items.iter().map(federated_credential).collect()),
+        Err(e) => unknown(&e),
+    }
+}
+
+/// User-assigned identities by client ID, across every readable subscription, in one query.
+pub async fn find_identities(
+    arm: &Arm,
+    client_ids: &BTreeSet<String>,
+) -> Fact<Vec<ManagedIdentity>> {
+    if client_ids.is_empty() {
+        return Fact::Known(Vec::new());
+    }
+    let list: Vec<String> = client_ids.iter().map(|c| kql_string(c)).collect();
+    let query = format!(
+        "Resources | where type =~ 'microsoft.managedidentity/userassignedidentities' | where tolower(tostring(properties.clientId)) in ({}) | project id, name, resourceGroup, subscriptionId, clientId = tostring(properties.clientId), principalId = tostring(properties.principalId), tenantId = tostring(properties.tenantId)",
+        list.join(", ")
+    );
+    let rows = match arm.graph(&query, &[]).await {
+        Ok(rows) => rows,
+        Err(e) => return unknown(&e),
+    };
+    let credentials = join_all(rows.iter().map(|row| {
+        let id = text(row, "/id").unwrap_or_default();
+        async move { list_credentials(arm, &id).await }
+    }))
+    .await;
+    Fact::Known(
+        rows.iter()
+            .zip(credentials)
+            .map(|(row, credentials)| {
+                let id = text(row, "/id").unwrap_or_default();
+                ManagedIdentity {
+                    name: text(row, "/name").unwrap_or_default(),
+                    resource_group: text(row, "/resourceGroup")
+                        .or_else(|| resource_group_of(&id))
+                        .unwrap_or_default(),
+                    subscription_id: text(row, "/subscriptionId")
+                        .or_else(|| subscription_of(&id).map(str::to_string))
+                        .unwrap_or_default(),
+                    client_id: text(row, "/clientId").unwrap_or_default(),
+                    principal_id: text(row, "/principalId").unwrap_or_default(),
+                    tenant_id: text(row, "/tenantId").unwrap_or_default(),
+                    id,
+                    credentials,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Resolves every registry, storage account and remote cluster the subjects use to its ARM
+/// resource, in one Resource Graph query.
+async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureResource>> {
+    let mut registries = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    let mut clusters = BTreeSet::new();
+    for target in subjects
+        .iter()
+        .flat_map(|s| s.uses.iter().map(|u| &u.target))
+    {
+        match target {
+            Target::Registry(host) => registries.insert(host.to_ascii_lowercase()),
+            Target::StorageAccount(name) => accounts.insert(name.to_ascii_lowercase()),
+            Target::Cluster(id) => clusters.insert(id.to_ascii_lowercase()),
+            _ => false,
+        };
+    }
+    let set = |values: &BTreeSet<String>| {
+        values
+            .iter()
+            .map(|v| kql_string(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut clauses = Vec::new();
+    if !registries.is_empty() {
+        clauses.push(format!(
+            "(type =~ 'microsoft.containerregistry/registries' and tolower(tostring(properties.loginServer)) in ({}))",
+            set(&registries)
+        ));
+    }
+    if !accounts.is_empty() {
+        clauses.push(format!(
+            "(type =~ 'microsoft.storage/storageaccounts' and tolower(name) in ({}))",
+            set(&accounts)
+        ));
+    }
+    if !clusters.is_empty() {
+        clauses.push(format!(
+            "(type =~ 'microsoft.containerservice/managedclusters' and tolower(id) in ({}))",
+            set(&clusters)
+        ));
+    }
+    if clauses.is_empty() {
+        return Fact::Known(Vec::new());
+    }
+    let query = format!(
+        "Resources | where {} | project id, name, type, loginServer = tostring(properties.loginServer)",
+        clauses.join(" or ")
+    );
+    let rows = match arm.graph(&query, &[]).await {
+        Ok(rows) => rows,
+        Err(e) => return unknown(&e),
+    };
+    Fact::Known(
+        rows.iter()
+            .filter_map(|row| {
+                let id = text(row, "/id")?;
+                let name = text(row, "/name").unwrap_or_default();
+                let kind = text(row, "/type")?.to_ascii_lowercase();
+                let (kind, key) = match kind.as_str() {
+                    "microsoft.containerregistry/registries" => (
+                        ResourceKind::ContainerRegistry,
+                        text(row, "/loginServer").unwrap_or_default(),
+                    ),
+                    "microsoft.storage/storageaccounts" => {
+                        (ResourceKind::StorageAccount, name.clone())
+                    }
+                    "microsoft.containerservice/managedclusters" => {
+                        (ResourceKind::ManagedCluster, id.clone())
+                    }
+                    _ => return None,
+                };
+                Some(AzureResource {
+                    kind,
+                    key: key.to_ascii_lowercase(),
+                    id,
+                    name,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The role assignments of each identity that needs a role, listed in the subscriptions that
+/// matter to it: its own and those of the resources it is used for.
+async fn list_role_assignments(
+    arm: &Arm,
+    subjects: &[WiSubject],
+    identities: &[ManagedIdentity],
+    resources: &[AzureResource],
+) -> Fact<Vec<RoleAssignment>> {
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for subject in subjects {
+        let Some(identity) = subject.valid_client_id().and_then(|client| {
+            identities
+                .iter()
+                .find(|i| i.client_id.eq_ignore_ascii_case(client))
+        }) else {
+            continue;
+        };
+        for use_ in subject
+            .uses
+            .iter()
+            .filter(|u| requirement(u.service).is_some())
+        {
+            let subscriptions = wanted.entry(identity.principal_id.clone()).or_default();
+            subscriptions.insert(identity.subscription_id.to_ascii_lowercase());
+            let resource = resources.iter().find(|r| match &use_.target {
+                Target::Registry(key) | Target::StorageAccount(key) | Target::Cluster(key) => {
+                    r.key.eq_ignore_ascii_case(key)
+                }
+                _ => false,
+            });
+            if let Some(sub) = resource.and_then(AzureResource::subscription_id) {
+                subscriptions.insert(sub.to_ascii_lowercase());
+            }
+        }
+    }
+    let calls: Vec<(String, String)> = wanted
+        .into_iter()
+        .flat_map(|(principal, subs)| subs.into_iter().map(move |s| (principal.clone(), s)))
+        .filter(|(principal, sub)| !principal.is_empty() && !sub.is_empty())
+        .collect();
+    let lists = join_all(calls.iter().map(|(principal, subscription)| async move {
+        let filter = encode(&format!("principalId eq '{principal}'"));
+        let path = format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleAssignments?api-version={API_AUTHORIZATION}&$filter={filter}"
+        );
+        arm.list(&path).await.map(|items| {
+            items
+                .iter()
+                .map(|item| RoleAssignment {
+                    principal_id: text(item, "/properties/principalId").unwrap_or_default(),
+                    role: role_guid(&text(item, "/properties/roleDefinitionId").unwrap_or_default()),
+                    scope: text(item, "/properties/scope").unwrap_or_default(),
+                    listed_in: subscription.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
+    }))
+    .await;
+    let mut all = Vec::new();
+    for list in lists {
+        match list {
+            Ok(items) => all.extend(items),
+            Err(e) => return unknown(&e),
+        }
+    }
+    Fact::Known(all)
+}
+
+/// Lists the readable subscriptions: the first call, which also proves the login works.
+pub async fn subscriptions(arm: &Arm) -> Result<Vec<String>, ArmError> {
+    let items = arm
+        .list(&format!("/subscriptions?api-version={API_SUBSCRIPTIONS}"))
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|s| text(s, "/subscriptionId"))
+        .collect())
+}
+
+/// Everything the Azure checks need, read with one login.
+pub async fn read(
+    arm: &Arm,
+    login: &str,
+    snapshot: &Snapshot,
+    subjects: &[WiSubject],
+    locator: &ClusterLocator,
+) -> Fact<AzureState> {
+    let subscriptions = match subscriptions(arm).await {
+        Ok(list) => list,
+        Err(e) => return Fact::Unknown(format!("could not list subscriptions: {e}")),
+    };
+    let client_ids: BTreeSet<String> = subjects
+        .iter()
+        .filter_map(WiSubject::valid_client_id)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let (cluster, identities, resources) = futures::join!(
+        find_cluster(arm, snapshot, locator, &subscriptions),
+        find_identities(arm, &client_ids),
+        resolve_targets(arm, subjects)
+    );
+    let role_assignments = match (&identities, &resources) {
+        (Fact::Known(identities), Fact::Known(resources)) => {
+            list_role_assignments(arm, subjects, identities, resources).await
+        }
+        (Fact::Unknown(reason), _) | (_, Fact::Unknown(reason)) => Fact::Unknown(reason.clone()),
+    };
+    Fact::Known(AzureState {
+        login: login.to_string(),
+        subscriptions,
+        cluster,
+        identities,
+        resources,
+        role_assignments,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aks_issuer_is_read_under_either_spelling() {
+        let rest = json!({"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks",
+            "name": "aks", "properties": {"oidcIssuerProfile": {"enabled": true, "issuerURL": "https://i/"},
+            "securityProfile": {"workloadIdentity": {"enabled": true}}}});
+        let cluster = aks_cluster(&rest);
+        assert_eq!(cluster.issuer_url.as_deref(), Some("https://i/"));
+        assert!(cluster.workload_identity_enabled);
+        assert_eq!(cluster.resource_group, "rg");
+        assert_eq!(cluster.subscription_id, "s");
+        let cli = json!({"id": "x", "properties": {"oidcIssuerProfile": {"enabled": false, "issuerUrl": "https://j/"}}});
+        let cluster = aks_cluster(&cli);
+        assert_eq!(cluster.issuer_url.as_deref(), Some("https://j/"));
+        assert!(!cluster.oidc_issuer_enabled);
+        assert!(!cluster.workload_identity_enabled);
+    }
+}

@@ -1,0 +1,1155 @@
+//! AZF060-AZF071: the Azure side of the chain, judged from what `--azure` read through Resource
+//! Manager and what `--probe` saw at Entra ID: the AKS cluster's OIDC issuer and workload
+//! identity settings, the identities the wiring names, their federated credentials, their
+//! roles on the resources Flux objects reach, and the token exchange itself.
+
+use std::collections::BTreeMap;
+
+use super::{Area, Check, Findings, FixAction, Severity};
+use crate::azure::aadsts::{self, About};
+use crate::azure::federate::FIC_LIMIT;
+use crate::azure::fic::{Difference, Expected, Verdict, assess, closeness};
+use crate::azure::roles::{self, Requirement, covers, requirement};
+use crate::azure::state::{
+    AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity, Probe,
+    ProbeOutcome, RoleAssignment, TokenClaims,
+};
+use crate::azure::subjects::{SubjectUse, Target, WiSubject, subjects};
+use crate::model::azure_use::{AzureService, join_words};
+use crate::model::{FluxKind, ObjectRef, Skip, Snapshot};
+use crate::wiring::{TOKEN_AUDIENCE, host_of};
+
+fn azure(snapshot: &Snapshot) -> Result<&AzureState, Skip> {
+    snapshot.azure.get()
+}
+
+fn cluster(snapshot: &Snapshot) -> Result<&AksCluster, Skip> {
+    azure(snapshot)?.cluster.get()
+}
+
+fn cluster_ref(cluster: &AksCluster) -> ObjectRef {
+    ObjectRef::cluster_scoped("ManagedCluster", &cluster.name)
+}
+
+fn identity_ref(identity: &ManagedIdentity) -> ObjectRef {
+    ObjectRef::cluster_scoped("UserAssignedIdentity", &identity.name)
+}
+
+fn run(command: &str) -> FixAction {
+    FixAction::Run {
+        command: command.split(' ').map(str::to_string).collect(),
+    }
+}
+
+fn quoted(value: &str) -> String {
+    format!("'{value}'")
+}
+
+pub static AKS_OIDC_ISSUER_DISABLED: Check = Check {
+    id: "AZF060",
+    name: "aks-oidc-issuer-disabled",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "The AKS cluster does not publish an OIDC issuer",
+    explanation: "Entra ID accepts a Kubernetes token only after fetching the discovery document \
+and signing keys of the token's issuer. On AKS that issuer exists only when the cluster's OIDC \
+issuer is enabled (`oidcIssuerProfile.enabled`); without it every exchange fails (AADSTS90061 \
+or AADSTS70021) and there is no issuer URL to put in a federated credential.",
+    fix: "`az aks update -g RG -n CLUSTER --enable-oidc-issuer`, then create the federated \
+credentials with the issuer URL it reports and restart the Flux controllers.",
+    run: aks_oidc_issuer_disabled,
+};
+
+fn aks_oidc_issuer_disabled(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let cluster = cluster(snapshot)?;
+    if !cluster.oidc_issuer_enabled {
+        let command = format!(
+            "az aks update --resource-group {} --name {} --enable-oidc-issuer",
+            cluster.resource_group, cluster.name
+        );
+        findings
+            .add(
+                cluster_ref(cluster),
+                format!(
+                    "AKS cluster {} ({}) has its OIDC issuer disabled: Entra ID cannot verify its ServiceAccount tokens",
+                    cluster.name, cluster.id
+                ),
+                format!("run `{command}`, then federate with the issuer URL it reports"),
+            )
+            .action(run(&command));
+    }
+    Ok(())
+}
+
+pub static AKS_WORKLOAD_IDENTITY_DISABLED: Check = Check {
+    id: "AZF061",
+    name: "aks-workload-identity-disabled",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "The AKS cluster has workload identity disabled",
+    explanation: "On AKS the workload identity webhook, which injects the token volume and the \
+AZURE_* variables into labelled pods, is the cluster feature \
+`securityProfile.workloadIdentity.enabled`. With it off, controllers wired in webhook mode get \
+nothing injected and fail with `missing environment variables for workload identity`.",
+    fix: "`az aks update -g RG -n CLUSTER --enable-oidc-issuer --enable-workload-identity`, then \
+restart the Flux controllers so their pods are mutated.",
+    run: aks_workload_identity_disabled,
+};
+
+fn aks_workload_identity_disabled(
+    snapshot: &Snapshot,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    let cluster = cluster(snapshot)?;
+    if !cluster.workload_identity_enabled {
+        let command = format!(
+            "az aks update --resource-group {} --name {} --enable-oidc-issuer --enable-workload-identity",
+            cluster.resource_group, cluster.name
+        );
+        findings
+            .add(
+                cluster_ref(cluster),
+                format!(
+                    "AKS cluster {} ({}) has workload identity disabled: the webhook that injects tokens into Flux's pods does not run",
+                    cluster.name, cluster.id
+                ),
+                format!("run `{command}`, then restart the Flux controllers"),
+            )
+            .action(run(&command));
+    }
+    Ok(())
+}
+
+pub static ISSUER_MISMATCH_CLUSTER: Check = Check {
+    id: "AZF062",
+    name: "issuer-mismatch-cluster",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "AKS reports another issuer than the API server issues tokens with",
+    explanation: "Federated credentials are usually created from the issuer URL `az aks show` \
+reports (`oidcIssuerProfile.issuerURL`). Entra ID compares it byte for byte with the `iss` claim \
+of the tokens the API server actually signs, which doctor reads from \
+`/.well-known/openid-configuration`. When the two differ (a trailing slash, an issuer changed \
+by hand), every credential made from the AKS value fails with AADSTS700211.",
+    fix: "Create the federated credentials with the issuer the API server uses (shown in the \
+finding). If the cluster's issuer was changed recently, `az aks update` reconciles it.",
+    run: issuer_mismatch_cluster,
+};
+
+fn issuer_mismatch_cluster(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let cluster = cluster(snapshot)?;
+    let actual = snapshot.issuer.get()?;
+    let Some(reported) = &cluster.issuer_url else {
+        return Err(Skip(format!(
+            "AKS cluster {} reports no issuer URL",
+            cluster.name
+        )));
+    };
+    if reported != actual {
+        let how = closeness(actual, reported).unwrap_or_else(|| "they are different URLs".into());
+        findings.add(
+            cluster_ref(cluster),
+            format!(
+                "AKS reports issuer {} but the API server issues tokens with iss {}: {how}",
+                quoted(reported),
+                quoted(actual)
+            ),
+            format!(
+                "create federated credentials with issuer {}",
+                quoted(actual)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A probe's successful exchange proves the client ID exists even where Resource Manager does
+/// not show it (an app registration rather than a managed identity).
+fn exchanged(snapshot: &Snapshot, client_id: &str) -> bool {
+    snapshot.probes.known().is_some_and(|probes| {
+        probes.iter().any(|p| {
+            p.client_id.eq_ignore_ascii_case(client_id)
+                && matches!(p.outcome, ProbeOutcome::Exchanged { .. })
+        })
+    })
+}
+
+pub static IDENTITY_NOT_FOUND: Check = Check {
+    id: "AZF063",
+    name: "identity-not-found",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "No managed identity has the client ID the wiring names",
+    explanation: "The client ID on a ServiceAccount (or in AZURE_CLIENT_ID) must be the \
+`clientId` of a user-assigned managed identity, not its principal (object) ID, its name or its \
+resource ID. doctor looks for every client ID in use with one Resource Graph query over the \
+subscriptions the login can read. A client ID nothing has is a typo, an identity that was \
+deleted, or one in a subscription this login cannot read; Entra ID answers AADSTS700016. An app \
+registration is not a managed identity and is not found this way (a successful `--probe` \
+proves it exists).",
+    fix: "Annotate the ServiceAccount with the identity's client ID (`az identity show -g RG -n \
+NAME --query clientId -o tsv`), or give this login Reader on the identity's subscription.",
+    run: identity_not_found,
+};
+
+fn identity_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let state = azure(snapshot)?;
+    state.identities.get()?;
+    for subject in subjects(snapshot) {
+        let Some(client_id) = subject.valid_client_id() else {
+            continue;
+        };
+        if state.identity(client_id).is_some() || exchanged(snapshot, client_id) {
+            continue;
+        }
+        findings.add(
+            subject.object_ref(),
+            format!(
+                "{} names client ID {client_id}, which no user-assigned managed identity has in the {} subscription(s) {} can read",
+                subject.describe(),
+                state.subscriptions.len(),
+                state.login
+            ),
+            "set the client ID to the identity's `clientId` (`az identity show --query clientId`), or give this login Reader where the identity lives",
+        );
+    }
+    Ok(())
+}
+
+/// What the token of a subject carries: the probe's real claims when there are some, else the
+/// issuer the API server publishes, else the one AKS reports.
+fn expected_issuer(snapshot: &Snapshot, state: &AzureState, subject: &WiSubject) -> Option<String> {
+    probe_for(snapshot, subject)
+        .and_then(|p| p.claims.as_ref())
+        .map(|c| c.issuer.clone())
+        .or_else(|| snapshot.issuer.known().cloned())
+        .or_else(|| state.cluster.known().and_then(|c| c.issuer_url.clone()))
+}
+
+fn probe_for<'a>(snapshot: &'a Snapshot, subject: &WiSubject) -> Option<&'a Probe> {
+    snapshot
+        .probes
+        .known()?
+        .iter()
+        .find(|p| p.namespace == subject.namespace && p.service_account == subject.service_account)
+}
+
+/// One subject's credentials judged against its expected issuer, subject and audience.
+struct Judged<'a> {
+    subject: WiSubject,
+    identity: &'a ManagedIdentity,
+    issuer: String,
+    verdict: Verdict<'a>,
+}
+
+fn judge(snapshot: &Snapshot) -> Result<Vec<Judged<'_>>, Skip> {
+    let state = azure(snapshot)?;
+    state.identities.get()?;
+    let mut judged = Vec::new();
+    for subject in subjects(snapshot) {
+        let Some(identity) = subject.valid_client_id().and_then(|c| state.identity(c)) else {
+            continue;
+        };
+        let credentials = identity.credentials.get()?;
+        let Some(issuer) = expected_issuer(snapshot, state, &subject) else {
+            return Err(Skip(
+                "the cluster's issuer is unknown (neither the API server nor AKS reported one)"
+                    .into(),
+            ));
+        };
+        let kube_subject = subject.subject();
+        let verdict = assess(
+            credentials,
+            &Expected {
+                issuer: &issuer,
+                subject: &kube_subject,
+                audience: TOKEN_AUDIENCE,
+            },
+        );
+        judged.push(Judged {
+            subject,
+            identity,
+            issuer,
+            verdict,
+        });
+    }
+    Ok(judged)
+}
+
+fn create_command(identity: &ManagedIdentity, issuer: &str, subject: &str) -> String {
+    let name = crate::azure::federate::credential_name(issuer, subject);
+    format!(
+        "az identity federated-credential create --subscription {} --resource-group {} --identity-name {} --name {name} --issuer {issuer} --subject {subject} --audiences {TOKEN_AUDIENCE}",
+        identity.subscription_id, identity.resource_group, identity.name
+    )
+}
+
+fn describe_identity(identity: &ManagedIdentity) -> String {
+    format!(
+        "identity {} (client ID {})",
+        identity.name, identity.client_id
+    )
+}
+
+pub static FIC_MISSING: Check = Check {
+    id: "AZF064",
+    name: "fic-missing",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "An identity has no federated credential for a ServiceAccount Flux uses",
+    explanation: "For Entra ID to exchange a ServiceAccount's token, the identity it names must \
+hold a federated credential with this cluster's issuer, the subject \
+`system:serviceaccount:NAMESPACE:NAME` and the audience `api://AzureADTokenExchange`. Each \
+controller ServiceAccount and each ServiceAccount objects name needs its own; a credential for \
+another cluster's issuer does not count. Without one the exchange fails with AADSTS70021 or \
+AADSTS700213.",
+    fix: "Create the credential (`kubectl azflux enable --federate --identity ID`, or the `az \
+identity federated-credential create` command in the finding).",
+    run: fic_missing,
+};
+
+fn fic_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    for judged in judge(snapshot)? {
+        let Verdict::Missing { same_subject } = &judged.verdict else {
+            continue;
+        };
+        let subject = judged.subject.subject();
+        let elsewhere = if same_subject.is_empty() {
+            String::new()
+        } else {
+            let issuers: Vec<String> = same_subject
+                .iter()
+                .map(|c| format!("{} ({})", quoted(&c.issuer), c.name))
+                .collect();
+            format!(
+                "; it has one for this subject under other issuers (another cluster?): {}",
+                issuers.join(", ")
+            )
+        };
+        let command = create_command(judged.identity, &judged.issuer, &subject);
+        findings
+            .add(
+                judged.subject.object_ref(),
+                format!(
+                    "{} has no federated credential for {} with issuer {}, used by {}{elsewhere}",
+                    describe_identity(judged.identity),
+                    quoted(&subject),
+                    quoted(&judged.issuer),
+                    judged.subject.describe()
+                ),
+                format!(
+                    "create it: `{command}` (or `kubectl azflux enable --federate --identity {}`)",
+                    judged.identity.id
+                ),
+            )
+            .action(run(&command));
+    }
+    Ok(())
+}
+
+fn mismatch_finding(
+    findings: &mut Findings<'_>,
+    judged: &Judged<'_>,
+    credential: &FederatedCredential,
+    field: &str,
+    difference: &Difference,
+) {
+    findings.add(
+        judged.subject.object_ref(),
+        format!(
+            "federated credential {} on {} has {field} {} where {} needs {}: {}",
+            credential.name,
+            describe_identity(judged.identity),
+            quoted(&difference.found),
+            judged.subject.describe(),
+            quoted(&difference.expected),
+            difference.how
+        ),
+        format!(
+            "set the credential's {field} to {} exactly (`az identity federated-credential update --resource-group {} --identity-name {} --name {}`), or recreate it",
+            quoted(&difference.expected),
+            judged.identity.resource_group,
+            judged.identity.name,
+            credential.name
+        ),
+    );
+}
+
+fn mismatch_check(
+    snapshot: &Snapshot,
+    findings: &mut Findings<'_>,
+    field: &str,
+    pick: for<'v> fn(&'v Verdict<'v>) -> Option<(&'v FederatedCredential, &'v Difference)>,
+) -> Result<(), Skip> {
+    for judged in judge(snapshot)? {
+        if let Some((credential, difference)) = pick(&judged.verdict) {
+            mismatch_finding(findings, &judged, credential, field, difference);
+        }
+    }
+    Ok(())
+}
+
+pub static FIC_ISSUER_MISMATCH: Check = Check {
+    id: "AZF065",
+    name: "fic-issuer-mismatch",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "A federated credential's issuer is close to the cluster's but not equal",
+    explanation: "Entra ID compares the credential's issuer with the token's `iss` claim byte \
+for byte: a missing or extra trailing slash, or a difference in letter case, is a different \
+issuer (AADSTS700211, or AADSTS7002138 for case since matching became case-sensitive).",
+    fix: "Update the credential's issuer to the exact value in the finding.",
+    run: fic_issuer_mismatch,
+};
+
+fn fic_issuer_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    mismatch_check(snapshot, findings, "issuer", |verdict| match verdict {
+        Verdict::Mismatch {
+            credential,
+            issuer: Some(d),
+            ..
+        } => Some((credential, d)),
+        _ => None,
+    })
+}
+
+pub static FIC_SUBJECT_MISMATCH: Check = Check {
+    id: "AZF066",
+    name: "fic-subject-mismatch",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "A federated credential's subject is close to the ServiceAccount's but not equal",
+    explanation: "The subject must be `system:serviceaccount:NAMESPACE:NAME` of the ServiceAccount \
+the controller or object uses, exactly: another namespace, other letter case or stray \
+whitespace is another subject (AADSTS700213).",
+    fix: "Update the credential's subject to the exact value in the finding, or create one for it.",
+    run: fic_subject_mismatch,
+};
+
+fn fic_subject_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    mismatch_check(snapshot, findings, "subject", |verdict| match verdict {
+        Verdict::Mismatch {
+            credential,
+            subject: Some(d),
+            ..
+        } => Some((credential, d)),
+        _ => None,
+    })
+}
+
+pub static FIC_AUDIENCE_MISMATCH: Check = Check {
+    id: "AZF067",
+    name: "fic-audience-mismatch",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "A federated credential does not accept the token exchange audience",
+    explanation: "Flux's tokens (the webhook's projected token, or the one a controller mints for \
+an object-level ServiceAccount) carry the audience `api://AzureADTokenExchange`; a credential \
+must list exactly that audience, or Entra ID finds no matching record (AADSTS70021).",
+    fix: "Set the credential's audiences to `[\"api://AzureADTokenExchange\"]`.",
+    run: fic_audience_mismatch,
+};
+
+fn fic_audience_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    mismatch_check(snapshot, findings, "audience", |verdict| match verdict {
+        Verdict::Mismatch {
+            credential,
+            audience: Some(d),
+            ..
+        } => Some((credential, d)),
+        _ => None,
+    })
+}
+
+pub static FIC_LIMIT_REACHED: Check = Check {
+    id: "AZF068",
+    name: "fic-limit-reached",
+    area: Area::Azure,
+    severity: Severity::Warning,
+    title: "An identity already has 20 federated credentials",
+    explanation: "Entra ID allows at most 20 federated credentials per identity. Object-level \
+workload identity fans out quickly: each tenant ServiceAccount on each cluster needs its own. \
+At the limit, no credential can be added, so a ServiceAccount that still lacks one cannot be \
+federated to this identity.",
+    fix: "Delete credentials no longer used, or give some ServiceAccounts a second identity.",
+    run: fic_limit_reached,
+};
+
+fn fic_limit_reached(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let state = azure(snapshot)?;
+    let judged = judge(snapshot)?;
+    for identity in state.identities.get()? {
+        let count = identity.credentials.get()?.len();
+        if count < FIC_LIMIT {
+            continue;
+        }
+        let blocked: Vec<String> = judged
+            .iter()
+            .filter(|j| {
+                std::ptr::eq(j.identity, identity) && !matches!(j.verdict, Verdict::Match(_))
+            })
+            .map(|j| j.subject.subject())
+            .collect();
+        let finding = findings.add(
+            identity_ref(identity),
+            if blocked.is_empty() {
+                format!(
+                    "{} has {count} federated credentials, Entra ID's limit: no ServiceAccount can be added to it",
+                    describe_identity(identity)
+                )
+            } else {
+                format!(
+                    "{} has {count} federated credentials, Entra ID's limit, so the missing one for {} cannot be added",
+                    describe_identity(identity),
+                    join_words(&blocked)
+                )
+            },
+            format!(
+                "delete unused credentials (`az identity federated-credential list --resource-group {} --identity-name {}`), or use a second identity",
+                identity.resource_group, identity.name
+            ),
+        );
+        if !blocked.is_empty() {
+            finding.severity(Severity::Error);
+        }
+    }
+    Ok(())
+}
+
+/// Roles doctor knows by ID; a covering assignment of any other role may be a custom role that
+/// grants the permission, which doctor does not evaluate.
+const KNOWN_ROLES: &[&str] = &[
+    roles::ACR_PULL.id,
+    roles::ACR_PUSH.id,
+    roles::STORAGE_BLOB_DATA_READER.id,
+    roles::STORAGE_BLOB_DATA_CONTRIBUTOR.id,
+    roles::STORAGE_BLOB_DATA_OWNER.id,
+    roles::KEY_VAULT_CRYPTO_USER.id,
+    roles::KEY_VAULT_CRYPTO_OFFICER.id,
+    roles::KEY_VAULT_ADMINISTRATOR.id,
+    roles::EVENT_HUBS_DATA_SENDER.id,
+    roles::EVENT_HUBS_DATA_OWNER.id,
+    roles::AKS_CLUSTER_USER.id,
+    roles::CONTRIBUTOR.id,
+    roles::OWNER.id,
+    roles::READER.id,
+];
+
+fn resource_for<'a>(resources: &'a [AzureResource], target: &Target) -> Option<&'a AzureResource> {
+    let (Target::Registry(key) | Target::StorageAccount(key) | Target::Cluster(key)) = target
+    else {
+        return None;
+    };
+    resources.iter().find(|r| r.key.eq_ignore_ascii_case(key))
+}
+
+fn target_text(target: &Target) -> String {
+    match target {
+        Target::Registry(host) => format!("registry {host}"),
+        Target::StorageAccount(account) => format!("storage account {account}"),
+        Target::Cluster(id) => format!("AKS cluster {id}"),
+        Target::KeyVault => "the Key Vault of its SOPS keys".into(),
+        Target::EventHubs => "its Event Hubs namespace".into(),
+        Target::DevOps => "Azure DevOps".into(),
+        Target::Unresolved => "an unresolved endpoint".into(),
+    }
+}
+
+fn objects_text(uses: &[&SubjectUse]) -> String {
+    let names: Vec<String> = uses.iter().map(|u| u.object.to_string()).collect();
+    join_words(&names)
+}
+
+/// Whether the assignments grant the requirement on the resource, or could (a role doctor does
+/// not know at a covering scope).
+enum Grant {
+    Yes,
+    Maybe(Vec<String>),
+    No,
+}
+
+fn grant(
+    assignments: &[&RoleAssignment],
+    requirement: &Requirement,
+    applies: impl Fn(&RoleAssignment) -> bool,
+) -> Grant {
+    let applying: Vec<&&RoleAssignment> = assignments.iter().filter(|a| applies(a)).collect();
+    if applying.iter().any(|a| requirement.satisfied_by(&a.role)) {
+        return Grant::Yes;
+    }
+    let unknown: Vec<String> = applying
+        .iter()
+        .filter(|a| !KNOWN_ROLES.contains(&a.role.as_str()))
+        .map(|a| format!("{} at {}", a.role, a.scope))
+        .collect();
+    if unknown.is_empty() {
+        Grant::No
+    } else {
+        Grant::Maybe(unknown)
+    }
+}
+
+pub static ROLE_MISSING: Check = Check {
+    id: "AZF069",
+    name: "role-missing",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "An identity lacks the role a Flux integration needs",
+    explanation: "A federated token only proves who the controller is; the identity also needs \
+a role on the resource, at its scope or one that covers it (resource < resource group < \
+subscription < management group): AcrPull on the registry (OCIRepository, ImageRepository, OCI \
+HelmRepository), Storage Blob Data Reader on the container or account (Bucket), Key Vault Crypto \
+User on the vault (SOPS), Azure Event Hubs Data Sender (Provider) and Azure Kubernetes Service \
+Cluster User Role (remote AKS clusters). Without it pulls fail with 401/403 although the token \
+exchange works. Registries, storage accounts and clusters are resolved to their ARM IDs; the \
+vault and Event Hubs namespace are not named in the cluster, so for those any assignment in the \
+subscriptions read counts. Custom roles are not evaluated.",
+    fix: "Grant the role at the resource's scope (the `az role assignment create` command in the \
+finding).",
+    run: role_missing,
+};
+
+/// How one identity fares for one target: granted, or the finding to report.
+struct RoleVerdict {
+    grant: Grant,
+    /// "on registry contoso (/subscriptions/…)".
+    scope_text: String,
+    /// The scope to grant at, with placeholders where doctor cannot know it.
+    grant_scope: String,
+}
+
+fn subscriptions_read(identity: &ManagedIdentity, mine: &[&RoleAssignment]) -> String {
+    let mut subscriptions: Vec<&str> = mine.iter().map(|a| a.listed_in.as_str()).collect();
+    subscriptions.push(identity.subscription_id.as_str());
+    subscriptions.sort_unstable();
+    subscriptions.dedup();
+    subscriptions.join(", ")
+}
+
+/// `None` when the target's resource could not be found (reported by the caller) or needs no
+/// Azure role.
+fn role_verdict(
+    identity: &ManagedIdentity,
+    mine: &[&RoleAssignment],
+    resource: Option<&AzureResource>,
+    target: &Target,
+    service: AzureService,
+    requirement: &Requirement,
+) -> Option<RoleVerdict> {
+    match target {
+        Target::Registry(_) | Target::StorageAccount(_) | Target::Cluster(_) => {
+            let resource = resource?;
+            // A Bucket's container is not in the snapshot; a grant on any container of the
+            // account is taken as the Bucket's.
+            let container_ok = service == AzureService::BlobStorage;
+            Some(RoleVerdict {
+                grant: grant(mine, requirement, |a| {
+                    covers(a, &resource.id) || (container_ok && roles::below(a, &resource.id))
+                }),
+                scope_text: format!(
+                    "on {} {} ({})",
+                    resource.kind.noun(),
+                    resource.name,
+                    resource.id
+                ),
+                grant_scope: resource.id.clone(),
+            })
+        }
+        Target::KeyVault | Target::EventHubs => {
+            let (what, provider) = if service == AzureService::KeyVault {
+                ("the vault", "Microsoft.KeyVault/vaults/VAULT")
+            } else {
+                ("the namespace", "Microsoft.EventHub/namespaces/NAMESPACE")
+            };
+            Some(RoleVerdict {
+                grant: grant(mine, requirement, |_| true),
+                scope_text: format!(
+                    "at any scope in subscription(s) {} ({what} is not named in the cluster)",
+                    subscriptions_read(identity, mine)
+                ),
+                grant_scope: format!(
+                    "/subscriptions/{}/resourceGroups/RESOURCE_GROUP/providers/{provider}",
+                    identity.subscription_id
+                ),
+            })
+        }
+        Target::DevOps | Target::Unresolved => None,
+    }
+}
+
+fn role_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let state = azure(snapshot)?;
+    state.identities.get()?;
+    let resources = state.resources.get()?;
+    let assignments = state.role_assignments.get()?;
+    for subject in subjects(snapshot) {
+        let Some(identity) = subject.valid_client_id().and_then(|c| state.identity(c)) else {
+            continue;
+        };
+        let mine: Vec<&RoleAssignment> = assignments
+            .iter()
+            .filter(|a| a.principal_id.eq_ignore_ascii_case(&identity.principal_id))
+            .collect();
+        let mut by_target: BTreeMap<(&Target, AzureService), Vec<&SubjectUse>> = BTreeMap::new();
+        for use_ in &subject.uses {
+            by_target
+                .entry((&use_.target, use_.service))
+                .or_default()
+                .push(use_);
+        }
+        for ((target, service), uses) in by_target {
+            let Some(requirement) = requirement(service) else {
+                continue;
+            };
+            let resource = resource_for(resources, target);
+            let resolvable = matches!(
+                target,
+                Target::Registry(_) | Target::StorageAccount(_) | Target::Cluster(_)
+            );
+            if resolvable && resource.is_none() {
+                findings
+                    .add(
+                        subject.object_ref(),
+                        format!(
+                            "{} used by {} ({}) is not among the resources {} can read, so the {} assignment of {} cannot be checked",
+                            target_text(target),
+                            objects_text(&uses),
+                            subject.describe(),
+                            state.login,
+                            requirement.role.name,
+                            describe_identity(identity)
+                        ),
+                        "check the endpoint's host, or give this login Reader on the resource's subscription",
+                    )
+                    .severity(Severity::Warning);
+                continue;
+            }
+            let Some(verdict) =
+                role_verdict(identity, &mine, resource, target, service, &requirement)
+            else {
+                continue;
+            };
+            let command = format!(
+                "az role assignment create --assignee-object-id {} --assignee-principal-type ServicePrincipal --role {} --scope {}",
+                identity.principal_id, requirement.role.id, verdict.grant_scope
+            );
+            let message = format!(
+                "{} has no {} {}, needed by {} through {}",
+                describe_identity(identity),
+                requirement.describe(),
+                verdict.scope_text,
+                objects_text(&uses),
+                subject.describe()
+            );
+            let fix = format!("grant {}: `{command}`", requirement.role.name);
+            match verdict.grant {
+                Grant::Yes => {}
+                Grant::No => {
+                    findings
+                        .add(subject.object_ref(), message, fix)
+                        .action(run(&command));
+                }
+                Grant::Maybe(unknown) => {
+                    findings
+                        .add(
+                            subject.object_ref(),
+                            format!(
+                                "{message}; it has role(s) doctor does not evaluate (custom?): {}",
+                                unknown.join(", ")
+                            ),
+                            format!("check that those roles allow it, or {fix}"),
+                        )
+                        .severity(Severity::Warning);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn devops_organisation(snapshot: &Snapshot, object: &ObjectRef) -> Option<String> {
+    let kind = FluxKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == object.kind)?;
+    let namespace = object.namespace.as_deref()?;
+    let found = snapshot.flux.find(kind, namespace, &object.name)?;
+    let url = if kind == FluxKind::ImageUpdateAutomation {
+        crate::model::azure_use::update_automation_repository(snapshot, found)?
+            .url
+            .clone()?
+    } else {
+        found.url.clone()?
+    };
+    let host = host_of(&url);
+    let path = url.split_once(&host)?.1;
+    let first = path.trim_start_matches(['/', ':']).split('/').next()?;
+    if host == "dev.azure.com" {
+        (!first.is_empty()).then(|| first.to_string())
+    } else {
+        host.strip_suffix(".visualstudio.com").map(str::to_string)
+    }
+}
+
+pub static AZURE_DEVOPS_ONBOARDING_UNKNOWN: Check = Check {
+    id: "AZF070",
+    name: "azure-devops-onboarding-unknown",
+    area: Area::Azure,
+    severity: Severity::Info,
+    title: "Azure DevOps access cannot be read from Azure Resource Manager",
+    explanation: "Azure DevOps does not use Azure RBAC: the identity's service principal must be \
+added to the organization and to a group there. Readers is enough for a GitRepository; \
+ImageUpdateAutomation (pushing commits) and a notification Provider of type azuredevops (commit \
+status) need Contributors. The organization must also be connected to the identity's Entra \
+tenant. None of this is visible to Resource Manager, so doctor says what to check instead.",
+    fix: "In the organization's settings (Users), add the service principal with the object ID \
+shown and put it in the group named; or use `az devops security group membership add`.",
+    run: azure_devops_onboarding_unknown,
+};
+
+fn azure_devops_onboarding_unknown(
+    snapshot: &Snapshot,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    let state = azure(snapshot)?;
+    for subject in subjects(snapshot) {
+        let devops: Vec<&SubjectUse> = subject
+            .uses
+            .iter()
+            .filter(|u| u.service == AzureService::DevOps)
+            .collect();
+        if devops.is_empty() {
+            continue;
+        }
+        let writes = devops
+            .iter()
+            .any(|u| u.object.kind == "ImageUpdateAutomation" || u.object.kind == "Provider");
+        let group = if writes { "Contributors" } else { "Readers" };
+        let mut organisations: Vec<String> = devops
+            .iter()
+            .filter_map(|u| devops_organisation(snapshot, &u.object))
+            .collect();
+        organisations.sort();
+        organisations.dedup();
+        let principal = subject
+            .valid_client_id()
+            .and_then(|c| state.identity(c))
+            .map_or_else(
+                || {
+                    format!(
+                        "client ID {}",
+                        subject.client_id.as_deref().unwrap_or("(none)")
+                    )
+                },
+                |i| format!("{} (object ID {})", describe_identity(i), i.principal_id),
+            );
+        let orgs = if organisations.is_empty() {
+            "its Azure DevOps organization".to_string()
+        } else {
+            format!("organization(s) {}", organisations.join(", "))
+        };
+        findings.add(
+            subject.object_ref(),
+            format!(
+                "{} reach Azure DevOps as {principal} through {}: make sure it is a member of {orgs} in group {group}",
+                objects_text(&devops),
+                subject.describe()
+            ),
+            format!(
+                "add the service principal to {orgs} (Organization settings > Users) and to {group}; connect the organization to the identity's Entra tenant"
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn claims_text(claims: &TokenClaims) -> String {
+    format!(
+        "iss {}, sub {}, aud {}",
+        quoted(&claims.issuer),
+        quoted(&claims.subject),
+        quoted(&claims.audiences.join(", "))
+    )
+}
+
+/// What the identity's credentials hold for the field the error is about, next to what the
+/// token presented.
+fn comparison(about: About, claims: &TokenClaims, credentials: &[FederatedCredential]) -> String {
+    let list = |field: fn(&FederatedCredential) -> String| {
+        let values: Vec<String> = credentials
+            .iter()
+            .map(|c| format!("{} ({})", quoted(&field(c)), c.name))
+            .collect();
+        if values.is_empty() {
+            "none".to_string()
+        } else {
+            values.join(", ")
+        }
+    };
+    let issuers = || list(|c| c.issuer.clone());
+    let subjects = || list(|c| c.subject.clone());
+    let audiences = || list(|c| c.audiences.join(", "));
+    match about {
+        About::Issuer => format!(
+            "presented iss {}; the identity's credentials have issuers {}",
+            quoted(&claims.issuer),
+            issuers()
+        ),
+        About::Subject => format!(
+            "presented sub {}; the identity's credentials have subjects {}",
+            quoted(&claims.subject),
+            subjects()
+        ),
+        About::Audience => format!(
+            "presented aud {}; the identity's credentials have audiences {}",
+            quoted(&claims.audiences.join(", ")),
+            audiences()
+        ),
+        About::Match | About::Case => {
+            let expected = Expected {
+                issuer: &claims.issuer,
+                subject: &claims.subject,
+                audience: claims
+                    .audiences
+                    .first()
+                    .map_or(TOKEN_AUDIENCE, String::as_str),
+            };
+            let detail = match assess(credentials, &expected) {
+                Verdict::Mismatch {
+                    credential,
+                    issuer,
+                    subject,
+                    audience,
+                } => {
+                    let parts: Vec<String> = [
+                        ("issuer", issuer),
+                        ("subject", subject),
+                        ("audience", audience),
+                    ]
+                    .into_iter()
+                    .filter_map(|(field, d)| {
+                        d.map(|d| {
+                            format!(
+                                "{field} expected {} but found {} ({})",
+                                quoted(&d.expected),
+                                quoted(&d.found),
+                                d.how
+                            )
+                        })
+                    })
+                    .collect();
+                    format!(
+                        "closest credential {}: {}",
+                        credential.name,
+                        parts.join("; ")
+                    )
+                }
+                Verdict::Match(credential) => format!(
+                    "credential {} matches now (created moments ago? Entra ID takes a few seconds to see new credentials)",
+                    credential.name
+                ),
+                Verdict::Missing { .. } => format!(
+                    "no credential is close; issuers {}, subjects {}",
+                    issuers(),
+                    subjects()
+                ),
+            };
+            format!("presented {}; {detail}", claims_text(claims))
+        }
+        About::Lifetime => format!(
+            "the token was issued at {} and expires at {} (Unix seconds)",
+            claims
+                .issued_at
+                .map_or_else(|| "?".to_string(), |t| t.to_string()),
+            claims
+                .expires_at
+                .map_or_else(|| "?".to_string(), |t| t.to_string())
+        ),
+        About::ClientId | About::Tenant | About::IssuerKeys | About::Other => {
+            format!("presented {}", claims_text(claims))
+        }
+    }
+}
+
+pub static TOKEN_EXCHANGE_FAILED: Check = Check {
+    id: "AZF071",
+    name: "token-exchange-failed",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "Entra ID refused the token a Flux ServiceAccount would present",
+    explanation: "With `--probe`, doctor asks the API server for a 10-minute token of each \
+ServiceAccount Flux authenticates as (audience `api://AzureADTokenExchange`, as the webhook's \
+projected token has) and exchanges it at `{authority}/{tenant}/oauth2/v2.0/token` exactly as \
+the controller does. A refusal is explained from its AADSTS code (`error_codes[0]`), with the \
+token's real `iss`, `sub` and `aud` next to what the identity's federated credentials hold. \
+Only claims are shown; tokens are never printed or stored.",
+    fix: "Follow the fix of the AADSTS code in the finding; `kubectl azflux explain` and the \
+README's troubleshooting table list them all.",
+    run: token_exchange_failed,
+};
+
+fn token_exchange_failed(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let probes = snapshot.probes.get()?;
+    let state = snapshot.azure.known();
+    for probe in probes {
+        let subject =
+            ObjectRef::namespaced("ServiceAccount", &probe.namespace, &probe.service_account);
+        let who = format!(
+            "ServiceAccount {}/{} (client ID {}, tenant {})",
+            probe.namespace,
+            probe.service_account,
+            probe.client_id,
+            probe.tenant_id.as_deref().unwrap_or("unknown")
+        );
+        match &probe.outcome {
+            ProbeOutcome::Exchanged { .. } => {}
+            ProbeOutcome::Rejected(error) => {
+                let explained = error.code.and_then(aadsts::lookup);
+                let code = error.code.map_or_else(
+                    || format!("HTTP {}", error.status),
+                    |c| format!("AADSTS{c}"),
+                );
+                let credentials = state
+                    .and_then(|s| s.identity(&probe.client_id))
+                    .and_then(|i| i.credentials.known());
+                let about = explained.map_or(About::Match, |e| e.about);
+                let about_credentials = matches!(
+                    about,
+                    About::Issuer | About::Subject | About::Audience | About::Match | About::Case
+                );
+                let compared = match (&probe.claims, credentials) {
+                    (None, _) => {
+                        "the API server's token is not a JWT, so its claims cannot be shown".into()
+                    }
+                    (Some(claims), None) if about_credentials => format!(
+                        "presented {} (run with Azure credentials to compare them with the identity's federated credentials)",
+                        claims_text(claims)
+                    ),
+                    (Some(claims), credentials) => {
+                        comparison(about, claims, credentials.map_or(&[][..], Vec::as_slice))
+                    }
+                };
+                let (cause, fix) = explained.map_or_else(
+                    || {
+                        (
+                            format!("Entra ID refused it ({})", error.error),
+                            "look the code up in Entra ID's error reference (https://login.microsoftonline.com/error?code=CODE)".to_string(),
+                        )
+                    },
+                    |e| (e.cause.to_string(), e.fix.to_string()),
+                );
+                findings.add(
+                    subject,
+                    format!(
+                        "exchanging the token of {who} failed with {code}: {cause}. {compared}. Entra ID said: {}",
+                        error.description
+                    ),
+                    fix,
+                );
+            }
+            ProbeOutcome::TokenRequestFailed(reason) => {
+                findings
+                    .add(
+                        subject,
+                        format!("could not probe {who}: {reason}"),
+                        "run doctor as a user allowed to `create serviceaccounts/token` in that namespace",
+                    )
+                    .severity(Severity::Warning);
+            }
+            ProbeOutcome::ExchangeFailed(reason) => {
+                findings
+                    .add(
+                        subject,
+                        format!("could not reach Entra ID to probe {who}: {reason}"),
+                        "check the network path to the authority host (--authority-host, --cloud)",
+                    )
+                    .severity(Severity::Warning);
+            }
+            ProbeOutcome::NotTried(reason) => {
+                findings
+                    .add(
+                        subject,
+                        format!("did not probe {who}: {reason}"),
+                        "annotate the ServiceAccount with azure.workload.identity/tenant-id",
+                    )
+                    .severity(Severity::Warning);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::state::EntraError;
+    use crate::checks::diagnose;
+    use crate::model::{Fact, Source};
+
+    fn snapshot_with_probe(outcome: ProbeOutcome) -> Snapshot {
+        let mut s = Snapshot::new(Source::Manifests { inputs: vec![] }, "flux-system");
+        s.probes = Fact::Known(vec![Probe {
+            namespace: "flux-system".into(),
+            service_account: "source-controller".into(),
+            client_id: "3f2504e0-4f89-41d3-9a0c-0305e82c3301".into(),
+            tenant_id: Some("t".into()),
+            claims: Some(TokenClaims {
+                issuer: "https://i/".into(),
+                subject: "system:serviceaccount:flux-system:source-controller".into(),
+                audiences: vec![TOKEN_AUDIENCE.into()],
+                expires_at: Some(2),
+                issued_at: Some(1),
+            }),
+            outcome,
+        }]);
+        s
+    }
+
+    fn names(snapshot: &Snapshot) -> Vec<&'static str> {
+        diagnose(snapshot)
+            .findings
+            .iter()
+            .filter(|f| f.check.area == Area::Azure)
+            .map(|f| f.check.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_decoded_refusal_names_code_cause_and_claims() {
+        let s = snapshot_with_probe(ProbeOutcome::Rejected(EntraError {
+            status: 400,
+            code: Some(700_024),
+            error: "invalid_client".into(),
+            description: "AADSTS700024: Client assertion is not within its valid time range."
+                .into(),
+        }));
+        let diagnosis = diagnose(&s);
+        let finding = diagnosis
+            .findings
+            .iter()
+            .find(|f| f.check.name == "token-exchange-failed")
+            .unwrap();
+        assert!(
+            finding.message.contains("AADSTS700024"),
+            "{}",
+            finding.message
+        );
+        assert!(finding.message.contains("issued at 1 and expires at 2"));
+        assert!(finding.fix.contains("restart the pod"));
+    }
+
+    #[test]
+    fn a_successful_exchange_is_no_finding_and_azure_checks_skip_without_azure() {
+        let s = snapshot_with_probe(ProbeOutcome::Exchanged {
+            object_id: Some("o".into()),
+            tenant_id: Some("t".into()),
+        });
+        assert!(names(&s).is_empty());
+        let diagnosis = diagnose(&s);
+        let fic = diagnosis
+            .results
+            .iter()
+            .find(|r| r.check.name == "fic-missing")
+            .unwrap();
+        assert!(matches!(&fic.status, crate::checks::Status::Skip(r) if r.contains("--azure")));
+    }
+}

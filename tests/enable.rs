@@ -1,0 +1,605 @@
+//! `enable`: the round trip (apply a plan to a snapshot, run the checks again: nothing `enable`
+//! can fix remains) for every scenario, and the GitOps edit of real bootstrap folders, checked
+//! with `kubectl kustomize` and `doctor -k`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use kubectl_azflux::checks::diagnose;
+use kubectl_azflux::gather::manifests::{self, Document};
+use kubectl_azflux::model::azure_use::WiringMode;
+use kubectl_azflux::model::{Fact, Snapshot, extract};
+use kubectl_azflux::plan::{self, EnableRequest, FIXABLE, TenantRequest, simulate};
+use serde_json::{Value, json};
+use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
+use support::run::{Sandbox, write_yaml};
+
+/// A snapshot as a live read gives it: pods and webhooks known.
+fn live_snapshot(objects: &[Value]) -> Snapshot {
+    let docs: Vec<Document> = objects
+        .iter()
+        .map(|v| Document {
+            origin: "fixture".into(),
+            value: v.clone(),
+        })
+        .collect();
+    let mut snapshot = manifests::snapshot(&docs, vec![], NS);
+    snapshot.pods = Fact::Known(
+        objects
+            .iter()
+            .filter(|o| o["kind"] == "Pod")
+            .map(|p| extract::pod(p, NS))
+            .collect(),
+    );
+    snapshot.webhooks = Fact::Known(
+        objects
+            .iter()
+            .filter_map(extract::workload_identity_webhook)
+            .collect(),
+    );
+    snapshot
+}
+
+fn fixable(snapshot: &Snapshot) -> Vec<String> {
+    diagnose(snapshot)
+        .findings
+        .iter()
+        .filter(|f| FIXABLE.contains(&f.check.name))
+        .map(|f| format!("{} {}", f.check.name, f.subject))
+        .collect()
+}
+
+fn ids() -> EnableRequest {
+    EnableRequest {
+        client_id: Some(CLIENT_ID.into()),
+        tenant_id: Some(TENANT_ID.into()),
+        ..EnableRequest::default()
+    }
+}
+
+fn round_trip(name: &str, objects: &[Value], request: &EnableRequest) {
+    let snapshot = live_snapshot(objects);
+    assert!(
+        !fixable(&snapshot).is_empty(),
+        "{name}: the scenario must start broken"
+    );
+    let plan = plan::plan_enable(&snapshot, request).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let after = simulate::apply(&snapshot, &plan);
+    assert_eq!(
+        fixable(&after),
+        Vec::<String>::new(),
+        "{name}: plan {plan:#?}"
+    );
+    let again = plan::plan_enable(&after, request).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        again.is_empty(),
+        "{name}: a second plan must be empty: {again:#?}"
+    );
+}
+
+fn remove_template_label(objects: &mut [Value], controller: &str) {
+    let deploy = flux::find(objects, "Deployment", controller);
+    deploy["spec"]["template"]["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("azure.workload.identity/use");
+}
+
+#[test]
+fn round_trip_for_every_scenario() {
+    let minor = 7;
+    let unwired = {
+        let mut o = flux::install(minor);
+        o.extend([
+            flux::aks_webhook(),
+            flux::aks_node(),
+            flux::oci_repository(minor, NS, "platform"),
+        ]);
+        o.push(flux::object(minor, "Bucket", NS, "b", json!({"provider": "azure", "bucketName": "c", "endpoint": "https://a.blob.core.windows.net"})));
+        let pods: Vec<Value> = flux::CONTROLLERS
+            .iter()
+            .map(|c| flux::pod_of(&o, c, false))
+            .collect();
+        o.extend(pods);
+        o
+    };
+    round_trip("unwired, webhook", &unwired, &ids());
+    let no_webhook: Vec<Value> = unwired
+        .iter()
+        .filter(|o| o["kind"] != "MutatingWebhookConfiguration")
+        .cloned()
+        .collect();
+    round_trip("unwired, manual", &no_webhook, &ids());
+
+    let mut missing_label = flux::healthy_aks(minor);
+    remove_template_label(&mut missing_label, "source-controller");
+    round_trip("pod label missing", &missing_label, &ids());
+
+    let mut wrong_object = flux::healthy_aks(minor);
+    remove_template_label(&mut wrong_object, "source-controller");
+    flux::find(&mut wrong_object, "ServiceAccount", "source-controller")["metadata"]["labels"]["azure.workload.identity/use"] =
+        json!("true");
+    round_trip("label on the ServiceAccount", &wrong_object, &ids());
+
+    let mut no_client = flux::healthy_aks(minor);
+    flux::find(&mut no_client, "ServiceAccount", "source-controller")["metadata"]["annotations"] =
+        json!({"azure.workload.identity/client-id": "managed identity client id"});
+    round_trip("malformed client id, no tenant", &no_client, &ids());
+
+    let mut stale = flux::healthy_aks(minor);
+    stale.retain(|o| {
+        !(o["kind"] == "Pod"
+            && o["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("source-controller"))
+    });
+    let pod = flux::pod_of(&stale, "source-controller", false);
+    stale.push(pod);
+    let snapshot = live_snapshot(&stale);
+    let stale_plan = plan::plan_enable(&snapshot, &ids()).unwrap();
+    assert!(
+        stale_plan.patches.is_empty(),
+        "only a restart is needed: {stale_plan:#?}"
+    );
+    assert_eq!(stale_plan.restarts.len(), 1);
+    round_trip("pod not mutated", &stale, &ids());
+
+    let mut manual = flux::healthy_manual(minor);
+    {
+        let deploy = flux::find(&mut manual, "Deployment", "source-controller");
+        let spec = &mut deploy["spec"]["template"]["spec"];
+        spec["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|v| v["name"] != "azure-token");
+        spec["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| {
+                e["name"] != "AZURE_AUTHORITY_HOST" && e["name"] != "AZURE_FEDERATED_TOKEN_FILE"
+            });
+    }
+    round_trip("manual wiring incomplete", &manual, &ids());
+
+    let mut gate = flux::healthy_aks(minor);
+    let mut oci = flux::oci_repository(minor, "team-a", "app");
+    oci["spec"]["serviceAccountName"] = json!("team-a-sa");
+    gate.push(oci);
+    let tenant_request = EnableRequest {
+        tenant: Some(TenantRequest {
+            namespace: "team-a".into(),
+            service_account: "team-a-sa".into(),
+            set_objects: false,
+        }),
+        ..ids()
+    };
+    round_trip("tenant service account and gate", &gate, &tenant_request);
+
+    let mut set_objects = flux::healthy_aks(minor);
+    set_objects.push(flux::object(
+        minor,
+        "OCIRepository",
+        "team-b",
+        "app",
+        json!({"url": "oci://contoso.azurecr.io/app"}),
+    ));
+    let snapshot = live_snapshot(&set_objects);
+    let plan_b = plan::plan_enable(
+        &snapshot,
+        &EnableRequest {
+            tenant: Some(TenantRequest {
+                namespace: "team-b".into(),
+                service_account: "flux".into(),
+                set_objects: true,
+            }),
+            ..ids()
+        },
+    )
+    .unwrap();
+    let after = simulate::apply(&snapshot, &plan_b);
+    let object = after
+        .flux
+        .objects
+        .iter()
+        .find(|o| o.namespace == "team-b")
+        .unwrap();
+    assert_eq!(object.provider.as_deref(), Some("azure"));
+    assert_eq!(object.service_account_name.as_deref(), Some("flux"));
+    assert_eq!(fixable(&after), Vec::<String>::new());
+
+    let mut lockdown = flux::healthy_aks(minor);
+    lockdown.retain(|o| o["kind"] != "OCIRepository");
+    flux::add_arg(
+        &mut lockdown,
+        "source-controller",
+        "--feature-gates=ObjectLevelWorkloadIdentity=true",
+    );
+    flux::add_arg(
+        &mut lockdown,
+        "source-controller",
+        "--default-service-account=flux-tenant",
+    );
+    lockdown.push(flux::oci_repository(minor, "team-c", "app"));
+    round_trip(
+        "lockdown default",
+        &lockdown,
+        &EnableRequest {
+            tenant: Some(TenantRequest {
+                namespace: "team-c".into(),
+                service_account: "flux-tenant".into(),
+                set_objects: false,
+            }),
+            ..ids()
+        },
+    );
+}
+
+#[test]
+fn feature_gates_are_extended_not_duplicated() {
+    let mut objects = flux::healthy_aks(7);
+    flux::add_arg(
+        &mut objects,
+        "source-controller",
+        "--feature-gates=CacheSecretsAndConfigMaps=true",
+    );
+    let mut oci = flux::oci_repository(7, NS, "own");
+    oci["spec"]["serviceAccountName"] = json!("own-sa");
+    objects.push(oci);
+    let snapshot = live_snapshot(&objects);
+    let plan = plan::plan_enable(
+        &snapshot,
+        &EnableRequest {
+            object_level: true,
+            ..ids()
+        },
+    )
+    .unwrap();
+    let args = plan
+        .patches
+        .iter()
+        .find_map(|p| p.args.clone())
+        .expect("an args edit");
+    let gates: Vec<&String> = args
+        .after
+        .iter()
+        .filter(|a| a.starts_with("--feature-gates"))
+        .collect();
+    assert_eq!(
+        gates,
+        vec!["--feature-gates=CacheSecretsAndConfigMaps=true,ObjectLevelWorkloadIdentity=true"]
+    );
+    assert_eq!(args.after.len(), args.before.len());
+}
+
+#[test]
+fn plan_errors_say_what_is_missing() {
+    let mut objects = flux::install(7);
+    objects.push(flux::oci_repository(7, NS, "platform"));
+    let snapshot = live_snapshot(&objects);
+    let err = plan::plan_enable(
+        &snapshot,
+        &EnableRequest {
+            mode: Some(WiringMode::Webhook),
+            ..EnableRequest::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "source-controller needs a client ID and none is set: pass --client-id"
+    );
+    let err = plan::plan_enable(
+        &snapshot,
+        &EnableRequest {
+            client_id: Some("not-a-uuid".into()),
+            ..EnableRequest::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a UUID"));
+    let mut manifest = manifests::snapshot(&[], vec![], NS);
+    manifest.controllers = snapshot.controllers.clone();
+    manifest.service_accounts = snapshot.service_accounts.clone();
+    manifest.flux = snapshot.flux.clone();
+    let err = plan::plan_enable(&manifest, &ids()).unwrap_err();
+    assert!(err.to_string().contains("pass --mode webhook"), "{err}");
+}
+
+/// A flux bootstrap folder: gotk-components.yaml, gotk-sync.yaml, an OCI source, and the
+/// given kustomization.yaml.
+fn bootstrap(sandbox: &Sandbox, kustomization: &str, extra: Vec<Value>) -> std::path::PathBuf {
+    let dir = sandbox.path("repo/clusters/prod/flux-system");
+    let mut components = flux::install(7);
+    components.retain(|o| o["kind"] != "CustomResourceDefinition");
+    write_yaml(&dir.join("gotk-components.yaml"), &components);
+    let mut sync = vec![
+        flux::object(
+            7,
+            "GitRepository",
+            NS,
+            "flux-system",
+            json!({"interval": "1m", "url": "ssh://git@ssh.dev.azure.com/v3/contoso/platform/fleet", "ref": {"branch": "main"}, "secretRef": {"name": "flux-system"}}),
+        ),
+        flux::oci_repository(7, NS, "platform"),
+    ];
+    sync.extend(extra);
+    write_yaml(&dir.join("gotk-sync.yaml"), &sync);
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).unwrap();
+    dir
+}
+
+fn render(dir: &std::path::Path) -> Vec<Value> {
+    let output = std::process::Command::new("kubectl")
+        .args(["kustomize", "--load-restrictor=LoadRestrictionsNone"])
+        .arg(dir)
+        .output()
+        .expect("kubectl on PATH");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    manifests::parse_stream("rendered", &String::from_utf8_lossy(&output.stdout))
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
+fn rendered<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap()
+}
+
+const KUSTOMIZATIONS: [(&str, &str); 4] = [
+    (
+        "plain",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n",
+    ),
+    (
+        "comments and odd indentation",
+        "# managed by flux bootstrap\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:    # the two files\n    - gotk-components.yaml\n    - gotk-sync.yaml   # sync\n\n# patches below\n",
+    ),
+    (
+        "existing patches",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n  # resource limits\n  - target:\n      kind: Deployment\n      name: helm-controller\n    patch: |\n      - op: add\n        path: /spec/template/spec/priorityClassName\n        value: system-cluster-critical\n",
+    ),
+    (
+        "patchesStrategicMerge",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatchesStrategicMerge:\n- |-\n  apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: notification-controller\n    namespace: flux-system\n  spec:\n    replicas: 1\n",
+    ),
+];
+
+#[test]
+fn gitops_edit_keeps_the_file_and_builds_the_wiring() {
+    for (case, kustomization) in KUSTOMIZATIONS {
+        let sandbox = Sandbox::new();
+        let dir = bootstrap(&sandbox, kustomization, vec![]);
+        let dir_arg = dir.display().to_string();
+        let out = sandbox.run(&[
+            "enable",
+            "--gitops",
+            &dir_arg,
+            "--mode",
+            "webhook",
+            "--client-id",
+            CLIENT_ID,
+            "--tenant-id",
+            TENANT_ID,
+        ]);
+        assert_eq!(out.code, 0, "{case}: {}{}", out.stdout, out.stderr);
+        let edited = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+        let mut edited_lines = edited.lines();
+        for line in kustomization.lines() {
+            assert!(
+                edited_lines.any(|l| l == line),
+                "{case}: original line {line:?} kept in order:\n{edited}"
+            );
+        }
+        let objects = render(&dir);
+        let sa = rendered(&objects, "ServiceAccount", "source-controller");
+        assert_eq!(
+            sa["metadata"]["annotations"]["azure.workload.identity/client-id"], CLIENT_ID,
+            "{case}"
+        );
+        assert_eq!(
+            sa["metadata"]["annotations"]["azure.workload.identity/tenant-id"], TENANT_ID,
+            "{case}"
+        );
+        let deploy = rendered(&objects, "Deployment", "source-controller");
+        assert_eq!(
+            deploy["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"], "true",
+            "{case}"
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["metadata"]["labels"]["app"], "source-controller",
+            "{case}: labels merged"
+        );
+        let untouched = rendered(&objects, "Deployment", "kustomize-controller");
+        assert!(
+            untouched["spec"]["template"]["metadata"]["labels"]
+                .get("azure.workload.identity/use")
+                .is_none(),
+            "{case}"
+        );
+
+        let doctor = sandbox.run(&["doctor", "-o", "json", "-k", &dir_arg]);
+        let left: Vec<String> = doctor
+            .finding_names()
+            .into_iter()
+            .filter(|n| FIXABLE.contains(&n.as_str()))
+            .collect();
+        assert!(left.is_empty(), "{case}: {:?}", doctor.findings());
+
+        let again = sandbox.run(&[
+            "enable",
+            "--gitops",
+            &dir_arg,
+            "--mode",
+            "webhook",
+            "--client-id",
+            CLIENT_ID,
+            "--tenant-id",
+            TENANT_ID,
+        ]);
+        assert_eq!(again.code, 0, "{case}: {}", again.stderr);
+        assert!(
+            again.stdout.contains("Nothing") || again.stdout.contains("nothing to add"),
+            "{case}: {}",
+            again.stdout
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap(),
+            edited,
+            "{case}: second run changes nothing"
+        );
+    }
+}
+
+#[test]
+fn gitops_manual_mode_object_level_and_ado_provider() {
+    let sandbox = Sandbox::new();
+    let mut own = flux::oci_repository(7, NS, "own");
+    own["spec"]["serviceAccountName"] = json!("own-sa");
+    let dir = bootstrap(&sandbox, KUSTOMIZATIONS[0].1, vec![own]);
+    let dir_arg = dir.display().to_string();
+    let out = sandbox.run(&[
+        "enable",
+        "--gitops",
+        &dir_arg,
+        "--mode",
+        "manual",
+        "--client-id",
+        CLIENT_ID,
+        "--tenant-id",
+        TENANT_ID,
+        "--object-level",
+        "--git-provider",
+        "azure",
+        "--cloud",
+        "AzureUSGovernment",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let objects = render(&dir);
+    let deploy = rendered(&objects, "Deployment", "source-controller");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    assert!(
+        env.contains(&(
+            "AZURE_AUTHORITY_HOST".into(),
+            "https://login.microsoftonline.us/".into()
+        )),
+        "{env:?}"
+    );
+    assert!(env.contains(&(
+        "AZURE_FEDERATED_TOKEN_FILE".into(),
+        "/var/run/service-account/azure-token".into()
+    )));
+    assert!(
+        env.iter().any(|(n, _)| n == "RUNTIME_NAMESPACE"),
+        "existing env kept: {env:?}"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        args.contains(&"--feature-gates=ObjectLevelWorkloadIdentity=true"),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--watch-all-namespaces=true"),
+        "existing args kept: {args:?}"
+    );
+    let volumes = deploy["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    assert!(volumes.iter().any(|v| v["name"] == "azure-token"));
+    assert!(
+        volumes.iter().any(|v| v["name"] == "temp"),
+        "existing volumes kept"
+    );
+    let repo = rendered(&objects, "GitRepository", "flux-system");
+    assert_eq!(repo["spec"]["provider"], "azure");
+    assert!(repo["spec"].get("secretRef").is_none());
+}
+
+#[test]
+fn gitops_refuses_a_file_that_does_not_parse() {
+    let sandbox = Sandbox::new();
+    let broken = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [gotk-components.yaml\n";
+    let dir = bootstrap(&sandbox, KUSTOMIZATIONS[0].1, vec![]);
+    let out = sandbox.run(&[
+        "enable",
+        "-f",
+        &dir.display().to_string(),
+        "--mode",
+        "webhook",
+        "--client-id",
+        CLIENT_ID,
+        "-o",
+        "yaml",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with(
+            "patches:\n- target:\n    kind: Deployment\n    name: source-controller\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    std::fs::write(dir.join("kustomization.yaml"), broken).unwrap();
+    let out = sandbox.run(&[
+        "enable",
+        "--gitops",
+        &dir.display().to_string(),
+        "--mode",
+        "webhook",
+        "--client-id",
+        CLIENT_ID,
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("kustomization.yaml: line 3"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap(),
+        broken,
+        "file untouched"
+    );
+}
+
+#[test]
+fn flux_instance_gets_patches_and_the_gate() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("flux.yaml", "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata:\n  name: flux\n  namespace: flux-system\nspec:\n  distribution:\n    version: \"2.7.x\"\n    registry: ghcr.io/fluxcd\n  cluster:\n    type: azure\n");
+    let text = kubectl_azflux::plan::kustomization::append_items(
+        &std::fs::read_to_string(&file).unwrap(),
+        &["spec", "kustomize", "patches"],
+        &["- target:\n    kind: ServiceAccount\n    name: source-controller\n  patch: |-\n    apiVersion: v1\n    kind: ServiceAccount\n    metadata:\n      name: source-controller\n".to_string()],
+    )
+    .unwrap();
+    let doc: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        doc["spec"]["kustomize"]["patches"][0]["target"]["kind"],
+        "ServiceAccount"
+    );
+    assert_eq!(doc["spec"]["cluster"]["type"], "azure");
+}

@@ -1,0 +1,750 @@
+//! Robustness: doctor against an API server that refuses, fails, throttles, hangs, breaks off
+//! or talks nonsense; against kubeconfigs that are missing, conflicting or whose credential
+//! plugin fails, hangs or prints garbage; and with secrets in the kubeconfig that must never be
+//! printed. Each fault gives a partial report or one clear line, never a hang or a panic.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::fake_apiserver::{FakeConfig, Fault, FaultBehaviour, KubeUser, kubeconfig_yaml};
+use support::flux::{self, NS};
+use support::run::{Cluster, Outcome, Sandbox};
+
+const AKS_ISSUER: &str = "https://westeurope.oic.prod-aks.azure.com/72f988bf-86f1-41af-91ab-2d7cd011db47/5c8a3f6b-1d2e-4f5a-9b7c-0d1e2f3a4b5c/";
+const MINOR: u32 = 7;
+
+/// A healthy AKS setup with a remote-cluster Kustomization, so the ConfigMap and Secret reads
+/// happen too.
+fn healthy() -> Vec<Value> {
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "remote", "namespace": NS}, "data": {"provider": "generic"}}));
+    objects.push(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "remote-kubeconfig", "namespace": NS}, "stringData": {"value": "x"}}));
+    objects.push(flux::object(
+        MINOR,
+        "Kustomization",
+        NS,
+        "remote",
+        json!({
+        "path": "./", "sourceRef": {"kind": "OCIRepository", "name": "platform"},
+        "kubeConfig": {"configMapRef": {"name": "remote"}}}),
+    ));
+    objects.push(flux::object(
+        MINOR,
+        "Kustomization",
+        NS,
+        "remote-secret",
+        json!({
+        "path": "./", "sourceRef": {"kind": "OCIRepository", "name": "platform"},
+        "kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}}}),
+    ));
+    objects
+}
+
+fn with_faults(faults: Vec<Fault>) -> Cluster {
+    Cluster::start(FakeConfig {
+        objects: healthy(),
+        issuer: Some(AKS_ISSUER.into()),
+        faults,
+        ..FakeConfig::default()
+    })
+}
+
+fn timed(run: impl FnOnce() -> Outcome) -> (Outcome, Duration) {
+    let started = Instant::now();
+    let outcome = run();
+    (outcome, started.elapsed())
+}
+
+fn requests_to(cluster: &Cluster, path: &str) -> usize {
+    cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count()
+}
+
+/// The state-unreadable messages of a report.
+fn unreadable(out: &Outcome) -> Vec<String> {
+    out.json()["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["name"] == "state-unreadable")
+        .map(|f| format!("{} | {}", f["message"], f["fix"]))
+        .collect()
+}
+
+fn assert_one_line_error(out: &Outcome, starts: &str) {
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!("error: {starts}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn each_forbidden_read_gives_a_partial_report_with_the_right_skips() {
+    // (path fault, what the finding names, the RBAC permission it names, checks skipped)
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "/apis/apps/v1/namespaces/flux-system/deployments",
+            "deployments in flux-system: forbidden",
+            "list deployments.apps in namespace flux-system",
+            &[
+                "flux-not-found",
+                "sa-missing-client-id",
+                "pod-label-missing",
+            ],
+        ),
+        (
+            "/api/v1/serviceaccounts",
+            "serviceaccounts: forbidden",
+            "list serviceaccounts (all namespaces)",
+            &["sa-missing-client-id", "sa-missing-tenant-id"],
+        ),
+        (
+            "/api/v1/namespaces/flux-system/pods",
+            "pods in flux-system: forbidden",
+            "list pods in namespace flux-system",
+            &["pod-not-mutated"],
+        ),
+        (
+            "/mutatingwebhookconfigurations",
+            "mutatingwebhookconfigurations: forbidden",
+            "list mutatingwebhookconfigurations.admissionregistration.k8s.io",
+            &["workload-identity-webhook-missing"],
+        ),
+        (
+            "/.well-known/openid-configuration",
+            "the service-account issuer (/.well-known/openid-configuration): forbidden",
+            "get on the non-resource URL /.well-known/openid-configuration",
+            &["issuer-not-public"],
+        ),
+        (
+            "/api/v1/nodes",
+            "nodes (to recognise AKS): forbidden",
+            "list nodes",
+            &["object-level-on-aks-unstable"],
+        ),
+        (
+            "/api/v1/namespaces/flux-system/configmaps/remote",
+            "configmap flux-system/remote: forbidden",
+            "get configmaps in namespace flux-system",
+            &[],
+        ),
+    ];
+    for (path, what, permission, skipped) in cases {
+        let out = with_faults(vec![Fault::new(path, 403, FaultBehaviour::Status)]).doctor(&[]);
+        assert_ne!(out.code, 2, "{path}: {}", out.stderr);
+        let messages = unreadable(&out);
+        assert_eq!(messages.len(), 1, "{path}: {messages:?}");
+        assert!(messages[0].contains(what), "{path}: {messages:?}");
+        assert!(messages[0].contains(permission), "{path}: {messages:?}");
+        for check in *skipped {
+            assert_eq!(out.status(check), "skip", "{path}: {check}");
+        }
+        assert_eq!(
+            out.status("secret-in-kubeconfig"),
+            "pass",
+            "{path}: the rest still runs"
+        );
+    }
+}
+
+#[test]
+fn each_forbidden_flux_kind_gives_a_partial_report() {
+    for kind in flux::FLUX_KINDS {
+        let plural = flux::crd(MINOR, kind)["spec"]["names"]["plural"]
+            .as_str()
+            .expect("plural")
+            .to_string();
+        let out = with_faults(vec![Fault::new(
+            &format!("/{plural}?"),
+            403,
+            FaultBehaviour::Status,
+        )])
+        .doctor(&[]);
+        assert_ne!(out.code, 2, "{kind}: {}", out.stderr);
+        let messages = unreadable(&out);
+        assert_eq!(messages.len(), 1, "{kind}: {messages:?}");
+        assert!(
+            messages[0].contains(&format!("{plural} in all namespaces: forbidden")),
+            "{kind}: {messages:?}"
+        );
+        assert!(
+            messages[0].contains(&format!("list {plural}.")),
+            "{kind}: {messages:?}"
+        );
+        // "Nothing uses this identity" cannot be concluded from a partial list.
+        assert_eq!(out.status("controller-identity-unused"), "skip", "{kind}");
+    }
+}
+
+#[test]
+fn forbidden_secret_reads_are_named_when_asked_for() {
+    let cluster = with_faults(vec![Fault::new(
+        "/namespaces/flux-system/secrets/remote-kubeconfig",
+        403,
+        FaultBehaviour::Status,
+    )]);
+    let out = cluster.doctor(&["--read-secrets"]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("secret flux-system/remote-kubeconfig: forbidden"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains("get secrets in namespace flux-system"),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn forbidden_discovery_skips_every_flux_object_check() {
+    // Legacy discovery: the group-version documents are separate requests to refuse.
+    let cluster = Cluster::start(FakeConfig {
+        objects: healthy(),
+        issuer: Some(AKS_ISSUER.into()),
+        disable_aggregated_discovery: true,
+        faults: vec![Fault::new(
+            "/apis/source.toolkit.fluxcd.io/",
+            403,
+            FaultBehaviour::Status,
+        )],
+        ..FakeConfig::default()
+    });
+    let out = cluster.doctor(&[]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("API discovery (/apis): forbidden"),
+        "{messages:?}"
+    );
+    assert_eq!(out.status("controller-identity-unused"), "skip");
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/ocirepositories")),
+        "no list without the versions discovery gives"
+    );
+}
+
+#[test]
+fn flux_apis_not_found_is_a_finding_not_a_failure() {
+    // The CRDs are still in discovery but their lists answer 404 (being uninstalled) and no
+    // controller runs: Flux is not installed.
+    let mut objects = healthy();
+    objects.retain(|o| o["kind"] != "Deployment" && o["kind"] != "Pod");
+    let cluster = Cluster::start(FakeConfig {
+        objects,
+        issuer: Some(AKS_ISSUER.into()),
+        faults: vec![Fault::new(
+            "toolkit.fluxcd.io/",
+            404,
+            FaultBehaviour::Status,
+        )],
+        ..FakeConfig::default()
+    });
+    let out = cluster.doctor(&[]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    assert!(
+        out.finding_names().contains(&"flux-not-found".to_string()),
+        "{:?}",
+        out.findings()
+    );
+    assert!(
+        out.message_of("flux-not-found")
+            .contains("The Flux APIs are not served either"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        unreadable(&out).is_empty(),
+        "404 is an answer, not a failure"
+    );
+}
+
+#[test]
+fn one_flux_kind_not_found_reads_as_not_served() {
+    let out = with_faults(vec![Fault::new(
+        "/helmreleases?",
+        404,
+        FaultBehaviour::Status,
+    )])
+    .doctor(&[]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(unreadable(&out).is_empty(), "{:?}", out.findings());
+}
+
+#[test]
+fn server_errors_are_retried_with_backoff() {
+    let path = "/api/v1/namespaces/flux-system/pods";
+    let cluster = with_faults(vec![Fault::new(path, 500, FaultBehaviour::Status).times(2)]);
+    let (out, elapsed) = timed(|| cluster.doctor(&[]));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(unreadable(&out).is_empty(), "{:?}", out.findings());
+    assert_eq!(requests_to(&cluster, path), 3, "two failures, then success");
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "backed off 200 ms, then 400 ms: {elapsed:?}"
+    );
+}
+
+#[test]
+fn throttling_honours_retry_after() {
+    let path = "/api/v1/serviceaccounts";
+    let cluster = with_faults(vec![
+        Fault::new(path, 429, FaultBehaviour::Status)
+            .times(1)
+            .retry_after(2),
+    ]);
+    let (out, elapsed) = timed(|| cluster.doctor(&[]));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(unreadable(&out).is_empty(), "{:?}", out.findings());
+    let statuses: Vec<u16> = cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![429, 200]);
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[test]
+fn retries_are_bounded() {
+    let path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+    let cluster = with_faults(vec![
+        Fault::new(path, 503, FaultBehaviour::Status).retry_after(1),
+    ]);
+    let (out, elapsed) = timed(|| cluster.doctor(&[]));
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    assert_eq!(requests_to(&cluster, path), 4, "one try and three retries");
+    assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    let messages = unreadable(&out);
+    assert!(
+        messages[0].contains("mutatingwebhookconfigurations: HTTP 503"),
+        "{messages:?}"
+    );
+    assert_eq!(out.status("workload-identity-webhook-missing"), "skip");
+}
+
+#[test]
+fn a_retry_after_beyond_the_cap_is_not_waited_for() {
+    let path = "/api/v1/serviceaccounts";
+    let cluster = with_faults(vec![
+        Fault::new(path, 429, FaultBehaviour::Status).retry_after(3600),
+    ]);
+    let (out, elapsed) = timed(|| cluster.doctor(&[]));
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    assert_eq!(requests_to(&cluster, path), 1);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(
+        unreadable(&out)[0].contains("serviceaccounts: HTTP 429"),
+        "{:?}",
+        out.findings()
+    );
+}
+
+#[test]
+fn a_hung_version_request_is_the_one_that_exits_2() {
+    let cluster = with_faults(vec![Fault::new("/version", 200, FaultBehaviour::Hang)]);
+    let (out, elapsed) = timed(|| cluster.doctor(&["--request-timeout", "1s"]));
+    assert_one_line_error(&out, "cannot reach the API server");
+    assert!(out.stderr.contains("--request-timeout"), "{}", out.stderr);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(out.json()["error"].as_str().is_some());
+}
+
+#[test]
+fn a_hung_list_gives_a_partial_report_naming_the_timeout() {
+    let cluster = with_faults(vec![Fault::new(
+        "/namespaces/flux-system/pods",
+        200,
+        FaultBehaviour::Hang,
+    )]);
+    let (out, elapsed) = timed(|| cluster.doctor(&["--request-timeout", "1s"]));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("pods in flux-system"), "{messages:?}");
+    assert!(messages[0].contains("--request-timeout"), "{messages:?}");
+    assert_eq!(out.status("pod-not-mutated"), "skip");
+}
+
+#[test]
+fn a_connection_closed_mid_response_gives_a_partial_report() {
+    for (path, what) in [
+        ("/namespaces/flux-system/pods", "pods in flux-system"),
+        ("/ocirepositories?", "ocirepositories in all namespaces"),
+    ] {
+        let out = with_faults(vec![Fault::new(
+            path,
+            200,
+            FaultBehaviour::CloseMidResponse,
+        )])
+        .doctor(&[]);
+        assert_ne!(out.code, 2, "{path}: {}", out.stderr);
+        let messages = unreadable(&out);
+        assert_eq!(messages.len(), 1, "{path}: {messages:?}");
+        assert!(messages[0].contains(what), "{path}: {messages:?}");
+        assert!(
+            messages[0].contains("connection closed"),
+            "{path}: {messages:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_json_gives_a_partial_report() {
+    for (path, what) in [
+        ("/namespaces/flux-system/pods", "pods in flux-system"),
+        ("/kustomizations?", "kustomizations in all namespaces"),
+        (
+            "/.well-known/openid-configuration",
+            "service-account issuer",
+        ),
+    ] {
+        let out =
+            with_faults(vec![Fault::new(path, 200, FaultBehaviour::MalformedJson)]).doctor(&[]);
+        assert_ne!(out.code, 2, "{path}: {}", out.stderr);
+        let messages = unreadable(&out);
+        assert_eq!(messages.len(), 1, "{path}: {messages:?}");
+        assert!(messages[0].contains(what), "{path}: {messages:?}");
+        assert!(
+            messages[0].contains("malformed response"),
+            "{path}: {messages:?}"
+        );
+    }
+}
+
+fn kubeconfig_for(sandbox: &Sandbox, url: &str, user: &KubeUser) -> String {
+    sandbox
+        .write("kubeconfig", &kubeconfig_yaml(url, user))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_unreachable_server_exits_2_with_one_line() {
+    let sandbox = Sandbox::new();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let kubeconfig = kubeconfig_for(
+        &sandbox,
+        &format!("http://127.0.0.1:{port}"),
+        &KubeUser::Token("t".into()),
+    );
+    let (out, elapsed) = timed(|| {
+        sandbox.run(&[
+            "doctor",
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "5s",
+        ])
+    });
+    assert_one_line_error(&out, "cannot reach the API server");
+    assert!(out.stderr.contains("context fake"), "{}", out.stderr);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+#[test]
+fn a_server_that_is_not_http_exits_2_with_one_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    // Answers every connection with garbage for a bounded time, then stops by itself.
+    let server = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                    let _ = stream.read(&mut [0u8; 1024]);
+                    let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01garbage\r\n\r\n");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    let sandbox = Sandbox::new();
+    let kubeconfig = kubeconfig_for(
+        &sandbox,
+        &format!("http://127.0.0.1:{port}"),
+        &KubeUser::Token("t".into()),
+    );
+    let out = sandbox.run(&[
+        "doctor",
+        "--kubeconfig",
+        &kubeconfig,
+        "--request-timeout",
+        "5s",
+    ]);
+    assert_one_line_error(&out, "cannot reach the API server");
+    drop(server);
+}
+
+#[test]
+fn a_missing_kubeconfig_file_is_named() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path("nope/config").display().to_string();
+    let out = sandbox.run(&["doctor", "--kubeconfig", &missing]);
+    assert_one_line_error(
+        &out,
+        &format!("cannot read kubeconfig {missing}: no such file"),
+    );
+    let out = sandbox
+        .command()
+        .env("KUBECONFIG", &missing)
+        .args(["doctor"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("no kubeconfig found"), "{stderr}");
+}
+
+#[test]
+fn a_context_that_does_not_exist_is_named_with_the_ones_that_do() {
+    let cluster = with_faults(vec![]);
+    let out = cluster.doctor(&["--context", "aks-prod"]);
+    assert_one_line_error(
+        &out,
+        "context \"aks-prod\" not found in kubeconfig (contexts: fake)",
+    );
+}
+
+#[test]
+fn merged_kubeconfigs_resolve_conflicts_like_kubectl_first_file_wins() {
+    let cluster = with_faults(vec![]);
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}", dead.local_addr().expect("address"));
+    drop(dead);
+    // Same context, cluster and user names, another server, another current context.
+    let other = kubeconfig_yaml(&dead_url, &KubeUser::Token("other".into()))
+        .replace("current-context: fake", "current-context: elsewhere")
+        + "- name: elsewhere-user\n  user:\n    token: x\n";
+    let other = other.replace(
+        "contexts:\n",
+        "contexts:\n- name: elsewhere\n  context:\n    cluster: fake\n    user: elsewhere-user\n",
+    );
+    let second = cluster.sandbox.write("second", &other);
+    let run = |files: [&std::path::Path; 2]| {
+        let list = std::env::join_paths(files).expect("KUBECONFIG");
+        let output = cluster
+            .sandbox
+            .command()
+            .env("KUBECONFIG", list)
+            .args(["doctor", "-o", "json", "--request-timeout", "5s"])
+            .output()
+            .expect("run");
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        (output.status.code(), report)
+    };
+    let (code, report) = run([&cluster.kubeconfig, &second]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["context"], "fake", "the first current-context wins");
+    let (code, report) = run([&second, &cluster.kubeconfig]);
+    assert_eq!(code, Some(2), "the dead server's definitions win: {report}");
+    assert_eq!(report["context"], "elsewhere");
+}
+
+fn exec_user(command: &str, args: &[&str], env: &[(&str, &str)]) -> KubeUser {
+    KubeUser::Exec {
+        command: command.into(),
+        args: args.iter().map(ToString::to_string).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+    }
+}
+
+const CLIENT_SECRET: &str = "CANARY-client-secret-4f1c";
+const ENV_SECRET: &str = "CANARY-env-secret-93ab";
+
+/// kubelogin with a service principal whose secret sits in the kubeconfig twice over.
+fn spn_user() -> KubeUser {
+    exec_user(
+        "kubelogin",
+        &[
+            "get-token",
+            "--login",
+            "spn",
+            "--server-id",
+            "6dae42f8-4368-4678-94ff-3960e28e3630",
+            "--client-id",
+            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+            "--client-secret",
+            CLIENT_SECRET,
+        ],
+        &[("AAD_SERVICE_PRINCIPAL_CLIENT_SECRET", ENV_SECRET)],
+    )
+}
+
+fn cluster_with_plugin(script: &str) -> Cluster {
+    let cluster = Cluster::start_as(
+        FakeConfig {
+            objects: healthy(),
+            issuer: Some(AKS_ISSUER.into()),
+            ..FakeConfig::default()
+        },
+        spn_user(),
+    );
+    cluster.sandbox.executable("bin/kubelogin", script);
+    cluster
+}
+
+fn assert_no_secret(out: &Outcome, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{secret} printed:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_failing_credential_plugin_says_why_and_leaks_nothing() {
+    let cluster = cluster_with_plugin(
+        "#!/bin/sh\necho 'token cache: refreshing' >&2\necho 'AADSTS7000215: Invalid client secret provided.' >&2\nexit 1\n",
+    );
+    for format in ["json", "text"] {
+        let kubeconfig = cluster.kubeconfig.display().to_string();
+        let out = cluster
+            .sandbox
+            .run(&["doctor", "-o", format, "--kubeconfig", &kubeconfig]);
+        assert_one_line_error(
+            &out,
+            "cannot authenticate to context fake: its credential plugin `kubelogin` failed (exit status: 1): AADSTS7000215: Invalid client secret provided.",
+        );
+        assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET, "KUBERNETES_EXEC_INFO"]);
+    }
+}
+
+#[test]
+fn a_plugin_echoing_its_secret_is_redacted() {
+    let cluster = cluster_with_plugin(
+        "#!/bin/sh\necho \"login failed for secret $AAD_SERVICE_PRINCIPAL_CLIENT_SECRET ($*)\" >&2\nexit 3\n",
+    );
+    let out = cluster.doctor(&[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("[redacted]"), "{}", out.stderr);
+    assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET]);
+}
+
+#[test]
+fn a_hanging_credential_plugin_is_bounded_by_the_request_timeout() {
+    // Ends by itself, in case nothing else stops it.
+    let cluster = cluster_with_plugin("#!/bin/sh\nexec sleep 20\n");
+    let (out, elapsed) = timed(|| cluster.doctor(&["--request-timeout", "2s"]));
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` did not finish within 2s (--request-timeout)",
+    );
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(cluster.server.requests().is_empty());
+}
+
+#[test]
+fn a_credential_plugin_printing_garbage_is_named_without_echoing_it() {
+    let garbage = "CANARY-raw-token-7d1e";
+    let cluster = cluster_with_plugin(&format!(
+        "#!/bin/sh\necho 'Welcome! {{{{ not: [json'\necho '{garbage}'\n"
+    ));
+    let out = cluster.doctor(&[]);
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` printed something that is not an ExecCredential",
+    );
+    assert_no_secret(&out, &[garbage, CLIENT_SECRET, ENV_SECRET]);
+}
+
+#[test]
+fn a_missing_kubelogin_gets_the_install_hint() {
+    let cluster = Cluster::start_as(FakeConfig::default(), spn_user());
+    let out = cluster.doctor(&[]);
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` is not on PATH (install it: `az aks install-cli`",
+    );
+    assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET]);
+}
+
+#[test]
+fn kubeconfig_secrets_appear_in_no_output_format() {
+    let token = "CANARY-issued-token-c0de";
+    let cluster = cluster_with_plugin(&format!(
+        "#!/bin/sh\nprintf '%s' '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
+    ));
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    for args in [
+        &["-o", "json"][..],
+        &["-o", "text"],
+        &["-o", "text", "--show-all"],
+        &["-o", "json", "--read-secrets", "--fail-on", "info"],
+    ] {
+        let mut all = vec!["doctor", "--kubeconfig", &kubeconfig];
+        all.extend_from_slice(args);
+        let out = cluster.sandbox.run(&all);
+        assert_ne!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stdout.contains("secret-in-kubeconfig") || out.stdout.contains("AZF003"),
+            "{args:?}: the secret's place is reported: {}",
+            out.stdout
+        );
+        assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET, token]);
+    }
+}
+
+#[test]
+fn kubeconfig_secrets_appear_in_no_error() {
+    let password = "CANARY-basic-auth-password";
+    let token = "CANARY-bearer-token-5e5e";
+    let sandbox = Sandbox::new();
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", dead.local_addr().expect("address"));
+    drop(dead);
+    let yaml = kubeconfig_yaml(&url, &KubeUser::Token(token.into()))
+        + &format!("    username: admin\n    password: {password}\n");
+    let kubeconfig = sandbox.write("kubeconfig", &yaml).display().to_string();
+    for format in ["json", "text"] {
+        let out = sandbox.run(&[
+            "doctor",
+            "-o",
+            format,
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "5s",
+        ]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_no_secret(&out, &[password, token]);
+    }
+}
