@@ -4,6 +4,9 @@
 //! cloud, the three login methods, `enable --federate`, and proof that no secret or token ever
 //! reaches output or disk.
 
+// Scenario tests read top to bottom, however long.
+#![allow(clippy::too_many_lines)]
+
 #[path = "support/mod.rs"]
 mod support;
 
@@ -619,6 +622,50 @@ fn twenty_credentials_are_the_limit_and_paging_reads_them_all() {
             "UserAssignedIdentity/flux-source".into(),
             "warning".into()
         )]
+    );
+}
+
+#[test]
+fn resource_graph_skip_tokens_and_role_next_links_are_followed() {
+    let mut world = healthy();
+    world.azure.page_size = Some(2);
+    for name in ["fabrikam", "tailspin"] {
+        world.objects.push(flux::object(MINOR, "OCIRepository", NS, name, json!({
+            "interval": "5m", "url": format!("oci://{name}.azurecr.io/manifests"), "ref": {"tag": "latest"}, "provider": "azure"})));
+        world
+            .azure
+            .resources
+            .push(registry(name, &format!("{name}.azurecr.io")));
+        world
+            .azure
+            .role_assignments
+            .push(acr_pull_at(&registry_id(name)));
+    }
+    let running = world.start();
+    let out = running.doctor(&[]);
+    assert!(azure_findings(&out).is_empty(), "{:#?}", out.findings());
+    assert_eq!(out.status("role-missing"), "pass");
+    let target_pages: Vec<Value> = running
+        .requests_to("/providers/Microsoft.ResourceGraph/resources")
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .filter(|b| {
+            b["query"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("registries")
+        })
+        .collect();
+    assert_eq!(target_pages.len(), 2, "three registries in pages of two");
+    assert_eq!(target_pages[1]["options"]["$skipToken"], "2");
+    let role_pages = running.requests_to("roleAssignments");
+    assert_eq!(role_pages.len(), 2, "three assignments in pages of two");
+    assert!(
+        role_pages[1]
+            .query
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with("$skiptoken=2")
     );
 }
 

@@ -664,3 +664,51 @@ fn sops_with_key_vault_needs_kustomize_controller_identity() {
     assert_eq!(names(&out), vec!["azure-controller-not-wired"]);
     assert!(out.message_of("azure-controller-not-wired").contains("kustomize-controller has no workload identity, but 1 Kustomization in flux-system uses Azure Key Vault"));
 }
+
+#[test]
+fn many_findings_are_grouped_and_folded_in_text() {
+    let mut extra = Vec::new();
+    for ns in ["team-a", "team-b"] {
+        for i in 0..8 {
+            extra.push(flux::object(
+                7,
+                "OCIRepository",
+                ns,
+                &format!("app-{i}"),
+                json!({"url": "oci://contoso.azurecr.io/app"}),
+            ));
+        }
+    }
+    extra.push(flux::object(
+        7,
+        "OCIRepository",
+        "team-c",
+        "one",
+        json!({"url": "oci://contoso.azurecr.io/app"}),
+    ));
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("m");
+    write_yaml(&dir.join("all.yaml"), &setup(7, extra));
+    let dir = dir.display().to_string();
+    let text = sandbox.run(&["doctor", "-f", &dir]);
+    assert!(
+        text.stdout
+            .contains("17 findings: 8 in team-a, 8 in team-b, 1 in team-c"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("… and 7 more (--show-all lists them"),
+        "{}",
+        text.stdout
+    );
+    let all = sandbox.run(&["doctor", "-f", &dir, "--show-all"]);
+    assert_eq!(
+        all.stdout.matches("warning: team-").count(),
+        17,
+        "{}",
+        all.stdout
+    );
+    let json = sandbox.run(&["doctor", "-f", &dir, "-o", "json"]);
+    assert_eq!(json.finding_names().len(), 17);
+}

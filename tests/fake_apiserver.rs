@@ -1815,7 +1815,7 @@ fn names(items: &Value) -> Vec<String> {
 }
 
 fn pods(server: &RunningServer) -> Vec<Value> {
-    get(&server, "/api/v1/namespaces/flux-system/pods").json()["items"]
+    get(server, "/api/v1/namespaces/flux-system/pods").json()["items"]
         .as_array()
         .unwrap()
         .clone()
@@ -2242,7 +2242,7 @@ fn dry_run_answers_the_result_and_stores_nothing() {
 }
 
 #[test]
-fn malformed_apply_requests_get_the_real_answers() {
+fn patch_options_are_validated_like_the_real_server() {
     let server = controller_server();
     let config = manager_config(&json!({}));
     let status = assert_status(&apply(&server, DEPLOYMENT, "", &config), 422, "Invalid");
@@ -2282,7 +2282,17 @@ fn malformed_apply_requests_get_the_real_answers() {
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
+    assert_eq!(
+        server.writes().len(),
+        1,
+        "only the first accepted apply changed anything"
+    );
+}
 
+#[test]
+fn applied_objects_must_be_the_object_the_url_names() {
+    let server = controller_server();
+    let config = manager_config(&json!({}));
     let mut wrong_kind = config.clone();
     wrong_kind["kind"] = json!("StatefulSet");
     let status = assert_status(
@@ -2351,7 +2361,13 @@ fn malformed_apply_requests_get_the_real_answers() {
         ),
         "{status}"
     );
+    assert!(server.writes().is_empty());
+}
 
+#[test]
+fn other_patch_types_and_subresources_are_refused() {
+    let server = controller_server();
+    let config = manager_config(&json!({}));
     let merge = patch_as(
         &server,
         DEPLOYMENT,
@@ -2375,29 +2391,38 @@ fn malformed_apply_requests_get_the_real_answers() {
         405,
         "MethodNotAllowed",
     );
-    assert_eq!(
-        server.writes().len(),
-        1,
-        "only the first accepted apply changed anything"
-    );
+    assert!(server.writes().is_empty());
 }
 
-#[test]
-fn a_template_change_rolls_out_new_running_pods() {
+/// source-controller at two replicas, with two running pods of no rollout.
+fn two_replica_server() -> RunningServer {
     let mut objects = controller_seed();
     flux::find(&mut objects, "Deployment", "source-controller")["spec"]["replicas"] = json!(2);
     let mut second = flux::pod_of(&objects, "source-controller", false);
     second["metadata"]["name"] = json!("source-controller-7d9f8b6c5d-q8w7e");
     objects.push(second);
-    let server = RunningServer::start(FakeConfig {
+    RunningServer::start(FakeConfig {
         objects,
         ..FakeConfig::default()
-    });
-    let restart = |at: &str| {
-        deployment_config(
-            &json!({"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}),
-        )
-    };
+    })
+}
+
+/// What `kubectl rollout restart` changes.
+fn restart(at: &str) -> Value {
+    deployment_config(
+        &json!({"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}),
+    )
+}
+
+fn pod_names(pods: &[Value]) -> Vec<String> {
+    pods.iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_template_change_rolls_out_new_running_pods() {
+    let server = two_replica_server();
     let reply = apply(
         &server,
         DEPLOYMENT,
@@ -2476,7 +2501,18 @@ fn a_template_change_rolls_out_new_running_pods() {
             ["kube-controller-manager/Update", "kubelet/Update"]
         );
     }
+}
 
+#[test]
+fn another_restart_rolls_out_again_and_scaling_keeps_running_pods() {
+    let server = two_replica_server();
+    apply(
+        &server,
+        DEPLOYMENT,
+        "fieldManager=azflux",
+        &restart("2026-01-01T00:00:00Z"),
+    );
+    let first_pods = pods(&server);
     // The same restart again is no change; a new one rolls out again.
     let writes = server.writes().len();
     apply(
@@ -2531,11 +2567,6 @@ fn a_template_change_rolls_out_new_running_pods() {
     assert_eq!(scaled.status, 200, "{}", scaled.body);
     let third_pods = pods(&server);
     assert_eq!(third_pods.len(), 3);
-    let pod_names = |pods: &[Value]| -> Vec<String> {
-        pods.iter()
-            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert!(
         pod_names(&second_pods)
             .iter()

@@ -1,6 +1,8 @@
 //! Entra ID error codes (AADSTS) seen when Flux exchanges a Kubernetes token, or doctor logs
-//! in, with their cause and fix. Keyed on the number in `error_codes[0]`, never on the message
-//! text, which Entra words differently across versions and languages.
+//! in, with their cause and fix. The probe keys them on the number in `error_codes[0]`, never on
+//! the message text, which Entra words differently across versions and languages (doctor's own
+//! login goes through azure_identity, which sometimes hands over only the text; see
+//! `credential`).
 #![expect(
     clippy::unreadable_literal,
     reason = "AADSTS codes are written as Entra ID prints them, to be searched for"
@@ -141,11 +143,6 @@ pub fn lookup(code: u64) -> Option<&'static Aadsts> {
     TABLE.iter().find(|a| a.code == code)
 }
 
-/// Every code doctor explains; the README's troubleshooting table must list them all.
-pub fn all() -> &'static [Aadsts] {
-    TABLE
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,16 +153,16 @@ mod tests {
             assert!(lookup(code).is_some(), "AADSTS{code}");
         }
         assert!(lookup(1).is_none());
-        let mut codes: Vec<u64> = all().iter().map(|a| a.code).collect();
+        let mut codes: Vec<u64> = TABLE.iter().map(|a| a.code).collect();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), all().len(), "each code once");
+        assert_eq!(codes.len(), TABLE.len(), "each code once");
     }
 
     #[test]
     fn the_readme_troubleshooting_table_covers_every_code() {
         let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
-        for a in all() {
+        for a in TABLE {
             assert!(
                 readme.contains(&format!("| AADSTS{} |", a.code)),
                 "README lacks a row for AADSTS{}",

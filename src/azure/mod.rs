@@ -38,6 +38,7 @@ pub enum When {
     Auto,
     /// Always; missing credentials are reported as the reason the checks were skipped
     Always,
+    /// Never; the Azure checks are skipped
     Never,
 }
 

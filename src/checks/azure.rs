@@ -35,7 +35,7 @@ fn identity_ref(identity: &ManagedIdentity) -> ObjectRef {
     ObjectRef::cluster_scoped("UserAssignedIdentity", &identity.name)
 }
 
-fn run(command: &str) -> FixAction {
+fn run_action(command: &str) -> FixAction {
     FixAction::Run {
         command: command.split(' ').map(str::to_string).collect(),
     }
@@ -76,7 +76,7 @@ fn aks_oidc_issuer_disabled(snapshot: &Snapshot, findings: &mut Findings<'_>) ->
                 ),
                 format!("run `{command}`, then federate with the issuer URL it reports"),
             )
-            .action(run(&command));
+            .action(run_action(&command));
     }
     Ok(())
 }
@@ -115,7 +115,7 @@ fn aks_workload_identity_disabled(
                 ),
                 format!("run `{command}`, then restart the Flux controllers"),
             )
-            .action(run(&command));
+            .action(run_action(&command));
     }
     Ok(())
 }
@@ -342,7 +342,7 @@ fn fic_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), S
                     judged.identity.id
                 ),
             )
-            .action(run(&command));
+            .action(run_action(&command));
     }
     Ok(())
 }
@@ -366,11 +366,14 @@ fn mismatch_finding(
             difference.how
         ),
         format!(
-            "set the credential's {field} to {} exactly (`az identity federated-credential update --resource-group {} --identity-name {} --name {}`), or recreate it",
+            "set the credential's {field} to {} exactly: `az identity federated-credential update --subscription {} --resource-group {} --identity-name {} --name {} --{} {}`",
             quoted(&difference.expected),
+            judged.identity.subscription_id,
             judged.identity.resource_group,
             judged.identity.name,
-            credential.name
+            credential.name,
+            if field == "audience" { "audiences" } else { field },
+            quoted(&difference.expected)
         ),
     );
 }
@@ -477,7 +480,8 @@ federated to this identity.",
 
 fn fic_limit_reached(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
-    let judged = judge(snapshot)?;
+    // Without the issuer nothing can be judged, but the count alone still tells.
+    let judged = judge(snapshot).unwrap_or_default();
     for identity in state.identities.get()? {
         let count = identity.credentials.get()?.len();
         if count < FIC_LIMIT {
@@ -747,7 +751,7 @@ fn role_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), 
                 Grant::No => {
                     findings
                         .add(subject.object_ref(), message, fix)
-                        .action(run(&command));
+                        .action(run_action(&command));
                 }
                 Grant::Maybe(unknown) => {
                     findings
@@ -840,7 +844,12 @@ fn azure_devops_onboarding_unknown(
                         subject.client_id.as_deref().unwrap_or("(none)")
                     )
                 },
-                |i| format!("{} (object ID {})", describe_identity(i), i.principal_id),
+                |i| {
+                    format!(
+                        "identity {} (client ID {}, object ID {})",
+                        i.name, i.client_id, i.principal_id
+                    )
+                },
             );
         let orgs = if organisations.is_empty() {
             "its Azure DevOps organization".to_string()

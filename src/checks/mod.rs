@@ -354,6 +354,15 @@ mod tests {
     }
 
     #[test]
+    fn readme_lists_every_check() {
+        let readme = include_str!("../../README.md");
+        for check in CHECKS {
+            let row = format!("| {} | {} |", check.id, check.name);
+            assert!(readme.contains(&row), "README's check table lacks {row}");
+        }
+    }
+
+    #[test]
     fn lookup_by_id_or_name() {
         assert_eq!(
             lookup("azf001").map(|c| c.name),

@@ -193,15 +193,15 @@ pub(crate) async fn build_client(
     let plugin = local.exec.as_ref().map_or("", |e| e.command.as_str());
     let context = &loaded.context;
     // Off the async workers, so the timer can fire while the plugin runs.
-    let build = tokio::task::spawn_blocking(|| kube::Client::try_from(config));
+    let construction = tokio::task::spawn_blocking(|| kube::Client::try_from(config));
     let built = match bound {
-        Some(bound) => tokio::time::timeout(bound, build).await.map_err(|_| {
+        Some(bound) => tokio::time::timeout(bound, construction).await.map_err(|_| {
             format!(
                 "cannot authenticate to context {context}: its credential plugin `{plugin}` did not finish within {}s (--request-timeout)",
                 bound.as_secs_f32()
             )
         })?,
-        None => build.await,
+        None => construction.await,
     };
     built
         .map_err(|e| format!("cannot create a client for context {context}: {e}"))?

@@ -394,7 +394,7 @@ async fn apply_live(
         let progress = spinner(format!("waiting for {} rollout(s)", rolling.len()));
         let result = applier
             .wait_rollouts(&rolling, rollout_timeout, |d| {
-                progress.suspend(|| eprintln!("rolled out {d}"))
+                progress.suspend(|| eprintln!("rolled out {d}"));
             })
             .await;
         progress.finish_and_clear();

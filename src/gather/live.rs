@@ -586,6 +586,33 @@ fn cluster_info(
     }
 }
 
+/// `/version` tells whether the API server can be talked to at all: no connection, or
+/// credentials refused, end the read; any other answer is data.
+fn reachable(
+    version: Result<Value, ReadError>,
+    request: &LiveRequest,
+) -> Result<Option<Value>, Unreachable> {
+    match version {
+        Err(ReadError::Transport(cause)) => Err(Unreachable(format!(
+            "cannot reach the API server {} (context {}): {cause}",
+            request.server, request.context
+        ))),
+        Err(ReadError::Unauthorized) => Err(Unreachable(format!(
+            "the API server {} rejected the credentials of context {} (401 Unauthorized)",
+            request.server, request.context
+        ))),
+        other => Ok(other.ok()),
+    }
+}
+
+fn issuer_of(discovery: &Value) -> Result<String, ReadError> {
+    discovery
+        .get("issuer")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ReadError::Decode("openid-configuration has no issuer".into()))
+}
+
 /// Reads everything doctor needs from the cluster.
 pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, Unreachable> {
     let flux_ns = request.flux_namespace.as_str();
@@ -615,21 +642,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         reader.get_json("/.well-known/openid-configuration", "application/json"),
         flux_and_references,
     );
-    let version = match version {
-        Err(ReadError::Transport(cause)) => {
-            return Err(Unreachable(format!(
-                "cannot reach the API server {} (context {}): {cause}",
-                request.server, request.context
-            )));
-        }
-        Err(ReadError::Unauthorized) => {
-            return Err(Unreachable(format!(
-                "the API server {} rejected the credentials of context {} (401 Unauthorized)",
-                request.server, request.context
-            )));
-        }
-        other => other.ok(),
-    };
+    let version = reachable(version, request)?;
     let mut snapshot = Snapshot::new(
         Source::Live {
             context: request.context.clone(),
@@ -672,12 +685,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         "list mutatingwebhookconfigurations.admissionregistration.k8s.io",
         webhooks,
     );
-    let issuer = issuer.and_then(|doc| {
-        doc.get("issuer")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| ReadError::Decode("openid-configuration has no issuer".into()))
-    });
+    let issuer = issuer.and_then(|doc| issuer_of(&doc));
     snapshot.issuer = record(
         &mut problems,
         "the service-account issuer (/.well-known/openid-configuration)",

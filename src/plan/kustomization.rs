@@ -211,6 +211,121 @@ fn expected_after(original: &Value, path: &[&str], new_items: &[Value]) -> Value
     expected
 }
 
+/// How far a key path exists in the document.
+struct Descent {
+    /// The deepest key found (its line), `None` when not even the first key exists.
+    key_line: Option<usize>,
+    indent: usize,
+    /// The end (exclusive) of the deepest found key's block.
+    end: usize,
+    /// How many keys of the path were found.
+    depth: usize,
+    /// Lines rewritten on the way: `key: []` or `key: {}` become block keys.
+    replaced: Vec<(usize, String)>,
+}
+
+fn descend(doc: &Doc<'_>, path: &[&str]) -> Result<Descent, EditError> {
+    let mut descent = Descent {
+        key_line: None,
+        indent: 0,
+        end: doc.lines.len(),
+        depth: 0,
+        replaced: Vec::new(),
+    };
+    while descent.depth < path.len() {
+        let key = path[descent.depth];
+        let Some((line, indent)) = doc.find_key(descent.key_line, descent.end, key) else {
+            break;
+        };
+        match doc.lines[line].key_value(key).unwrap_or_default() {
+            "" => {}
+            "[]" | "{}" => {
+                let prefix = &doc.lines[line].text[..indent];
+                descent.replaced.push((line, format!("{prefix}{key}:")));
+            }
+            other if other.starts_with('[') => {
+                return Err(EditError::Unsupported(format!(
+                    "`{key}` is a flow sequence on line {}; write it as a block list first",
+                    line + 1
+                )));
+            }
+            _ if descent.depth + 1 == path.len() => {
+                // A scalar at the end of the path: `set_scalar` rewrites that line.
+                descent.key_line = Some(line);
+                descent.indent = indent;
+                descent.depth += 1;
+                break;
+            }
+            _ => {
+                return Err(EditError::Unsupported(format!(
+                    "`{key}` on line {} is not a block mapping or list",
+                    line + 1
+                )));
+            }
+        }
+        descent.key_line = Some(line);
+        descent.indent = indent;
+        descent.end = doc.block_end(line, indent);
+        descent.depth += 1;
+    }
+    Ok(descent)
+}
+
+/// The lines that create the keys of `path` the document lacks, under the deepest found one,
+/// and the indentation of the first line after them.
+fn missing_keys(
+    doc: &Doc<'_>,
+    descent: &Descent,
+    path: &[&str],
+    last_value: Option<&str>,
+) -> (Vec<String>, usize) {
+    let mut indent = match descent.key_line {
+        Some(_) if descent.depth == path.len() => descent.indent,
+        Some(_) => doc
+            .child_indent(descent.key_line, descent.end)
+            .filter(|i| *i > descent.indent)
+            .unwrap_or(descent.indent + 2),
+        None => 0,
+    };
+    let mut lines = Vec::new();
+    for (i, key) in path[descent.depth..].iter().enumerate() {
+        let pad = " ".repeat(indent);
+        match last_value.filter(|_| descent.depth + i + 1 == path.len()) {
+            Some(value) => lines.push(format!("{pad}{key}: {value}")),
+            None => lines.push(format!("{pad}{key}:")),
+        }
+        indent += 2;
+    }
+    (lines, indent)
+}
+
+/// The items not in the list yet, parsed and as written.
+fn items_to_add<'i>(
+    original: &Value,
+    path: &[&str],
+    items: &'i [String],
+) -> Result<(Vec<Value>, Vec<&'i str>), EditError> {
+    let existing: Vec<Value> = value_at(original, path)
+        .and_then(Value::as_array)
+        .map(|list| list.iter().map(normalized).collect())
+        .unwrap_or_default();
+    let mut values: Vec<Value> = Vec::new();
+    let mut texts = Vec::new();
+    for item in items {
+        let parsed = parse(item)?;
+        let Some(value) = parsed.as_array().and_then(|a| a.first()).cloned() else {
+            return Err(EditError::Unsupported(format!("not a list item: {item}")));
+        };
+        let key = normalized(&value);
+        if existing.contains(&key) || values.iter().any(|v| normalized(v) == key) {
+            continue;
+        }
+        values.push(value);
+        texts.push(item.as_str());
+    }
+    Ok((values, texts))
+}
+
 /// Adds `items` (YAML list items written at column 0, each starting with `- `) to the sequence
 /// at `path`, creating missing keys. Items already in the list are not added again, so a second
 /// run changes nothing.
@@ -221,96 +336,24 @@ pub fn append_items(text: &str, path: &[&str], items: &[String]) -> Result<Strin
             "the document is not a mapping".into(),
         ));
     }
-    let existing: Vec<Value> = value_at(&original, path)
-        .and_then(Value::as_array)
-        .map(|list| list.iter().map(normalized).collect())
-        .unwrap_or_default();
-    let mut new_items = Vec::new();
-    let mut new_texts = Vec::new();
-    for item in items {
-        let parsed = parse(item)?;
-        let Some(value) = parsed.as_array().and_then(|a| a.first()).cloned() else {
-            return Err(EditError::Unsupported(format!("not a list item: {item}")));
-        };
-        if existing.contains(&normalized(&value))
-            || new_items
-                .iter()
-                .any(|v| normalized(v) == normalized(&value))
-        {
-            continue;
-        }
-        new_items.push(value);
-        new_texts.push(item.as_str());
-    }
+    let (new_items, new_texts) = items_to_add(&original, path, items)?;
     if new_items.is_empty() {
         return Ok(text.to_string());
     }
     let doc = Doc::new(text);
-    let offset = doc.sequence_offset();
-    let mut parent: Option<usize> = None;
-    let mut parent_indent = 0;
-    let mut end = doc.lines.len();
-    let mut depth = 0;
-    let mut replaced = Vec::new();
-    let mut key_line = None;
-    while depth < path.len() {
-        match doc.find_key(parent, end, path[depth]) {
-            Some((line, indent)) => {
-                let value = doc.lines[line].key_value(path[depth]).unwrap_or_default();
-                let last = depth + 1 == path.len();
-                match value {
-                    "" => {}
-                    "[]" | "{}" => {
-                        let prefix = &doc.lines[line].text[..indent];
-                        replaced.push((line, format!("{prefix}{}:", path[depth])));
-                    }
-                    other if last && other.starts_with('[') => {
-                        return Err(EditError::Unsupported(format!(
-                            "`{}` is a flow sequence on line {}; write it as a block list first",
-                            path[depth],
-                            line + 1
-                        )));
-                    }
-                    _ => {
-                        return Err(EditError::Unsupported(format!(
-                            "`{}` on line {} is not a block mapping or list",
-                            path[depth],
-                            line + 1
-                        )));
-                    }
-                }
-                parent = Some(line);
-                parent_indent = indent;
-                end = doc.block_end(line, indent);
-                key_line = Some(line);
-                depth += 1;
-            }
-            None => break,
-        }
-    }
-    let mut insert = Vec::new();
-    let at = key_line.map_or(doc.lines.len(), |line| doc.last_content(line, end) + 1);
-    // Missing keys are created under the deepest one found.
-    let mut indent = match key_line {
-        Some(_) if depth == path.len() => parent_indent,
-        Some(_) => doc
-            .child_indent(parent, end)
-            .filter(|i| *i > parent_indent)
-            .unwrap_or(parent_indent + 2),
-        None => 0,
-    };
-    for key in &path[depth..] {
-        insert.push(format!("{}{key}:", " ".repeat(indent)));
-        indent += 2;
-    }
-    let item_indent = if depth == path.len() {
+    let descent = descend(&doc, path)?;
+    let at = descent.key_line.map_or(doc.lines.len(), |line| {
+        doc.last_content(line, descent.end) + 1
+    });
+    let (mut insert, indent) = missing_keys(&doc, &descent, path, None);
+    let item_indent = if descent.depth == path.len() {
         // Follow the list's own style when it has items, the document's otherwise.
-        (parent.map_or(0, |p| p + 1)..end)
+        (descent.key_line.map_or(0, |p| p + 1)..descent.end)
             .map(|i| &doc.lines[i])
             .find(|l| l.is_content() && l.is_item())
-            .map_or(parent_indent + offset, Line::indent)
+            .map_or(descent.indent + doc.sequence_offset(), Line::indent)
     } else {
-        indent - 2 + offset
+        indent - 2 + doc.sequence_offset()
     };
     for item in new_texts {
         for line in item.lines() {
@@ -321,7 +364,7 @@ pub fn append_items(text: &str, path: &[&str], items: &[String]) -> Result<Strin
             });
         }
     }
-    let result = doc.render(&[(at, insert)], &replaced);
+    let result = doc.render(&[(at, insert)], &descent.replaced);
     let reparsed = parse(&result).map_err(|e| {
         EditError::Unsupported(format!(
             "the edit would break the file ({e}); add the patches by hand"
@@ -343,53 +386,25 @@ pub fn set_scalar(text: &str, path: &[&str], value: &str) -> Result<String, Edit
         return Ok(text.to_string());
     }
     let doc = Doc::new(text);
-    let mut parent: Option<usize> = None;
-    let mut parent_indent = 0;
-    let mut end = doc.lines.len();
-    let mut depth = 0;
-    while depth < path.len() {
-        let Some((line, indent)) = doc.find_key(parent, end, path[depth]) else {
-            break;
-        };
-        if depth + 1 == path.len() {
-            let prefix = &doc.lines[line].text[..indent];
-            let comment = doc.lines[line]
-                .text
-                .split_once(" #")
-                .map(|(_, c)| format!(" #{c}"))
-                .unwrap_or_default();
-            let result = doc.render(
-                &[],
-                &[(line, format!("{prefix}{}: {value}{comment}", path[depth]))],
-            );
-            return verify_scalar(&original, path, &parsed_value, result);
-        }
-        parent = Some(line);
-        parent_indent = indent;
-        end = doc.block_end(line, indent);
-        depth += 1;
+    let descent = descend(&doc, path)?;
+    if descent.depth == path.len()
+        && let Some(line) = descent.key_line
+    {
+        let prefix = &doc.lines[line].text[..descent.indent];
+        let comment = doc.lines[line]
+            .text
+            .split_once(" #")
+            .map(|(_, c)| format!(" #{c}"))
+            .unwrap_or_default();
+        let key = path[path.len() - 1];
+        let result = doc.render(&[], &[(line, format!("{prefix}{key}: {value}{comment}"))]);
+        return verify_scalar(&original, path, &parsed_value, result);
     }
-    let at = match parent {
-        Some(line) => doc.last_content(line, end) + 1,
-        None => doc.lines.len(),
-    };
-    let mut indent = match parent {
-        Some(_) => doc
-            .child_indent(parent, end)
-            .filter(|i| *i > parent_indent)
-            .unwrap_or(parent_indent + 2),
-        None => 0,
-    };
-    let mut insert = Vec::new();
-    for (i, key) in path[depth..].iter().enumerate() {
-        if depth + i + 1 == path.len() {
-            insert.push(format!("{}{key}: {value}", " ".repeat(indent)));
-        } else {
-            insert.push(format!("{}{key}:", " ".repeat(indent)));
-        }
-        indent += 2;
-    }
-    let result = doc.render(&[(at, insert)], &[]);
+    let at = descent.key_line.map_or(doc.lines.len(), |line| {
+        doc.last_content(line, descent.end) + 1
+    });
+    let (insert, _) = missing_keys(&doc, &descent, path, Some(value));
+    let result = doc.render(&[(at, insert)], &descent.replaced);
     verify_scalar(&original, path, &parsed_value, result)
 }
 

@@ -230,7 +230,8 @@ fn check_ids(request: &EnableRequest) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The controllers to wire at controller level.
+/// The controllers to wire at controller level: `--all`, `--controllers`, or by default the
+/// ones objects need plus the ones already partly wired.
 fn selected_controllers(
     snapshot: &Snapshot,
     request: &EnableRequest,
@@ -245,9 +246,10 @@ fn selected_controllers(
     } else if !request.controllers.is_empty() {
         request.controllers.clone()
     } else {
+        // The ones objects need, and the ones already (partly) wired, to complete them.
         wirings
             .iter()
-            .filter(|w| !w.needed_by.is_empty())
+            .filter(|w| !w.needed_by.is_empty() || w.mode != WiringMode::None)
             .map(|w| w.name().to_string())
             .collect()
     };
@@ -698,7 +700,7 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
                 .ok_or_else(|| PlanError::UnknownController(name.clone()))?;
             match mode_for(snapshot, request, workload)? {
                 WiringMode::Webhook => {
-                    plan_webhook(snapshot, request, workload, &mut patches, &mut plan)?
+                    plan_webhook(snapshot, request, workload, &mut patches, &mut plan)?;
                 }
                 WiringMode::Manual => plan_manual(snapshot, request, workload, &mut patches)?,
                 WiringMode::None => {}
@@ -730,7 +732,15 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
         plan_git_provider(snapshot, &mut patches)?;
     }
     plan.patches = patches.by_target;
-    plan.patches.sort_by(|a, b| a.target.cmp(&b.target));
+    // ServiceAccounts first: a Deployment that rolls after them starts its pods with the new
+    // annotations, so one rollout is enough.
+    let rank = |p: &ObjectPatch| match p.target.kind.as_str() {
+        "ServiceAccount" => 0,
+        "Deployment" => 1,
+        _ => 2,
+    };
+    plan.patches
+        .sort_by(|a, b| (rank(a), &a.target).cmp(&(rank(b), &b.target)));
     Ok(plan)
 }
 

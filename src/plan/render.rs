@@ -218,7 +218,7 @@ fn json6902_ops(patch: &ObjectPatch) -> Vec<Value> {
                         json!({"op": "replace", "path": format!("{base}/{i}"), "value": arg}),
                     ),
                     None => {
-                        ops.push(json!({"op": "add", "path": format!("{base}/-"), "value": arg}))
+                        ops.push(json!({"op": "add", "path": format!("{base}/-"), "value": arg}));
                     }
                 }
             }

@@ -176,7 +176,7 @@ pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
         let ns = patch.target.namespace.clone().unwrap_or_default();
         match patch.target.kind.as_str() {
             "ServiceAccount" => {
-                apply_service_account(&mut next, &ns, &patch.target.name, &patch.body)
+                apply_service_account(&mut next, &ns, &patch.target.name, &patch.body);
             }
             "Deployment" => {
                 if let Fact::Known(workloads) = &mut next.controllers

@@ -64,6 +64,7 @@ pub fn report_value(report: &Report) -> Value {
         "mode": report.mode,
         "fluxNamespace": report.flux_namespace,
         "fluxVersion": report.flux_version,
+        "controllers": report.controllers,
         "summary": {
             "errors": diagnosis.count(Severity::Error),
             "warnings": diagnosis.count(Severity::Warning),

@@ -15,6 +15,8 @@ pub struct Report {
     pub inputs: Vec<String>,
     pub flux_namespace: String,
     pub flux_version: Option<String>,
+    /// What doctor found about each Flux controller, for the JSON report.
+    pub controllers: Vec<serde_json::Value>,
     pub diagnosis: Diagnosis,
     /// Set when the cluster could not be reached: the report then covers the local side only.
     pub error: Option<String>,
@@ -40,6 +42,41 @@ pub fn flux_version(snapshot: &Snapshot) -> Option<String> {
     }
 }
 
+/// Each controller's version, wiring mode and the flags that gate Azure features.
+fn controllers(snapshot: &Snapshot) -> Vec<serde_json::Value> {
+    use crate::model::version::{controller_version, feature_gates, flag_value};
+    crate::model::azure_use::controller_wirings(snapshot)
+        .iter()
+        .map(|w| {
+            let container = w.workload.main_container();
+            let flags: std::collections::BTreeMap<&str, &str> = [
+                "--default-service-account",
+                "--default-decryption-service-account",
+                "--default-kubeconfig-service-account",
+                "--no-cross-namespace-refs",
+            ]
+            .into_iter()
+            .filter_map(|flag| {
+                let c = container?;
+                flag_value(c, flag)
+                    .or_else(|| c.args.iter().any(|a| a == flag).then_some("true"))
+                    .map(|v| (flag.trim_start_matches("--"), v))
+            })
+            .collect();
+            serde_json::json!({
+                "name": w.name(),
+                "version": controller_version(w.workload).map(|v| v.to_string()),
+                "fluxVersion": crate::model::version::flux_version(w.workload).map(|v| v.to_string()),
+                "serviceAccount": w.workload.service_account,
+                "wiring": w.mode.to_string(),
+                "featureGates": container.map(feature_gates).unwrap_or_default(),
+                "flags": flags,
+                "objectsUsingItsIdentity": w.needed_by.len(),
+            })
+        })
+        .collect()
+}
+
 impl Report {
     pub fn new(snapshot: &Snapshot, diagnosis: Diagnosis, error: Option<String>) -> Report {
         let (context, mode, inputs) = match &snapshot.source {
@@ -52,6 +89,7 @@ impl Report {
             inputs,
             flux_namespace: snapshot.flux_namespace.clone(),
             flux_version: flux_version(snapshot),
+            controllers: controllers(snapshot),
             diagnosis,
             error,
         }

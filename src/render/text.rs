@@ -64,6 +64,26 @@ fn write_finding(out: &mut dyn Write, finding: &Finding) -> io::Result<()> {
     writeln!(out, "        fix: {}", finding.fix)
 }
 
+/// "42 findings: 30 in team-a, 12 in team-b" — where a long list of findings sits.
+fn count_by_namespace(findings: &[&Finding]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for finding in findings {
+        *counts
+            .entry(
+                finding
+                    .subject
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("cluster-wide"),
+            )
+            .or_default() += 1;
+    }
+    let mut parts: Vec<(&str, usize)> = counts.into_iter().collect();
+    parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let listed: Vec<String> = parts.iter().map(|(ns, n)| format!("{n} in {ns}")).collect();
+    format!("{} findings: {}", findings.len(), listed.join(", "))
+}
+
 pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
     let diagnosis = &report.diagnosis;
     let version = report
@@ -118,6 +138,9 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
             )?,
             Status::Fail => {
                 writeln!(out, "{head}: {}", result.check.title)?;
+                if findings.len() > FINDINGS_SHOWN {
+                    writeln!(out, "      {}", count_by_namespace(&findings))?;
+                }
                 let shown = if options.show_all {
                     findings.len()
                 } else {

@@ -6,9 +6,9 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 /// What the real server advertises for most built-in kinds. Writes other than
-/// TokenRequest answer 405 here; the verbs stay because clients such as
-/// kubectl decide from them what a kind can do, and a real server never
-/// advertises fewer.
+/// server-side apply and TokenRequest answer 405 here; the verbs stay because
+/// clients such as kubectl decide from them what a kind can do, and a real
+/// server never advertises fewer.
 const ALL_VERBS: &[&str] = &[
     "create",
     "delete",

@@ -787,3 +787,68 @@ fn prune_at(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{FieldSet, Schema, applied_set, display, merge};
+
+    const POD: Schema<'static> = Schema {
+        kind: "Pod",
+        builtin: true,
+    };
+
+    #[test]
+    fn fields_v1_round_trips() {
+        let encoded = json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:containers": {r#"k:{"name":"manager"}"#: {".": {}, "f:args": {}, "f:name": {}}}},
+        });
+        assert_eq!(FieldSet::from_fields_v1(&encoded).to_fields_v1(), encoded);
+    }
+
+    #[test]
+    fn ports_are_keyed_by_port_and_protocol_which_defaults_to_tcp() {
+        let pod =
+            json!({"spec": {"containers": [{"name": "app", "ports": [{"containerPort": 8080}]}]}});
+        let set = applied_set(POD, &pod).unwrap();
+        let port = r#"k:{"containerPort":8080,"protocol":"TCP"}"#;
+        let path: Vec<String> = [
+            "f:spec",
+            "f:containers",
+            r#"k:{"name":"app"}"#,
+            "f:ports",
+            port,
+            "f:containerPort",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert!(set.members().contains(&path), "{:?}", set.members());
+        assert_eq!(
+            display(&path),
+            r#".spec.containers[name="app"].ports[containerPort=8080,protocol="TCP"].containerPort"#
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let pod = json!({"spec": {"containers": [{"name": "app"}, {"name": "app"}]}});
+        assert_eq!(
+            applied_set(POD, &pod).unwrap_err(),
+            r#".spec.containers: duplicate entries for key [name="app"]"#
+        );
+    }
+
+    #[test]
+    fn keyed_lists_keep_the_real_merge_order() {
+        let env = |names: &[&str]| {
+            let items: Vec<_> = names.iter().map(|n| json!({"name": n})).collect();
+            json!({"spec": {"containers": [{"name": "app", "env": items}]}})
+        };
+        let merged = merge(POD, Some(&env(&["a", "b", "c"])), &env(&["c", "a"]));
+        assert_eq!(merged, env(&["b", "c", "a"]));
+        let merged = merge(POD, Some(&env(&["a", "b"])), &env(&["b", "d"]));
+        assert_eq!(merged, env(&["a", "b", "d"]));
+    }
+}

@@ -16,6 +16,10 @@
 //!   bindings. Each CRD in the seed adds its kind at every served version; a
 //!   group's preferred version is the highest by the real server's ordering
 //!   (v1 > v1beta2 > v1beta1 > v1alpha1), whichever version is the storage one.
+//! - OpenAPI v3 (`/openapi/v3` and a document per group version) with paths
+//!   and operations only, no schemas: enough for kubectl to see that PATCH
+//!   takes `fieldValidation` and leave validation to the server, so plain
+//!   `kubectl apply --server-side` works. `/openapi/v2` is 404.
 //! - GET of one object (and of its `status` subresource where one exists),
 //!   LIST in a namespace, across namespaces and of cluster-scoped kinds, with
 //!   `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`, `>`, `<`),
@@ -31,6 +35,54 @@
 //!   track it) `generation: 1` when the seed lacks them; `resourceVersion`
 //!   is always assigned by the store, as every write on a real server does.
 //!   Namespaces the objects live in, and `default`, exist as Namespaces.
+//! - Server-side apply: `PATCH` with `application/apply-patch+yaml` (a YAML
+//!   or JSON body) on any object of any served kind, creating it (201) when
+//!   it does not exist in an existing namespace. `fieldManager` is required
+//!   (422 `PatchOptions ... is invalid`); `force` is read as Go reads a bool;
+//!   `dryRun=All` answers the result and stores nothing; `fieldValidation`
+//!   (Strict, Warn, Ignore) is accepted and has no effect, as there is no
+//!   schema to check fields against. The body must be an object of the
+//!   URL's apiVersion and kind (400 `invalid object type`) without
+//!   `managedFields` (400), its name and namespace those of the URL (400);
+//!   `metadata.resourceVersion` and `metadata.uid` in it are preconditions
+//!   (409). Merging and ownership follow the real structured-merge-diff:
+//!   maps merge by key; keyed lists merge by key (containers, init and
+//!   ephemeral containers and volumes by `name`, env by `name`, volumeMounts
+//!   by `mountPath`, ports by `containerPort`+`protocol`, Service ports by
+//!   `port`+`protocol`, webhooks by `name`, status conditions by `type`,
+//!   ownerReferences by `uid`, finalizers as a set); label selectors, node
+//!   selectors and env value references are atomic, as are all other lists
+//!   (`args`, `command`, ...) and every list of a custom resource, whose
+//!   schema is not consulted (treated as `x-kubernetes-preserve-unknown-fields`).
+//!   `metadata.managedFields` holds real `FieldsV1` entries; a field the
+//!   applier owned before and leaves out is removed unless another manager
+//!   owns it; changing a field another manager owns is a 409 naming manager
+//!   and path as the real server does, unless `force=true` takes it over; the
+//!   same value is shared ownership. `status` is reset where a status
+//!   subresource exists, `generation` bumps when anything outside metadata
+//!   and status changes (and on annotation changes of Deployments). An apply
+//!   that changes nothing writes nothing.
+//! - Seeded objects without `managedFields` are owned by
+//!   [`FakeConfig::seed_manager`] (an Update entry, as `kubectl apply` without
+//!   `--server-side` leaves), or, without one, credited to
+//!   `before-first-apply` at the first apply, as the real server does.
+//! - Controllers and admission, simulated at once rather than eventually:
+//!   after a Deployment is created or its generation bumps, the Deployment
+//!   controller, the ReplicaSet controller and the kubelet run to completion
+//!   (the ReplicaSet of the template's `pod-template-hash` at
+//!   `spec.replicas`, others at zero; selected pods of another template, or
+//!   surplus ones, deleted at once, new ones created `Running`; Deployment
+//!   and ReplicaSet status complete, with the revision annotation), each
+//!   write recorded under `kube-controller-manager` or `kubelet` as on a real
+//!   cluster. Seeded pods carry no hash and count as the current template
+//!   until it changes. When a MutatingWebhookConfiguration has a webhook named
+//!   `*azure-workload-identity.io`, pods created with the label
+//!   `azure.workload.identity/use: "true"` get what the Azure workload
+//!   identity webhook injects: `AZURE_CLIENT_ID` and `AZURE_TENANT_ID` from
+//!   their ServiceAccount's annotations (left out when not annotated; the
+//!   real webhook falls back to its own tenant), `AZURE_FEDERATED_TOKEN_FILE`,
+//!   `AZURE_AUTHORITY_HOST`, and the projected `azure-identity-token` volume
+//!   and its mount. A pod created by apply stays `Pending`.
 //! - TokenRequest (`POST .../serviceaccounts/{name}/token`): a JWT with the
 //!   real claims and a placeholder signature, from a JSON or protobuf body
 //!   (kubectl sends protobuf); 404 for a missing
@@ -38,16 +90,22 @@
 //!   the real server validates. OIDC discovery and a JWKS document.
 //! - Bearer-token authentication when `required_token` is set (401 for every
 //!   path otherwise, as with anonymous auth disabled), injected latency,
-//!   injected faults, and a request log.
+//!   injected faults, and a request log that tells writes from the rest.
 //!
 //! Not implemented, and answered the way the real server answers a request
-//! it refuses: create, update, patch and delete (405 MethodNotAllowed),
-//! watch (405 too, where the real server would stream), subresources other
-//! than `status` and `token` (404), protobuf and YAML (406 when they are all
-//! a client accepts), `resourceVersion`/`resourceVersionMatch` semantics on
-//! lists (the current state is always served), and field selectors on other
-//! fields (400). Token signatures cannot be verified. Server-side apply
-//! belongs in the store's `put`, which already owns metadata.
+//! it refuses: create, update, delete and patch types other than apply (405
+//! MethodNotAllowed), apply to subresources (405), watch (405 too, where the
+//! real server would stream), subresources other than `status` and `token`
+//! (404), protobuf and YAML responses (406 when they are all a client
+//! accepts), `resourceVersion`/`resourceVersionMatch` semantics on lists (the
+//! current state is always served), and field selectors on other fields
+//! (400). Not simulated: schema validation and defaulting (an apply is stored
+//! as merged), the ServiceAccount admission check (pods are created whatever
+//! their account), graceful pod termination, rollout pacing (`maxSurge`,
+//! `maxUnavailable`, readiness), the cap of ten Update managers, kubectl's
+//! migration of `last-applied-configuration` ownership, and the webhook's
+//! skip-containers, token-expiration and proxy-sidecar annotations. Token
+//! signatures cannot be verified.
 
 mod apply;
 mod catalog;

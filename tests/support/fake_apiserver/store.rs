@@ -196,6 +196,8 @@ impl Store {
         if created && resource.group.is_empty() && resource.kind == "Pod" {
             controllers::admit_pod(self, &mut object);
         }
+        // What the store refuses (a CRD it could not serve) is what the real
+        // server's validation refuses.
         let invalid = |e: String| ApiError::new(422, e);
         if options.dry_run {
             let (_, mut object, _) = self.prepare(object, now).map_err(invalid)?;

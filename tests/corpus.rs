@@ -1,0 +1,265 @@
+//! `doctor` and `enable --gitops` on the real Flux configurations in `../shared/corpus`, when
+//! that folder is there (it is not part of the project). Each case's expected diagnosis is
+//! written down here with the reason it is right; `.ci/run` runs these with `--ignored` when
+//! the corpus is present.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::run::Sandbox;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+/// `(case, doctor arguments relative to the case folder, expected findings as (name, subject))`.
+/// A corpus case: its folder, doctor's arguments (paths relative to the folder), and the
+/// findings expected, as (check name, subject).
+type Case = (
+    &'static str,
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str)>,
+);
+
+// One expectation per case with its reason, read top to bottom.
+#[allow(clippy::too_many_lines)]
+fn cases() -> Vec<Case> {
+    let tenant = |name| ("sa-missing-tenant-id", name);
+    let hmctspublic = (
+        "azure-endpoint-without-provider",
+        "flux-system/HelmRepository/hmctspublic-oci",
+    );
+    let mut cases = Vec::new();
+    // Plain Flux installs: nothing uses Azure, nothing is wired.
+    for case in [
+        "00-gotk-v0.41.2",
+        "01-gotk-v2.2.3",
+        "02-gotk-v2.3.0",
+        "03-gotk-v2.4.0",
+        "04-gotk-v2.5.1",
+        "05-gotk-v2.6.4",
+        "06-gotk-v2.7.5",
+        "07-gotk-v2.8.8",
+        "08-gotk-v2.9.3",
+    ] {
+        cases.push((case, vec!["-f", "gotk-components.yaml"], vec![]));
+    }
+    // Images from ghcr.io, sync over SSH: no Azure use.
+    cases.push((
+        "09-equinor-radix-development",
+        vec!["-k", "clusters/development/flux-system"],
+        vec![],
+    ));
+    // SOPS with Key Vault through a fully wired kustomize-controller.
+    cases.push((
+        "10-davidelettieri-sops-2025",
+        vec!["-k", "gitops/aks"],
+        vec![],
+    ));
+    // The same, before the tenant-id annotation was added: the webhook falls back to the
+    // cluster's tenant, a warning.
+    cases.push((
+        "11-davidelettieri-sops-2023",
+        vec!["-k", "gitops/aks"],
+        vec![tenant("flux-system/ServiceAccount/kustomize-controller")],
+    ));
+    // Controllers annotated with a client ID only; one ACR chart repository without provider.
+    cases.push((
+        "12-hmcts-sds-dev-2026-08",
+        vec!["-k", "apps/flux-system/dev/base"],
+        vec![
+            tenant("flux-system/ServiceAccount/kustomize-controller"),
+            tenant("flux-system/ServiceAccount/source-controller"),
+            hmctspublic,
+        ],
+    ));
+    cases.push((
+        "13-hmcts-sds-ptl-2026-08",
+        vec!["-k", "apps/flux-system/ptl/base"],
+        vec![
+            tenant("flux-system/ServiceAccount/image-reflector-controller"),
+            tenant("flux-system/ServiceAccount/kustomize-controller"),
+            tenant("flux-system/ServiceAccount/source-controller"),
+            hmctspublic,
+            (
+                "azure-endpoint-without-provider",
+                "flux-system/ImageRepository/cath-api",
+            ),
+            (
+                "azure-endpoint-without-provider",
+                "flux-system/ImageRepository/cath-crons",
+            ),
+            (
+                "azure-endpoint-without-provider",
+                "flux-system/ImageRepository/cath-postgres",
+            ),
+            (
+                "azure-endpoint-without-provider",
+                "flux-system/ImageRepository/cath-web",
+            ),
+        ],
+    ));
+    // An ACR chart repository with provider: azure while source-controller has no identity in
+    // this environment: on AKS that is the kubelet identity.
+    cases.push((
+        "14-hmcts-sds-dev-2026-01",
+        vec!["-k", "apps/flux-system/dev/base"],
+        vec![
+            tenant("flux-system/ServiceAccount/kustomize-controller"),
+            (
+                "kubelet-identity-fallback",
+                "flux-system/Deployment/source-controller",
+            ),
+            hmctspublic,
+        ],
+    ));
+    // kustomize-controller still on AAD Pod Identity.
+    cases.push((
+        "15-hmcts-sds-ithc-2025-03",
+        vec!["-k", "apps/flux-system/ithc/base"],
+        vec![
+            (
+                "legacy-aad-pod-identity",
+                "flux-system/Deployment/kustomize-controller",
+            ),
+            hmctspublic,
+        ],
+    ));
+    // Loose Flux objects without the Flux install: the controller checks are skipped, said as info.
+    for case in [
+        "16-xenit-terraform-modules-a",
+        "17-xenit-terraform-modules-b",
+        "18-bjjeire-gitops",
+        "19-altinn-platform",
+    ] {
+        cases.push((
+            case,
+            vec!["-f", "."],
+            vec![("flux-not-found", "Cluster/manifests")],
+        ));
+    }
+    cases
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus; .ci/run runs it when the folder is present"]
+fn doctor_explains_every_corpus_case() {
+    let sandbox = Sandbox::new();
+    let mut mismatches = Vec::new();
+    for (case, args, expected) in cases() {
+        let dir = corpus().join(case);
+        let mut full: Vec<String> = vec!["doctor".into(), "-o".into(), "json".into()];
+        full.extend(args.iter().enumerate().map(|(i, a)| {
+            if i % 2 == 1 {
+                dir.join(a).display().to_string()
+            } else {
+                (*a).to_string()
+            }
+        }));
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let out = sandbox.run(&refs);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "{case}: exit {} {}",
+            out.code,
+            out.stderr
+        );
+        let found: Vec<(String, String)> = out.findings().into_iter().map(|f| (f.0, f.1)).collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, s)| ((*n).to_string(), (*s).to_string()))
+            .collect();
+        if found != expected {
+            mismatches.push(format!(
+                "{case}:\n  found    {found:?}\n  expected {expected:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus; .ci/run runs it when the folder is present"]
+fn enable_gitops_on_corpus_bootstrap_folders() {
+    let client = support::flux::CLIENT_ID;
+    let tenant = support::flux::TENANT_ID;
+    // (case, folder whose kustomization.yaml enable edits, folder doctor -k renders)
+    let folders = [
+        (
+            "11-davidelettieri-sops-2023",
+            "gitops/aks/flux-system",
+            "gitops/aks",
+        ),
+        (
+            "12-hmcts-sds-dev-2026-08",
+            "apps/flux-system/dev/base",
+            "apps/flux-system/dev/base",
+        ),
+        (
+            "13-hmcts-sds-ptl-2026-08",
+            "apps/flux-system/ptl/base",
+            "apps/flux-system/ptl/base",
+        ),
+        (
+            "14-hmcts-sds-dev-2026-01",
+            "apps/flux-system/dev/base",
+            "apps/flux-system/dev/base",
+        ),
+    ];
+    for (case, edit, render) in folders {
+        let sandbox = Sandbox::new();
+        let copy = sandbox.path(case);
+        copy_dir(&corpus().join(case), &copy);
+        let edit_dir = copy.join(edit).display().to_string();
+        let render_dir = copy.join(render).display().to_string();
+        let before = sandbox.run(&["doctor", "-o", "json", "-k", &render_dir]);
+        let out = sandbox.run(&[
+            "enable",
+            "--gitops",
+            &edit_dir,
+            "--mode",
+            "webhook",
+            "--client-id",
+            client,
+            "--tenant-id",
+            tenant,
+        ]);
+        assert_eq!(out.code, 0, "{case}: {}{}", out.stdout, out.stderr);
+        let after = sandbox.run(&["doctor", "-o", "json", "-k", &render_dir]);
+        assert!(
+            after.code == 0 || after.code == 1,
+            "{case}: {}",
+            after.stderr
+        );
+        let fixed_before: Vec<String> = before
+            .finding_names()
+            .into_iter()
+            .filter(|n| kubectl_azflux::plan::FIXABLE.contains(&n.as_str()))
+            .collect();
+        let left: Vec<String> = after
+            .finding_names()
+            .into_iter()
+            .filter(|n| kubectl_azflux::plan::FIXABLE.contains(&n.as_str()))
+            .collect();
+        assert!(
+            !fixed_before.is_empty(),
+            "{case}: the case had something to fix"
+        );
+        assert!(left.is_empty(), "{case}: still {left:?}");
+    }
+}
