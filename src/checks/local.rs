@@ -4,6 +4,24 @@ use super::{Area, Check, Findings, FixAction, Severity};
 use crate::model::{LocalConfig, ObjectRef, Skip, Snapshot};
 use crate::wiring::AKS_AAD_SERVER_ID;
 
+/// The fix for an azure auth provider or a device-code login: kubelogin's Azure CLI mode.
+fn convert_to_azurecli(context: &str) -> (String, FixAction) {
+    let command = [
+        "kubelogin",
+        "convert-kubeconfig",
+        "-l",
+        "azurecli",
+        "--context",
+        context,
+    ];
+    (
+        command.join(" "),
+        FixAction::Run {
+            command: command.iter().map(ToString::to_string).collect(),
+        },
+    )
+}
+
 fn context_ref(local: &LocalConfig) -> ObjectRef {
     ObjectRef::cluster_scoped("KubeconfigContext", &local.context)
 }
@@ -76,6 +94,7 @@ fn legacy_azure_auth_provider(
 ) -> Result<(), Skip> {
     let local = snapshot.local.get()?;
     if local.auth_provider.as_deref() == Some("azure") {
+        let (fix, action) = convert_to_azurecli(&local.context);
         findings
             .add(
                 context_ref(local),
@@ -83,21 +102,9 @@ fn legacy_azure_auth_provider(
                     "user {} of context {} uses `auth-provider: azure`, which kubectl no longer supports",
                     local.user, local.context
                 ),
-                format!(
-                    "kubelogin convert-kubeconfig -l azurecli --context {}",
-                    local.context
-                ),
+                fix,
             )
-            .action(FixAction::Run {
-                command: vec![
-                    "kubelogin".into(),
-                    "convert-kubeconfig".into(),
-                    "-l".into(),
-                    "azurecli".into(),
-                    "--context".into(),
-                    local.context.clone(),
-                ],
-            });
+            .action(action);
     }
     Ok(())
 }
@@ -154,6 +161,7 @@ fn kubelogin_devicecode_login(
         return Ok(());
     };
     if exec.login_mode.as_deref() == Some("devicecode") {
+        let (fix, action) = convert_to_azurecli(&local.context);
         findings
             .add(
                 context_ref(local),
@@ -161,18 +169,9 @@ fn kubelogin_devicecode_login(
                     "context {} logs in with kubelogin device code, which Conditional Access can block and CI cannot answer",
                     local.context
                 ),
-                format!("kubelogin convert-kubeconfig -l azurecli --context {}", local.context),
+                fix,
             )
-            .action(FixAction::Run {
-                command: vec![
-                    "kubelogin".into(),
-                    "convert-kubeconfig".into(),
-                    "-l".into(),
-                    "azurecli".into(),
-                    "--context".into(),
-                    local.context.clone(),
-                ],
-            });
+            .action(action);
     }
     Ok(())
 }

@@ -189,7 +189,9 @@ fn value_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v Value> {
     path.iter().try_fold(doc, |v, key| v.get(*key))
 }
 
-fn expected_after(original: &Value, path: &[&str], new_items: &[Value]) -> Value {
+/// The document as it must parse after an edit: the original with `change` applied at `path`
+/// (missing keys created as mappings).
+fn expected_with(original: &Value, path: &[&str], change: impl FnOnce(&mut Value)) -> Value {
     let mut expected = if original.is_null() {
         Value::Object(serde_json::Map::new())
     } else {
@@ -202,13 +204,19 @@ fn expected_after(original: &Value, path: &[&str], new_items: &[Value]) -> Value
         }
         cursor = &mut cursor[*key];
     }
-    if !cursor.is_array() {
-        *cursor = Value::Array(Vec::new());
-    }
-    if let Some(list) = cursor.as_array_mut() {
-        list.extend(new_items.iter().cloned());
-    }
+    change(cursor);
     expected
+}
+
+fn expected_after(original: &Value, path: &[&str], new_items: &[Value]) -> Value {
+    expected_with(original, path, |list| {
+        if !list.is_array() {
+            *list = Value::Array(Vec::new());
+        }
+        if let Some(list) = list.as_array_mut() {
+            list.extend(new_items.iter().cloned());
+        }
+    })
 }
 
 /// How far a key path exists in the document.
@@ -414,19 +422,7 @@ fn verify_scalar(
     value: &Value,
     result: String,
 ) -> Result<String, EditError> {
-    let mut expected = if original.is_null() {
-        Value::Object(serde_json::Map::new())
-    } else {
-        original.clone()
-    };
-    let mut cursor = &mut expected;
-    for key in path {
-        if cursor.get(*key).is_none_or(Value::is_null) {
-            cursor[*key] = Value::Object(serde_json::Map::new());
-        }
-        cursor = &mut cursor[*key];
-    }
-    *cursor = value.clone();
+    let expected = expected_with(original, path, |field| *field = value.clone());
     let reparsed = parse(&result)
         .map_err(|e| EditError::Unsupported(format!("the edit would break the file ({e})")))?;
     if reparsed != expected {
