@@ -616,3 +616,40 @@ fn flux_instance_gets_patches_and_the_gate() {
     );
     assert_eq!(doc["spec"]["cluster"]["type"], "azure");
 }
+
+#[test]
+fn preview_diffs_are_coloured_only_when_asked() {
+    let sandbox = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let plain = sandbox.run(&[
+        "enable",
+        "-f",
+        example,
+        "--mode",
+        "webhook",
+        "--client-id",
+        CLIENT_ID,
+    ]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(plain.stdout.contains("+  annotations:"), "{}", plain.stdout);
+    assert!(
+        !plain.stdout.contains('\u{1b}'),
+        "no colour without a terminal"
+    );
+    let coloured = sandbox.run(&[
+        "--color",
+        "always",
+        "enable",
+        "-f",
+        example,
+        "--mode",
+        "webhook",
+        "--client-id",
+        CLIENT_ID,
+    ]);
+    assert!(
+        coloured.stdout.contains("\u{1b}[32m+  annotations:"),
+        "{}",
+        coloured.stdout
+    );
+}

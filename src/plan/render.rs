@@ -280,6 +280,32 @@ pub fn kustomize_patch_list(plan: &Plan) -> String {
     out
 }
 
+/// Added lines green, removed red, hunk headers cyan; plain when stdout is not a terminal or
+/// colour is off.
+fn colour_diff(diff: &str) -> String {
+    use owo_colors::{OwoColorize, Stream};
+    diff.lines()
+        .map(|line| {
+            let painted = if line.starts_with("+++") || line.starts_with("---") {
+                line.if_supports_color(Stream::Stdout, |l| l.bold())
+                    .to_string()
+            } else if line.starts_with('+') {
+                line.if_supports_color(Stream::Stdout, |l| l.green())
+                    .to_string()
+            } else if line.starts_with('-') {
+                line.if_supports_color(Stream::Stdout, |l| l.red())
+                    .to_string()
+            } else if line.starts_with("@@") {
+                line.if_supports_color(Stream::Stdout, |l| l.cyan())
+                    .to_string()
+            } else {
+                line.to_string()
+            };
+            painted + "\n"
+        })
+        .collect()
+}
+
 /// The preview: per object, what changes, where it should live, and the diff.
 pub fn preview(snapshot: &Snapshot, plan: &Plan, program: &str) -> String {
     let mut out = String::new();
@@ -295,7 +321,7 @@ pub fn preview(snapshot: &Snapshot, plan: &Plan, program: &str) -> String {
         if let Some(place) = where_it_lives(patch, program) {
             let _ = writeln!(out, "  ! {place}");
         }
-        out.push_str(&indent(&diff(snapshot, patch), 2));
+        out.push_str(&indent(&colour_diff(&diff(snapshot, patch)), 2));
         out.push_str("\n\n");
     }
     for restart in &plan.restarts {
