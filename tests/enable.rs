@@ -653,3 +653,78 @@ fn preview_diffs_are_coloured_only_when_asked() {
         coloured.stdout
     );
 }
+
+#[test]
+fn gitops_tenant_creates_the_service_account_as_a_resource() {
+    let sandbox = Sandbox::new();
+    let mut tenant_source = flux::oci_repository(7, "team-a", "app");
+    tenant_source["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("provider");
+    let dir = bootstrap(&sandbox, KUSTOMIZATIONS[0].1, vec![tenant_source]);
+    let dir_arg = dir.display().to_string();
+    let out = sandbox.run(&[
+        "enable",
+        "tenant",
+        "-n",
+        "team-a",
+        "--service-account",
+        "flux-azure",
+        "--set-objects",
+        "--gitops",
+        &dir_arg,
+        "--client-id",
+        CLIENT_ID,
+        "--tenant-id",
+        TENANT_ID,
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        dir.join("azflux-serviceaccount-team-a-flux-azure.yaml")
+            .is_file()
+    );
+    let objects = render(&dir);
+    let sa = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount" && o["metadata"]["namespace"] == "team-a")
+        .unwrap();
+    assert_eq!(
+        sa["metadata"]["annotations"]["azure.workload.identity/tenant-id"],
+        TENANT_ID
+    );
+    let oci = objects
+        .iter()
+        .find(|o| o["kind"] == "OCIRepository" && o["metadata"]["namespace"] == "team-a")
+        .unwrap();
+    assert_eq!(oci["spec"]["provider"], "azure");
+    assert_eq!(oci["spec"]["serviceAccountName"], "flux-azure");
+    let deploy = rendered(&objects, "Deployment", "source-controller");
+    let args: Vec<&str> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        args.contains(&"--feature-gates=ObjectLevelWorkloadIdentity=true"),
+        "the gate comes with the tenant: {args:?}"
+    );
+    let again = sandbox.run(&[
+        "enable",
+        "tenant",
+        "-n",
+        "team-a",
+        "--service-account",
+        "flux-azure",
+        "--set-objects",
+        "--gitops",
+        &dir_arg,
+        "--client-id",
+        CLIENT_ID,
+        "--tenant-id",
+        TENANT_ID,
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("nothing to add"), "{}", again.stdout);
+}

@@ -2,7 +2,7 @@
 //! Git (the bootstrap kustomization.yaml, or a FluxInstance).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
@@ -132,16 +132,70 @@ fn gitops(
             patch.target
         ));
     }
-    let edited =
-        kustomization::append_items(&original, &["patches"], &render::kustomize_items(&plan))
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+    // Kustomize patches only change what exists; an object to create becomes a resource file.
+    let (created, patched): (Vec<_>, Vec<_>) = plan.patches.iter().cloned().partition(|p| p.create);
+    let new_files: Vec<(PathBuf, String)> = created
+        .iter()
+        .map(|p| {
+            let name = format!(
+                "azflux-{}-{}-{}.yaml",
+                p.target.kind.to_lowercase(),
+                p.target.namespace.as_deref().unwrap_or("cluster"),
+                p.target.name
+            );
+            let text = serde_saphyr::to_string(&p.apply_body()).unwrap_or_default();
+            (
+                dir.join(name),
+                format!("# Written by {program} enable.\n{text}"),
+            )
+        })
+        .collect();
+    let resources: Vec<String> = new_files
+        .iter()
+        .filter_map(|(path, _)| {
+            path.file_name()
+                .map(|n| format!("- {}\n", n.to_string_lossy()))
+        })
+        .collect();
+    let patch_plan = Plan {
+        patches: patched,
+        ..plan.clone()
+    };
+    let with_resources = kustomization::append_items(&original, &["resources"], &resources)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let edited = kustomization::append_items(
+        &with_resources,
+        &["patches"],
+        &render::kustomize_items(&patch_plan),
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))?;
     report_edit(&file, &original, &edited, &plan, args.dry_run)?;
+    for (path, text) in &new_files {
+        if args.dry_run {
+            eprintln!("would write {}", path.display());
+        } else {
+            eprintln!("new file {}:\n{text}", path.display());
+        }
+    }
     if args.dry_run || edited == original {
         return Ok(0);
+    }
+    for (path, text) in &new_files {
+        if path.exists() {
+            return Err(format!(
+                "{} exists already; nothing was changed",
+                path.display()
+            ));
+        }
+        write_atomically(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     write_atomically(&file, &edited)
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     if let Err(e) = manifests::render_kustomization(dir) {
+        for (path, _) in &new_files {
+            let _ = std::fs::remove_file(path);
+        }
         write_atomically(&file, &original)
             .map_err(|w| format!("{e}; and restoring {} failed: {w}", file.display()))?;
         return Err(format!(
