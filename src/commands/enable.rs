@@ -134,22 +134,7 @@ fn gitops(
     }
     // Kustomize patches only change what exists; an object to create becomes a resource file.
     let (created, patched): (Vec<_>, Vec<_>) = plan.patches.iter().cloned().partition(|p| p.create);
-    let new_files: Vec<(PathBuf, String)> = created
-        .iter()
-        .map(|p| {
-            let name = format!(
-                "azflux-{}-{}-{}.yaml",
-                p.target.kind.to_lowercase(),
-                p.target.namespace.as_deref().unwrap_or("cluster"),
-                p.target.name
-            );
-            let text = serde_saphyr::to_string(&p.apply_body()).unwrap_or_default();
-            (
-                dir.join(name),
-                format!("# Written by {program} enable.\n{text}"),
-            )
-        })
-        .collect();
+    let new_files = resource_files(&created, dir, program);
     let resources: Vec<String> = new_files
         .iter()
         .filter_map(|(path, _)| {
@@ -180,29 +165,7 @@ fn gitops(
     if args.dry_run || edited == original {
         return Ok(0);
     }
-    for (path, text) in &new_files {
-        if path.exists() {
-            return Err(format!(
-                "{} exists already; nothing was changed",
-                path.display()
-            ));
-        }
-        write_atomically(path, text)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    write_atomically(&file, &edited)
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    if let Err(e) = manifests::render_kustomization(dir) {
-        for (path, _) in &new_files {
-            let _ = std::fs::remove_file(path);
-        }
-        write_atomically(&file, &original)
-            .map_err(|w| format!("{e}; and restoring {} failed: {w}", file.display()))?;
-        return Err(format!(
-            "the edited {} does not build ({e}); it was restored",
-            file.display()
-        ));
-    }
+    write_gitops(dir, &file, &original, &edited, &new_files)?;
     eprintln!(
         "wrote {}; commit and push it, Flux applies it at the next reconcile",
         file.display()
@@ -215,6 +178,64 @@ fn gitops(
         );
     }
     Ok(0)
+}
+
+/// A file per object to create, named after it, for the kustomization's `resources:`.
+fn resource_files(
+    created: &[plan::ObjectPatch],
+    dir: &Path,
+    program: &str,
+) -> Vec<(PathBuf, String)> {
+    created
+        .iter()
+        .map(|p| {
+            let name = format!(
+                "azflux-{}-{}-{}.yaml",
+                p.target.kind.to_lowercase(),
+                p.target.namespace.as_deref().unwrap_or("cluster"),
+                p.target.name
+            );
+            let text = serde_saphyr::to_string(&p.apply_body()).unwrap_or_default();
+            (
+                dir.join(name),
+                format!("# Written by {program} enable.\n{text}"),
+            )
+        })
+        .collect()
+}
+
+/// Writes the new resource files and the edited kustomization, and undoes both if the folder
+/// no longer builds.
+fn write_gitops(
+    dir: &Path,
+    file: &Path,
+    original: &str,
+    edited: &str,
+    new_files: &[(PathBuf, String)],
+) -> Result<(), String> {
+    for (path, text) in new_files {
+        if path.exists() {
+            return Err(format!(
+                "{} exists already; nothing was changed",
+                path.display()
+            ));
+        }
+        write_atomically(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    write_atomically(file, edited).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    if let Err(e) = manifests::render_kustomization(dir) {
+        for (path, _) in new_files {
+            let _ = std::fs::remove_file(path);
+        }
+        write_atomically(file, original)
+            .map_err(|w| format!("{e}; and restoring {} failed: {w}", file.display()))?;
+        return Err(format!(
+            "the edited {} does not build ({e}); it was restored",
+            file.display()
+        ));
+    }
+    Ok(())
 }
 
 fn report_edit(
