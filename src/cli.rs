@@ -131,6 +131,9 @@ pub enum Command {
     Completion(commands::completion::CompletionArgs),
     /// Link this binary where the Flux CLI and kubectl's completion look for it
     Install(commands::install::InstallArgs),
+    /// Find AKS clusters and write kubelogin kubeconfig entries for them
+    #[command(after_help = EXIT_CODES)]
+    Clusters(commands::clusters::ClustersArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,6 +184,20 @@ pub struct DoctorArgs {
     pub read_secrets: bool,
     #[command(flatten)]
     pub azure: crate::azure::AzureArgs,
+    /// Diagnose every context of the kubeconfig, several at once (--parallel)
+    #[arg(long, conflicts_with_all = ["contexts", "filename", "kustomize"])]
+    pub all_contexts: bool,
+    /// Diagnose these contexts, several at once (--parallel)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,...",
+        conflicts_with_all = ["filename", "kustomize"]
+    )]
+    pub contexts: Vec<String>,
+    /// How many contexts --all-contexts and --contexts diagnose at once
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -335,6 +352,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Version => commands::version::run(),
         Command::Completion(args) => commands::completion::run(program, args),
         Command::Install(args) => commands::install::run(args),
+        Command::Clusters(args) => commands::clusters::run(program, &cli.global, args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -231,7 +231,10 @@ fn kubeconfig_files(explicit: Option<&Path>) -> Result<Vec<PathBuf>, KubeconfigE
     }
 }
 
-pub fn load(options: &ConnectionOptions) -> Result<LoadedKubeconfig, KubeconfigError> {
+/// Every file kubectl would read, merged as kubectl merges them, whatever the context.
+pub fn load_merged(
+    options: &ConnectionOptions,
+) -> Result<(Kubeconfig, Vec<PathBuf>), KubeconfigError> {
     let files = kubeconfig_files(options.kubeconfig.as_deref())?;
     let mut merged = Kubeconfig::default();
     for file in &files {
@@ -243,6 +246,11 @@ pub fn load(options: &ConnectionOptions) -> Result<LoadedKubeconfig, KubeconfigE
                 reason: one_line(&e),
             })?;
     }
+    Ok((merged, files))
+}
+
+pub fn load(options: &ConnectionOptions) -> Result<LoadedKubeconfig, KubeconfigError> {
+    let (merged, files) = load_merged(options)?;
     let available = || {
         let names: Vec<&str> = merged.contexts.iter().map(|c| c.name.as_str()).collect();
         if names.is_empty() {

@@ -65,7 +65,7 @@ fn aks_cluster(value: &Value) -> AksCluster {
     }
 }
 
-fn resource_group_of(arm_id: &str) -> Option<String> {
+pub(crate) fn resource_group_of(arm_id: &str) -> Option<String> {
     let mut parts = arm_id.split('/').filter(|p| !p.is_empty());
     while let Some(part) = parts.next() {
         if part.eq_ignore_ascii_case("resourceGroups") {

@@ -9,6 +9,7 @@
 
 pub mod aadsts;
 pub mod arm;
+pub mod clusters;
 pub mod credential;
 pub mod endpoints;
 pub mod federate;
@@ -130,7 +131,7 @@ pub struct Request<'a> {
     pub timeout: Duration,
 }
 
-fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("kubectl-azflux/", env!("CARGO_PKG_VERSION")))

@@ -4,12 +4,14 @@
 mod azure;
 mod cluster;
 mod controllers;
+mod fleet;
 mod local;
 mod objects;
 mod state;
 
 pub use cluster::owned_by_aks_extension;
 pub use controllers::expected_cloud;
+pub use fleet::FLEET_CHECKS;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -52,6 +54,8 @@ pub enum Area {
     Controllers,
     Objects,
     Azure,
+    /// The AKS clusters `clusters list` and `clusters sync` read from Resource Manager.
+    Fleet,
 }
 
 impl Area {
@@ -63,14 +67,16 @@ impl Area {
             Area::Controllers => "Flux controllers",
             Area::Objects => "Flux objects",
             Area::Azure => "Azure",
+            Area::Fleet => "AKS fleet",
         }
     }
 }
 
-pub type RunFn = fn(&Snapshot, &mut Findings<'_>) -> Result<(), Skip>;
+/// What a check runs on: doctor's [`Snapshot`] by default, the fleet's for `clusters`.
+pub type RunFn<I = Snapshot> = fn(&I, &mut Findings<'_, I>) -> Result<(), Skip>;
 
 /// One diagnosis rule: stable metadata plus the function that applies it.
-pub struct Check {
+pub struct Check<I: 'static = Snapshot> {
     /// `AZF` + 3 digits; never reused for another check.
     pub id: &'static str,
     /// Kebab-case name of the problem it finds.
@@ -84,10 +90,10 @@ pub struct Check {
     pub explanation: &'static str,
     /// How to fix it.
     pub fix: &'static str,
-    pub run: RunFn,
+    pub run: RunFn<I>,
 }
 
-impl fmt::Debug for Check {
+impl<I> fmt::Debug for Check<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.id, self.name)
     }
@@ -144,12 +150,51 @@ pub static CHECKS: &[&Check] = &[
     &azure::TOKEN_EXCHANGE_FAILED,
 ];
 
+/// A check's documentation, whatever it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Doc {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub area: Area,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub explanation: &'static str,
+    pub fix: &'static str,
+}
+
+impl<I> Check<I> {
+    pub fn doc(&self) -> Doc {
+        Doc {
+            id: self.id,
+            name: self.name,
+            area: self.area,
+            severity: self.severity,
+            title: self.title,
+            explanation: self.explanation,
+            fix: self.fix,
+        }
+    }
+}
+
+/// Every check's documentation in ID order: doctor's catalogue, then the fleet's.
+pub fn catalogue() -> impl Iterator<Item = Doc> {
+    CHECKS
+        .iter()
+        .map(|c| c.doc())
+        .chain(FLEET_CHECKS.iter().map(|c| c.doc()))
+}
+
 /// Finds a check by ID (`AZF021`, any case) or name (`sa-missing-client-id`).
 pub fn lookup(key: &str) -> Option<&'static Check> {
     CHECKS
         .iter()
         .copied()
         .find(|c| c.id.eq_ignore_ascii_case(key) || c.name == key)
+}
+
+/// Like [`lookup`], over every catalogue (`explain`).
+pub fn describe(key: &str) -> Option<Doc> {
+    catalogue().find(|c| c.id.eq_ignore_ascii_case(key) || c.name == key)
 }
 
 /// A change that fixes a finding, as data: `enable` plans from these, reports print them.
@@ -189,9 +234,8 @@ pub enum FixAction {
 }
 
 /// One problem on one object.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub check: &'static Check,
+pub struct Finding<I: 'static = Snapshot> {
+    pub check: &'static Check<I>,
     pub severity: Severity,
     pub subject: ObjectRef,
     pub message: String,
@@ -199,19 +243,46 @@ pub struct Finding {
     pub actions: Vec<FixAction>,
 }
 
-/// What a check writes its findings into; it stamps them with the check's identity.
-pub struct Findings<'a> {
-    check: &'static Check,
-    out: &'a mut Vec<Finding>,
+// By hand: derived impls would demand `I: Debug + Clone` of the input, never stored here.
+impl<I> fmt::Debug for Finding<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finding")
+            .field("check", &self.check)
+            .field("severity", &self.severity)
+            .field("subject", &self.subject)
+            .field("message", &self.message)
+            .field("fix", &self.fix)
+            .field("actions", &self.actions)
+            .finish()
+    }
 }
 
-impl Findings<'_> {
+impl<I> Clone for Finding<I> {
+    fn clone(&self) -> Self {
+        Finding {
+            check: self.check,
+            severity: self.severity,
+            subject: self.subject.clone(),
+            message: self.message.clone(),
+            fix: self.fix.clone(),
+            actions: self.actions.clone(),
+        }
+    }
+}
+
+/// What a check writes its findings into; it stamps them with the check's identity.
+pub struct Findings<'a, I: 'static = Snapshot> {
+    check: &'static Check<I>,
+    out: &'a mut Vec<Finding<I>>,
+}
+
+impl<I> Findings<'_, I> {
     pub fn add(
         &mut self,
         subject: ObjectRef,
         message: impl Into<String>,
         fix: impl Into<String>,
-    ) -> &mut Finding {
+    ) -> &mut Finding<I> {
         self.out.push(Finding {
             check: self.check,
             severity: self.check.severity,
@@ -225,13 +296,13 @@ impl Findings<'_> {
     }
 }
 
-impl Finding {
-    pub fn severity(&mut self, severity: Severity) -> &mut Finding {
+impl<I> Finding<I> {
+    pub fn severity(&mut self, severity: Severity) -> &mut Finding<I> {
         self.severity = severity;
         self
     }
 
-    pub fn action(&mut self, action: FixAction) -> &mut Finding {
+    pub fn action(&mut self, action: FixAction) -> &mut Finding<I> {
         self.actions.push(action);
         self
     }
@@ -244,21 +315,52 @@ pub enum Status {
     Skip(String),
 }
 
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub check: &'static Check,
+pub struct CheckResult<I: 'static = Snapshot> {
+    pub check: &'static Check<I>,
     pub status: Status,
 }
 
-/// The outcome of running the catalogue over one snapshot.
-#[derive(Debug, Clone)]
-pub struct Diagnosis {
-    pub results: Vec<CheckResult>,
-    /// Sorted by check order, then subject, then message, so output is deterministic.
-    pub findings: Vec<Finding>,
+impl<I> fmt::Debug for CheckResult<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {:?}", self.check, self.status)
+    }
 }
 
-impl Diagnosis {
+impl<I> Clone for CheckResult<I> {
+    fn clone(&self) -> Self {
+        CheckResult {
+            check: self.check,
+            status: self.status.clone(),
+        }
+    }
+}
+
+/// The outcome of running the catalogue over one snapshot.
+pub struct Diagnosis<I: 'static = Snapshot> {
+    pub results: Vec<CheckResult<I>>,
+    /// Sorted by check order, then subject, then message, so output is deterministic.
+    pub findings: Vec<Finding<I>>,
+}
+
+impl<I> fmt::Debug for Diagnosis<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Diagnosis")
+            .field("results", &self.results)
+            .field("findings", &self.findings)
+            .finish()
+    }
+}
+
+impl<I> Clone for Diagnosis<I> {
+    fn clone(&self) -> Self {
+        Diagnosis {
+            results: self.results.clone(),
+            findings: self.findings.clone(),
+        }
+    }
+}
+
+impl<I> Diagnosis<I> {
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
     }
@@ -272,12 +374,17 @@ impl Diagnosis {
 }
 
 pub fn diagnose(snapshot: &Snapshot) -> Diagnosis {
-    let mut results = Vec::with_capacity(CHECKS.len());
+    run_checks(CHECKS, snapshot)
+}
+
+/// Runs `checks` in order over `input`.
+pub fn run_checks<I>(checks: &[&'static Check<I>], input: &I) -> Diagnosis<I> {
+    let mut results = Vec::with_capacity(checks.len());
     let mut findings = Vec::new();
-    for (order, check) in CHECKS.iter().copied().enumerate() {
+    for (order, check) in checks.iter().copied().enumerate() {
         let mut found = Vec::new();
         let outcome = (check.run)(
-            snapshot,
+            input,
             &mut Findings {
                 check,
                 out: &mut found,
@@ -307,7 +414,7 @@ mod tests {
     fn catalogue_ids_and_names_are_unique_and_well_formed() {
         let mut ids = HashSet::new();
         let mut names = HashSet::new();
-        for check in CHECKS {
+        for check in catalogue() {
             assert!(ids.insert(check.id), "duplicate id {}", check.id);
             assert!(names.insert(check.name), "duplicate name {}", check.name);
             let digits = check.id.strip_prefix("AZF").expect("id starts with AZF");
@@ -340,14 +447,14 @@ mod tests {
 
     #[test]
     fn catalogue_is_in_id_order_within_areas() {
-        let areas: Vec<Area> = CHECKS.iter().map(|c| c.area).collect();
+        let areas: Vec<Area> = catalogue().map(|c| c.area).collect();
         let mut sorted = areas.clone();
         sorted.sort();
         assert_eq!(
             areas, sorted,
             "checks of one area must stand together, areas in order"
         );
-        let ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        let ids: Vec<&str> = catalogue().map(|c| c.id).collect();
         let mut sorted_ids = ids.clone();
         sorted_ids.sort_unstable();
         assert_eq!(ids, sorted_ids, "registry order follows IDs");
@@ -356,7 +463,7 @@ mod tests {
     #[test]
     fn readme_lists_every_check() {
         let readme = include_str!("../../README.md");
-        for check in CHECKS {
+        for check in catalogue() {
             let row = format!("| {} | {} |", check.id, check.name);
             assert!(readme.contains(&row), "README's check table lacks {row}");
         }
@@ -373,5 +480,10 @@ mod tests {
             Some(Area::Controllers)
         );
         assert!(lookup("AZF999").is_none());
+        assert_eq!(
+            describe("kubelogin-missing").map(|c| c.area),
+            Some(Area::Fleet)
+        );
+        assert!(lookup("kubelogin-missing").is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::{Arg, ArgAction, Args, Command, CommandFactory};
 use clap_complete::Shell;
 
-use crate::checks::CHECKS;
+use crate::checks::catalogue;
 use crate::cli::Cli;
 
 /// The executable kubectl looks up on PATH to complete `kubectl azflux`; this binary answers
@@ -281,14 +281,12 @@ fn candidates(root: &Command, words: &[String]) -> (Vec<Candidate>, u8) {
 /// Values for `arg`: its possible values, the check catalogue for `explain`, or file names.
 fn values(command: &Command, arg: &Arg, current: &str) -> (Vec<Candidate>, u8) {
     if command.get_name() == "explain" && arg.get_id() == "check" {
-        let mut found: Vec<Candidate> = CHECKS
-            .iter()
+        let mut found: Vec<Candidate> = catalogue()
             .filter(|c| c.id.starts_with(current))
             .map(|c| Candidate::new(c.id, Some(c.title.to_string())))
             .collect();
         found.extend(
-            CHECKS
-                .iter()
+            catalogue()
                 .filter(|c| !current.is_empty() && c.name.starts_with(current))
                 .map(|c| Candidate::new(c.name, Some(c.title.to_string()))),
         );
@@ -381,7 +379,7 @@ mod tests {
     fn options_include_globals_and_skip_given_ones() {
         let (found, _) = complete(&["doctor", "--fail"]);
         assert_eq!(found, vec!["--fail-on"]);
-        let (found, _) = complete(&["doctor", "--context", "prod", "--cont"]);
+        let (found, _) = complete(&["doctor", "--namespace", "apps", "--names"]);
         assert!(found.is_empty(), "{found:?}");
         let (found, _) = complete(&["doctor", "-f", "a.yaml", "--file"]);
         assert_eq!(found, vec!["--filename"], "repeatable options stay");

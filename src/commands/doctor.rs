@@ -1,4 +1,7 @@
-//! `doctor`: gather a snapshot (live or from manifests), run the checks, render, exit.
+//! `doctor`: gather a snapshot (live or from manifests), run the checks, render, exit. With
+//! `--all-contexts` or `--contexts`, `fleet` runs the live diagnosis on many contexts.
+
+mod fleet;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -19,8 +22,11 @@ pub(crate) const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
     let connection = global.connection()?;
     args.azure.connection.validate()?;
+    if args.all_contexts || !args.contexts.is_empty() {
+        return fleet::run(program, global, args);
+    }
     let (mut snapshot, error, secrets) = if args.filename.is_empty() && args.kustomize.is_empty() {
-        live_snapshot(global, args, &connection)?
+        live_snapshot(global, args, &connection, false)?
     } else {
         let mut snapshot = manifest_snapshot(global, args)?;
         manifest_azure(&mut snapshot, args, &connection)?;
@@ -216,10 +222,14 @@ pub(crate) async fn build_client(
         })
 }
 
+/// The snapshot of the context `global` selects, the reason the cluster could not be read,
+/// and the kubeconfig secrets to scrub from output. `unattended` (many contexts at once) draws
+/// no spinner and never lets a credential plugin wait for the terminal.
 fn live_snapshot(
     global: &GlobalArgs,
     args: &DoctorArgs,
     connection: &ConnectionOptions,
+    unattended: bool,
 ) -> Result<(Snapshot, Option<String>, Vec<String>), String> {
     let loaded = kubeconfig::load(connection).map_err(|e| e.to_string())?;
     let local = local::gather(&loaded, connection);
@@ -251,12 +261,20 @@ fn live_snapshot(
         read_secrets: args.read_secrets,
     };
     let timeout = connection.request_timeout.unwrap_or(NO_TIMEOUT);
-    let bound = plugin_bound(&loaded, &local.user, timeout);
+    let bound = if unattended {
+        Some(timeout)
+    } else {
+        plugin_bound(&loaded, &local.user, timeout)
+    };
     // The spinner starts once the plugin is done, so it never draws over a device-code prompt.
     let result = runtime
         .block_on(build_client(&loaded, connection, &local, bound))
         .map(|client| {
-            let progress = spinner(format!("reading cluster (context {})", loaded.context));
+            let progress = if unattended {
+                ProgressBar::hidden()
+            } else {
+                spinner(format!("reading cluster (context {})", loaded.context))
+            };
             let reader = live::Reader::new(client.clone(), timeout);
             let mut snapshot = runtime.block_on(live::gather(&reader, &request));
             if let Ok(snapshot) = &mut snapshot {

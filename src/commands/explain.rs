@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use crate::checks::{CHECKS, lookup};
+use crate::checks::{catalogue, describe};
 use crate::cli::{ExplainArgs, OutputFormat};
 
 pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
-    let Some(check) = lookup(&args.check) else {
-        let known: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+    let Some(check) = describe(&args.check) else {
+        let known: Vec<&str> = catalogue().map(|c| c.id).collect();
         return Err(format!(
             "no check {:?}; known checks: {} (`{program} explain AZF021` or `{program} explain sa-missing-client-id`)",
             args.check,

@@ -1,6 +1,7 @@
 //! One module per subcommand: each wires gathering, checks and rendering together and returns
 //! the exit code, or an error message for exit code 2.
 
+pub mod clusters;
 pub mod completion;
 pub mod doctor;
 pub mod enable;

@@ -4,6 +4,7 @@
 
 pub mod azure_use;
 pub mod extract;
+pub mod fleet;
 pub mod version;
 
 use std::collections::BTreeMap;

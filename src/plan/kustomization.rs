@@ -145,6 +145,24 @@ impl<'a> Doc<'a> {
         0
     }
 
+    /// The document with lines `start..end` replaced by `lines`.
+    fn splice(&self, start: usize, end: usize, lines: &[String]) -> String {
+        let mut out = String::new();
+        let kept = self.lines[..start]
+            .iter()
+            .map(|l| l.text)
+            .chain(lines.iter().map(String::as_str))
+            .chain(self.lines[end..].iter().map(|l| l.text));
+        for line in kept {
+            out.push_str(line);
+            out.push_str(self.newline);
+        }
+        if !self.ends_with_newline && out.ends_with(self.newline) {
+            out.truncate(out.len() - self.newline.len());
+        }
+        out
+    }
+
     fn render(&self, inserts: &[(usize, Vec<String>)], replaced: &[(usize, String)]) -> String {
         let mut out = String::new();
         let emit = |out: &mut String, text: &str| {
@@ -247,7 +265,8 @@ fn descend(doc: &Doc<'_>, path: &[&str]) -> Result<Descent, EditError> {
         };
         match doc.lines[line].key_value(key).unwrap_or_default() {
             "" => {}
-            "[]" | "{}" => {
+            // kubectl writes empty kubeconfig lists as `null`.
+            "[]" | "{}" | "null" | "~" => {
                 let prefix = &doc.lines[line].text[..indent];
                 descent.replaced.push((line, format!("{prefix}{key}:")));
             }
@@ -382,6 +401,86 @@ pub fn append_items(text: &str, path: &[&str], items: &[String]) -> Result<Strin
         return Err(EditError::Unsupported(
             "the edit would change more than the list; add the patches by hand".into(),
         ));
+    }
+    Ok(result)
+}
+
+/// Puts `item` (one YAML list item written at column 0, starting with `- `) into the sequence
+/// at `path`: in place of the item whose `key` field is `value`, or appended when there is
+/// none. Every other line stays as it was, the comments before the replaced item included; a
+/// second run with the same item changes nothing.
+pub fn upsert_item(
+    text: &str,
+    path: &[&str],
+    key: &str,
+    value: &str,
+    item: &str,
+) -> Result<String, EditError> {
+    let original = parse(text)?;
+    let new_item = parse(item)?
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .ok_or_else(|| EditError::Unsupported(format!("not a list item: {item}")))?;
+    let list = value_at(&original, path).and_then(Value::as_array);
+    let Some(index) = list.and_then(|l| {
+        l.iter()
+            .position(|i| i.get(key).and_then(Value::as_str) == Some(value))
+    }) else {
+        return append_items(text, path, &[item.to_string()]);
+    };
+    if list.is_some_and(|l| normalized(&l[index]) == normalized(&new_item)) {
+        return Ok(text.to_string());
+    }
+    let doc = Doc::new(text);
+    let descent = descend(&doc, path)?;
+    let (Some(key_line), true) = (descent.key_line, descent.depth == path.len()) else {
+        return Err(EditError::Unsupported(format!(
+            "`{}` is not a block list",
+            path.join(".")
+        )));
+    };
+    let items: Vec<usize> = (key_line + 1..descent.end)
+        .filter(|&i| doc.lines[i].is_content() && doc.lines[i].is_item())
+        .collect();
+    let item_indent = items.first().map_or(0, |&i| doc.lines[i].indent());
+    let starts: Vec<usize> = items
+        .into_iter()
+        .filter(|&i| doc.lines[i].indent() == item_indent)
+        .collect();
+    if starts.len() != list.map_or(0, Vec::len) {
+        return Err(EditError::Unsupported(format!(
+            "`{}` on line {} is not one `- ` line per item; edit it by hand",
+            path.join("."),
+            key_line + 1
+        )));
+    }
+    let start = starts[index];
+    let end = doc.last_content(start, starts.get(index + 1).copied().unwrap_or(descent.end)) + 1;
+    let pad = " ".repeat(item_indent);
+    let lines: Vec<String> = item
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect();
+    let result = doc.splice(start, end, &lines);
+    let expected = expected_with(&original, path, |list| {
+        if let Some(old) = list.get_mut(index) {
+            *old = new_item.clone();
+        }
+    });
+    let reparsed = parse(&result)
+        .map_err(|e| EditError::Unsupported(format!("the edit would break the file ({e})")))?;
+    if reparsed != expected {
+        return Err(EditError::Unsupported(format!(
+            "the edit would change more than the item `{value}` of `{}`",
+            path.join(".")
+        )));
     }
     Ok(result)
 }
@@ -528,6 +627,72 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, EditError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn upsert_replaces_one_named_item_and_keeps_everything_else() {
+        let text = "apiVersion: v1\n# my clusters\nusers:\n# the old one\n- name: a\n  user:\n    token: x # inline\n\n# keep\n- name: b\n  user:\n    token: y\ncontexts: null\n";
+        let replaced = upsert_item(
+            text,
+            &["users"],
+            "name",
+            "a",
+            "- name: a\n  user:\n    exec:\n      command: kubelogin\n",
+        )
+        .unwrap();
+        assert_eq!(
+            replaced,
+            "apiVersion: v1\n# my clusters\nusers:\n# the old one\n- name: a\n  user:\n    exec:\n      command: kubelogin\n\n# keep\n- name: b\n  user:\n    token: y\ncontexts: null\n"
+        );
+        assert_eq!(
+            upsert_item(
+                &replaced,
+                &["users"],
+                "name",
+                "a",
+                "- name: a\n  user:\n    exec:\n      command: kubelogin\n"
+            )
+            .unwrap(),
+            replaced,
+            "the same item again changes nothing"
+        );
+        let appended = upsert_item(
+            &replaced,
+            &["contexts"],
+            "name",
+            "c",
+            "- name: c\n  context:\n    cluster: c\n",
+        )
+        .unwrap();
+        assert!(
+            appended.ends_with("contexts:\n- name: c\n  context:\n    cluster: c\n"),
+            "{appended}"
+        );
+        let last = upsert_item(
+            "users:\n  - name: a\n    user: {}\n  - name: b\n    user: {}\n# end\n",
+            &["users"],
+            "name",
+            "b",
+            "- name: b\n  user:\n    token: z\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last,
+            "users:\n  - name: a\n    user: {}\n  - name: b\n    user:\n      token: z\n# end\n"
+        );
+    }
+
+    #[test]
+    fn upsert_refuses_lists_it_cannot_split() {
+        let err = upsert_item(
+            "users: [{name: a}]\n",
+            &["users"],
+            "name",
+            "a",
+            "- name: a\n  user: {}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("flow sequence"), "{err}");
     }
 
     #[test]

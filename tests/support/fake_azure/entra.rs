@@ -239,13 +239,7 @@ pub fn token(
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
             );
         }
-        return granted(
-            config,
-            tenant,
-            client_id,
-            "00000000-0000-4000-8000-00000000d0c7",
-            serial,
-        );
+        return granted(config, tenant, client_id, super::LOGIN_OBJECT_ID, serial);
     }
     let Some(assertion) = field(form, "client_assertion") else {
         return refuse(

@@ -1,7 +1,8 @@
 //! A loopback stand-in for the parts of Azure doctor talks to: the Entra ID token endpoint
 //! (client secret and client assertion grants, judged the way Entra ID judges them), and Azure
 //! Resource Manager (subscriptions, Resource Graph, AKS, managed identities with their federated
-//! credentials, role assignments).
+//! credentials, role assignments), and for the fleet commands the AKS cluster list, the
+//! caller's effective permissions and the credential kubeconfigs (`aks`).
 //!
 //! It answers like the real services for what it implements: Entra ID errors carry
 //! `error_codes`, ARM errors the `{"error":{"code","message"}}` envelope, lists page with
@@ -11,6 +12,7 @@
 //! Not implemented: Resource Graph's query language. The fake recognises the few query shapes
 //! doctor sends by the resource type they name and matches the quoted values in them.
 
+mod aks;
 mod entra;
 mod server;
 
@@ -30,6 +32,11 @@ pub const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 pub const STORAGE_BLOB_DATA_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
 pub const KEY_VAULT_CRYPTO_USER: &str = "12338af0-0e69-4776-bea7-57ae8d297424";
 pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+pub const AKS_CLUSTER_USER: &str = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f";
+pub const AKS_CLUSTER_ADMIN: &str = "0ab0b1a8-8aac-4efd-b8c2-3ee1fb270be8";
+pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+/// The object ID of every service principal the fake logs in.
+pub const LOGIN_OBJECT_ID: &str = "00000000-0000-4000-8000-00000000d0c7";
 
 #[derive(Clone, Debug, Default)]
 pub struct Credential {
@@ -181,6 +188,12 @@ pub struct FakeAzure {
     /// Bearer tokens Resource Manager accepts besides those the fake issued (a fake `az`
     /// prints one).
     pub accepted_tokens: Vec<String>,
+    /// The API server URL a managed cluster's credential kubeconfig names, by cluster ID;
+    /// `https://{fqdn}:443` otherwise.
+    pub api_servers: Vec<(String, String)>,
+    /// The key of every local-account certificate the fake hands out, so tests can look for
+    /// it.
+    pub local_key_marker: String,
 }
 
 /// One request the fake answered.

@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::entra;
 use super::{
     API_AKS, API_AUTHORIZATION, API_MSI, API_RESOURCE_GRAPH, API_SUBSCRIPTIONS, AzureFault,
     AzureRequest, Credential, FakeAzure, Identity, percent_decode, url_decode_form,
 };
+use super::{aks, entra};
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long a federated credential write holds the identity: long enough for a concurrent
@@ -35,7 +35,7 @@ pub struct Shared {
     serial: AtomicU64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -56,6 +56,10 @@ impl Shared {
 
     pub fn requests(&self) -> Vec<AzureRequest> {
         lock(&self.records).clone()
+    }
+
+    pub(super) fn config(&self) -> FakeAzure {
+        lock(&self.config).clone()
     }
 
     pub fn credentials(&self, client_id: &str) -> Vec<Credential> {
@@ -82,14 +86,14 @@ pub async fn run(
     }
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
-    retry_after: Option<u32>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
+    pub(super) retry_after: Option<u32>,
 }
 
 impl Answer {
-    fn ok(body: Value) -> Answer {
+    pub(super) fn ok(body: Value) -> Answer {
         Answer {
             status: 200,
             body,
@@ -97,7 +101,7 @@ impl Answer {
         }
     }
 
-    fn error(status: u16, code: &str, message: &str) -> Answer {
+    pub(super) fn error(status: u16, code: &str, message: &str) -> Answer {
         Answer {
             status,
             body: json!({"error": {"code": code, "message": message}}),
@@ -160,7 +164,7 @@ fn take_fault(shared: &Shared, method: &Method, target: &str) -> Option<AzureFau
     Some(fault.clone())
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -246,6 +250,18 @@ async fn answer(
         ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _]) => {
             expect(API_AKS).unwrap_or_else(|| managed_cluster(shared, path))
         }
+        ("GET", ["subscriptions", subscription, "providers", "microsoft.containerservice", "managedclusters"]) => {
+            expect(API_AKS).unwrap_or_else(|| aks::list(shared, path, query, subscription))
+        }
+        ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "providers", "microsoft.authorization", "permissions"]) => {
+            expect(API_AUTHORIZATION).unwrap_or_else(|| aks::permissions(shared, path, query, bearer.unwrap_or_default()))
+        }
+        ("POST", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "listclusterusercredential"]) => {
+            expect(API_AKS).unwrap_or_else(|| aks::credential(shared, path, query, bearer.unwrap_or_default(), false))
+        }
+        ("POST", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "listclusteradmincredential"]) => {
+            expect(API_AKS).unwrap_or_else(|| aks::credential(shared, path, query, bearer.unwrap_or_default(), true))
+        }
         ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _]) => {
             expect(API_MSI).unwrap_or_else(|| identity(shared, path))
         }
@@ -263,7 +279,7 @@ async fn answer(
 }
 
 /// A `{"value": [...], "nextLink": ...}` page at `$skiptoken` (an offset).
-fn page(shared: &Shared, path: &str, query: Option<&str>, items: &[Value]) -> Answer {
+pub(super) fn page(shared: &Shared, path: &str, query: Option<&str>, items: &[Value]) -> Answer {
     let size = lock(&shared.config).page_size.unwrap_or(usize::MAX);
     let offset: usize = query_param(query, "$skiptoken")
         .and_then(|s| s.parse().ok())
