@@ -199,7 +199,8 @@ pub fn subjects(snapshot: &Snapshot) -> Vec<WiSubject> {
 mod tests {
     use super::*;
     use crate::model::{
-        Container, EnvVar, Fact, FluxKind, FluxObject, ServiceAccount, Source, Workload,
+        Container, EnvVar, Fact, FluxKind, FluxObject, ServiceAccount, ServiceAccounts, Source,
+        Workload,
     };
 
     const CLIENT: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
@@ -229,12 +230,12 @@ mod tests {
             }],
             ..Workload::default()
         }]);
-        s.service_accounts = Fact::Known(vec![ServiceAccount {
+        s.service_accounts = Fact::Known(ServiceAccounts::from(vec![ServiceAccount {
             namespace: "team-a".into(),
             name: "pull".into(),
             annotations: [(CLIENT_ID_ANNOTATION.to_string(), CLIENT.to_string())].into(),
             ..ServiceAccount::default()
-        }]);
+        }]));
         s.flux.objects = vec![
             FluxObject {
                 kind: Some(FluxKind::OCIRepository),

@@ -15,7 +15,7 @@ use crate::kubeconfig::one_line;
 use crate::model::extract;
 use crate::model::{
     ClusterInfo, ConfigMapInfo, Fact, FluxInventory, FluxKind, SecretInfo, ServiceAccount,
-    Snapshot, Source, Unreadable,
+    ServiceAccounts, Snapshot, Source, Unreadable,
 };
 
 const PAGE_SIZE: usize = 500;
@@ -671,7 +671,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         &mut problems,
         "serviceaccounts",
         "list serviceaccounts (all namespaces)",
-        service_accounts,
+        service_accounts.map(ServiceAccounts::from),
     );
     snapshot.pods = record(
         &mut problems,

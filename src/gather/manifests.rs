@@ -96,6 +96,9 @@ fn split_documents(text: &str) -> Vec<(u64, String)> {
 /// Parses a YAML (or JSON) stream into documents; `kind: List` is expanded into its items.
 pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
     let parse = |(first_line, doc): &(u64, String)| {
+        if skippable(doc) {
+            return Ok(Value::Null);
+        }
         serde_saphyr::from_str::<Value>(doc).map_err(|e| ManifestError::Parse {
             path: origin.to_string(),
             line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
@@ -112,6 +115,40 @@ pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestE
         push_document(origin, value?, &mut out);
     }
     Ok(out)
+}
+
+/// Kinds no check reads. CustomResourceDefinitions are most of the bytes of a Flux install,
+/// and parsing is most of manifest mode's time, so documents of these kinds are recognised by
+/// their top-level `kind:` line and not parsed at all.
+const UNREAD_KINDS: [&str; 13] = [
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "NetworkPolicy",
+    "Namespace",
+    "ResourceQuota",
+    "LimitRange",
+    "PriorityClass",
+    "PodDisruptionBudget",
+    "ValidatingWebhookConfiguration",
+];
+
+/// Whether a document's top-level `kind:` (a line at column 0; block scalars are indented, so
+/// nothing else can start there) is one no check reads.
+fn skippable(doc: &str) -> bool {
+    doc.lines()
+        .find_map(|line| line.strip_prefix("kind:"))
+        .map(|kind| {
+            kind.split(" #")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches(['"', '\''])
+        })
+        .is_some_and(|kind| UNREAD_KINDS.contains(&kind))
 }
 
 /// Parses documents in order, on every core for a large stream: YAML parsing is most of the
@@ -264,7 +301,7 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
     }
     snapshot.flux.read = true;
     snapshot.controllers = Fact::Known(controllers);
-    snapshot.service_accounts = Fact::Known(service_accounts);
+    snapshot.service_accounts = Fact::Known(service_accounts.into());
     snapshot.config_maps = Fact::Known(config_maps);
     snapshot.secrets = Fact::Known(secrets);
     snapshot.pods = Fact::Unknown(live_only("running pods"));
@@ -314,6 +351,17 @@ mod tests {
         let err = parse_stream("big.yaml", &broken).unwrap_err().to_string();
         let line: u64 = err.split(':').nth(1).unwrap().parse().unwrap();
         assert!((4502..=4504).contains(&line), "{err}");
+    }
+
+    #[test]
+    fn kinds_no_check_reads_are_not_parsed() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: [broken\n---\nkind: \"ServiceAccount\"\napiVersion: v1\nmetadata: {name: a}\n---\nmetadata:\n  kind: Namespace\nkind: Secret\napiVersion: v1\n";
+        let docs = parse_stream("k.yaml", text).unwrap();
+        let kinds: Vec<&str> = docs
+            .iter()
+            .map(|d| d.value["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, vec!["ServiceAccount", "Secret"]);
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn uses_of<'a>(
     snapshot: &'a Snapshot,
     object: &'a FluxObject,
     key_vault_evidence: bool,
+    git: &std::collections::HashMap<(&str, &str), &'a FluxObject>,
 ) -> Vec<AzureUse<'a>> {
     let Some(kind) = object.kind else {
         return Vec::new();
@@ -158,7 +159,10 @@ fn uses_of<'a>(
             _ => return Vec::new(),
         },
         FluxKind::ImageUpdateAutomation => {
-            let Some(repo) = update_automation_repository(snapshot, object) else {
+            let Some(repo) = object.source_ref.as_ref().and_then(|s| {
+                let ns = s.namespace.as_deref().unwrap_or(&object.namespace);
+                git.get(&(ns, s.name.as_str())).copied()
+            }) else {
                 return Vec::new();
             };
             if !repo.provider_is_azure() {
@@ -227,6 +231,12 @@ fn remote_cluster_identity(snapshot: &Snapshot, object: &FluxObject) -> Option<I
 /// Every Azure use among the readable Flux objects, in inventory order.
 pub fn azure_uses(snapshot: &Snapshot) -> Vec<AzureUse<'_>> {
     let objects = &snapshot.flux.objects;
+    let git = objects
+        .iter()
+        .filter(|o| o.kind == Some(FluxKind::GitRepository))
+        .map(|o| ((o.namespace.as_str(), o.name.as_str()), o))
+        .rev()
+        .collect();
     let key_vault_evidence = snapshot.sops_key_vault_seen
         || snapshot
             .controller("kustomize-controller")
@@ -238,7 +248,7 @@ pub fn azure_uses(snapshot: &Snapshot) -> Vec<AzureUse<'_>> {
             });
     objects
         .iter()
-        .flat_map(|o| uses_of(snapshot, o, key_vault_evidence))
+        .flat_map(|o| uses_of(snapshot, o, key_vault_evidence, &git))
         .map(|u| apply_lockdown(snapshot, u))
         .collect()
 }

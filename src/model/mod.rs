@@ -59,7 +59,7 @@ pub struct Snapshot {
     pub flux_namespace: String,
     pub cluster: Fact<ClusterInfo>,
     pub controllers: Fact<Vec<Workload>>,
-    pub service_accounts: Fact<Vec<ServiceAccount>>,
+    pub service_accounts: Fact<ServiceAccounts>,
     pub pods: Fact<Vec<Pod>>,
     pub webhooks: Fact<Vec<Webhook>>,
     pub issuer: Fact<String>,
@@ -124,10 +124,7 @@ impl Snapshot {
     }
 
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
-        self.service_accounts
-            .known()?
-            .iter()
-            .find(|sa| sa.namespace == namespace && sa.name == name)
+        self.service_accounts.known()?.get(namespace, name)
     }
 
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMapInfo> {
@@ -204,6 +201,59 @@ impl fmt::Display for ObjectRef {
 }
 
 pub type StringMap = BTreeMap<String, String>;
+
+/// ServiceAccounts kept sorted by namespace and name: checks look one up per object, and a
+/// fleet has thousands of both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAccounts(Vec<ServiceAccount>);
+
+impl ServiceAccounts {
+    fn position(&self, namespace: &str, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|sa| {
+            (sa.namespace.as_str(), sa.name.as_str()).cmp(&(namespace, name))
+        })
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
+        self.position(namespace, name).ok().map(|i| &self.0[i])
+    }
+
+    /// The ServiceAccount, created empty where it does not exist yet.
+    pub fn entry(&mut self, namespace: &str, name: &str) -> &mut ServiceAccount {
+        let index = match self.position(namespace, name) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(
+                    i,
+                    ServiceAccount {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                        ..ServiceAccount::default()
+                    },
+                );
+                i
+            }
+        };
+        &mut self.0[index]
+    }
+}
+
+impl From<Vec<ServiceAccount>> for ServiceAccounts {
+    /// Sorts them; of two with the same name the first read wins, as with kubectl.
+    fn from(mut accounts: Vec<ServiceAccount>) -> ServiceAccounts {
+        accounts.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        accounts.dedup_by(|b, a| a.namespace == b.namespace && a.name == b.name);
+        ServiceAccounts(accounts)
+    }
+}
+
+impl std::ops::Deref for ServiceAccounts {
+    type Target = [ServiceAccount];
+
+    fn deref(&self) -> &[ServiceAccount] {
+        &self.0
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceAccount {

@@ -6,8 +6,7 @@ use serde_json::Value;
 
 use super::Plan;
 use crate::model::{
-    Container, EnvVar, Fact, FluxKind, Pod, ServiceAccount, Snapshot, VolumeMount, Workload,
-    extract,
+    Container, EnvVar, Fact, FluxKind, Pod, Snapshot, VolumeMount, Workload, extract,
 };
 use crate::wiring::{ENV_TOKEN_FILE, WEBHOOK_TOKEN_VOLUME};
 
@@ -20,25 +19,12 @@ fn strings(value: &Value) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 fn apply_service_account(snapshot: &mut Snapshot, namespace: &str, name: &str, body: &Value) {
-    let Fact::Known(accounts) = &mut snapshot.service_accounts else {
-        return;
-    };
-    let index = if let Some(i) = accounts
-        .iter()
-        .position(|s| s.namespace == namespace && s.name == name)
-    {
-        i
-    } else {
-        accounts.push(ServiceAccount {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            ..ServiceAccount::default()
-        });
-        accounts.len() - 1
-    };
-    accounts[index]
-        .annotations
-        .extend(strings(&body["metadata"]["annotations"]));
+    if let Fact::Known(accounts) = &mut snapshot.service_accounts {
+        accounts
+            .entry(namespace, name)
+            .annotations
+            .extend(strings(&body["metadata"]["annotations"]));
+    }
 }
 
 fn upsert_env(container: &mut Container, item: &Value) {
