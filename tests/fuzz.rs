@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use kubectl_azflux::gather::manifests::{self, parse_stream};
 use kubectl_azflux::kubeconfig::{self, ConnectionOptions};
+use kubectl_azflux::plan::kustomization;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -195,8 +196,58 @@ fn check_kubeconfig(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+const KUSTOMIZATION: &str = "# flux bootstrap\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: # the install\n  - gotk-components.yaml\n  - gotk-sync.yaml\npatches:\n  - path: keep.yaml # ours\n\n# end\n";
+
+const PATCH_ITEM: &str = "- target:\n    kind: ServiceAccount\n    name: source-controller\n  patch: |-\n    apiVersion: v1\n    kind: ServiceAccount\n    metadata:\n      name: source-controller\n      annotations:\n        azure.workload.identity/client-id: 3f2504e0-4f89-41d3-9a0c-0305e82c3301\n";
+
+/// The kustomization.yaml editor either makes a correct edit (the old text's lines all kept in
+/// order, the item in `patches`, a second run a no-op) or says why not; the text it was given is
+/// never what changes, since the caller writes only a returned edit.
+fn check_editor(text: &str) -> Result<(), TestCaseError> {
+    let items = [PATCH_ITEM.to_string()];
+    let Ok(edited) = kustomization::append_items(text, &["patches"], &items) else {
+        return Ok(());
+    };
+    let mut remaining = edited.lines();
+    for line in text.lines() {
+        prop_assert!(
+            remaining.any(|l| l == line),
+            "line {line:?} lost:\n{edited}"
+        );
+    }
+    let parsed: serde_json::Value = serde_saphyr::from_str(&edited)
+        .map_err(|e| TestCaseError::fail(format!("the edit does not parse: {e}\n{edited}")))?;
+    let names: Vec<&str> = parsed["patches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["target"]["name"].as_str())
+        .collect();
+    prop_assert!(
+        names.contains(&"source-controller"),
+        "item missing:\n{edited}"
+    );
+    let again = kustomization::append_items(&edited, &["patches"], &items);
+    prop_assert_eq!(
+        again.as_deref(),
+        Ok(edited.as_str()),
+        "a second run changed the file"
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn kustomization_editor_on_yaml_pieces(text in yamlish()) {
+        check_editor(&text)?;
+    }
+
+    #[test]
+    fn kustomization_editor_on_mutated_bootstrap_files(text in mutated(vec![KUSTOMIZATION.to_string()])) {
+        check_editor(&text)?;
+    }
 
     #[test]
     fn manifests_from_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
