@@ -364,43 +364,7 @@ fn cluster_json(cluster: &FleetCluster) -> Value {
 
 /// The checks and findings of a fleet diagnosis, as in doctor's JSON report.
 fn diagnosis_json(diagnosis: &Diagnosis<FleetSnapshot>) -> (Value, Value) {
-    let checks: Vec<Value> = diagnosis
-        .results
-        .iter()
-        .map(|r| {
-            let mut check = json!({
-                "id": r.check.id,
-                "name": r.check.name,
-                "title": r.check.title,
-                "area": r.check.area,
-                "severity": r.check.severity,
-                "status": match r.status {
-                    Status::Pass => "pass",
-                    Status::Fail => "fail",
-                    Status::Skip(_) => "skip",
-                },
-            });
-            if let Status::Skip(reason) = &r.status {
-                check["reason"] = json!(reason);
-            }
-            check
-        })
-        .collect();
-    let findings: Vec<Value> = diagnosis
-        .findings
-        .iter()
-        .map(|f| {
-            json!({
-                "id": f.check.id,
-                "name": f.check.name,
-                "severity": f.severity,
-                "subject": f.subject,
-                "message": f.message,
-                "fix": f.fix,
-                "actions": f.actions,
-            })
-        })
-        .collect();
+    let (checks, findings) = crate::render::json::checks_and_findings(diagnosis);
     (json!(checks), json!(findings))
 }
 

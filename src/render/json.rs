@@ -7,13 +7,14 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use super::Report;
-use crate::checks::{Severity, Status};
+use crate::checks::{Diagnosis, Severity, Status};
 
 pub const SCHEMA_VERSION: &str = "v1";
 
-pub fn report_value(report: &Report) -> Value {
-    let diagnosis = &report.diagnosis;
-    let checks: Vec<Value> = diagnosis
+/// Every check with its status (and the reason for a skip), and every finding: the part of the
+/// contract that doctor's and the fleet's reports share.
+pub fn checks_and_findings<I>(diagnosis: &Diagnosis<I>) -> (Vec<Value>, Vec<Value>) {
+    let checks = diagnosis
         .results
         .iter()
         .map(|r| {
@@ -35,7 +36,7 @@ pub fn report_value(report: &Report) -> Value {
             check
         })
         .collect();
-    let findings: Vec<Value> = diagnosis
+    let findings = diagnosis
         .findings
         .iter()
         .map(|f| {
@@ -50,6 +51,12 @@ pub fn report_value(report: &Report) -> Value {
             })
         })
         .collect();
+    (checks, findings)
+}
+
+pub fn report_value(report: &Report) -> Value {
+    let diagnosis = &report.diagnosis;
+    let (checks, findings) = checks_and_findings(diagnosis);
     let count = |status: fn(&Status) -> bool| {
         diagnosis
             .results
