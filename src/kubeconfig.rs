@@ -61,6 +61,15 @@ impl LoadedKubeconfig {
         })
     }
 
+    /// The credentials of the user entry named `user`.
+    pub fn auth_info(&self, user: &str) -> Option<&kube::config::AuthInfo> {
+        self.config
+            .auth_infos
+            .iter()
+            .find(|a| a.name == user)
+            .and_then(|a| a.auth_info.as_ref())
+    }
+
     pub fn cluster_name(&self, options: &ConnectionOptions) -> Option<String> {
         options.cluster.clone().or_else(|| {
             self.named_context()
@@ -147,11 +156,7 @@ pub fn exec_failure(error: &kube::Error) -> Option<String> {
 pub fn secret_values(loaded: &LoadedKubeconfig, user: &str) -> Vec<String> {
     // kube keeps these behind `secrecy`; its serializer is the one way to the values.
     let Some(auth) = loaded
-        .config
-        .auth_infos
-        .iter()
-        .find(|a| a.name == user)
-        .and_then(|a| a.auth_info.as_ref())
+        .auth_info(user)
         .and_then(|a| serde_json::to_value(a).ok())
     else {
         return Vec::new();

@@ -172,13 +172,7 @@ pub(crate) fn plugin_bound(
     user: &str,
     timeout: Duration,
 ) -> Option<Duration> {
-    let exec = loaded
-        .config
-        .auth_infos
-        .iter()
-        .find(|a| a.name == user)
-        .and_then(|a| a.auth_info.as_ref())
-        .and_then(|a| a.exec.as_ref())?;
+    let exec = loaded.auth_info(user).and_then(|a| a.exec.as_ref())?;
     let may_prompt = exec.interactive_mode != Some(kube::config::ExecInteractiveMode::Never)
         && std::io::stdin().is_terminal();
     (!may_prompt).then_some(timeout)

@@ -84,13 +84,7 @@ fn exec_plugin(exec: &ExecConfig, kubeconfig_dir: Option<&Path>) -> ExecPlugin {
 }
 
 fn secret_locations(loaded: &LoadedKubeconfig, user: &str) -> Vec<String> {
-    let Some(auth) = loaded
-        .config
-        .auth_infos
-        .iter()
-        .find(|a| a.name == user)
-        .and_then(|a| a.auth_info.as_ref())
-    else {
+    let Some(auth) = loaded.auth_info(user) else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -124,12 +118,7 @@ fn secret_locations(loaded: &LoadedKubeconfig, user: &str) -> Vec<String> {
 
 pub fn gather(loaded: &LoadedKubeconfig, options: &ConnectionOptions) -> LocalConfig {
     let user = loaded.user_name(options).unwrap_or_default();
-    let auth = loaded
-        .config
-        .auth_infos
-        .iter()
-        .find(|a| a.name == user)
-        .and_then(|a| a.auth_info.as_ref());
+    let auth = loaded.auth_info(&user);
     // kubectl resolves a relative exec command against the file that defined the user; with
     // merged files the first one is the best guess we have.
     let kubeconfig_dir = loaded.files.first().and_then(|f| f.parent());
