@@ -33,9 +33,12 @@ pub fn validate(text: &str) -> Result<(), EditError> {
     parse(text).map(|_| ())
 }
 
-/// A line of the document without its terminator.
+/// A line of the document without its terminator, and the terminator it had (`\n`, `\r\n`,
+/// or nothing on a last line without one): lines are written back with their own endings, so
+/// a file with mixed endings keeps every one of them.
 struct Line<'a> {
     text: &'a str,
+    ending: &'a str,
 }
 
 impl Line<'_> {
@@ -71,23 +74,58 @@ impl Line<'_> {
 
 struct Doc<'a> {
     lines: Vec<Line<'a>>,
+    /// The ending new lines get: the one most lines of the document have.
     newline: &'static str,
-    ends_with_newline: bool,
 }
 
 impl<'a> Doc<'a> {
     fn new(text: &'a str) -> Doc<'a> {
-        let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+        let lines: Vec<Line<'a>> = text
+            .split_inclusive('\n')
+            .map(|raw| {
+                let body = raw.strip_suffix('\n').unwrap_or(raw);
+                match body.strip_suffix('\r') {
+                    Some(text) if raw.ends_with('\n') => Line {
+                        text,
+                        ending: &raw[text.len()..],
+                    },
+                    _ => Line {
+                        text: body,
+                        ending: &raw[body.len()..],
+                    },
+                }
+            })
+            .collect();
+        let crlf = lines.iter().filter(|l| l.ending == "\r\n").count();
+        let lf = lines.iter().filter(|l| l.ending == "\n").count();
         Doc {
-            lines: text
-                .lines()
-                .map(|l| Line {
-                    text: l.strip_suffix('\r').unwrap_or(l),
-                })
-                .collect(),
-            newline,
-            ends_with_newline: text.is_empty() || text.ends_with('\n'),
+            lines,
+            newline: if crlf > lf { "\r\n" } else { "\n" },
         }
+    }
+
+    /// Writes the lines in order: each original line with its own ending, each new one with
+    /// the document's; a last line that had no ending keeps having none.
+    fn write<'b>(&'b self, parts: impl Iterator<Item = (&'b str, Option<&'b str>)>) -> String {
+        let mut out = String::new();
+        let mut pending: Option<&str> = None;
+        for (text, ending) in parts {
+            if let Some(missing) = pending.take() {
+                out.push_str(missing);
+            }
+            out.push_str(text);
+            match ending {
+                Some("") => pending = Some(self.newline),
+                Some(ending) => out.push_str(ending),
+                None => out.push_str(self.newline),
+            }
+        }
+        if pending.is_none() && self.lines.last().is_some_and(|l| l.ending.is_empty()) {
+            if let Some(stripped) = out.strip_suffix(self.newline) {
+                out.truncate(stripped.len());
+            }
+        }
+        out
     }
 
     /// The first line after `start` where the block of a key at `indent` (starting at line
@@ -146,49 +184,36 @@ impl<'a> Doc<'a> {
     }
 
     /// The document with lines `start..end` replaced by `lines`.
-    fn splice(&self, start: usize, end: usize, lines: &[String]) -> String {
-        let mut out = String::new();
-        let kept = self.lines[..start]
-            .iter()
-            .map(|l| l.text)
-            .chain(lines.iter().map(String::as_str))
-            .chain(self.lines[end..].iter().map(|l| l.text));
-        for line in kept {
-            out.push_str(line);
-            out.push_str(self.newline);
-        }
-        if !self.ends_with_newline && out.ends_with(self.newline) {
-            out.truncate(out.len() - self.newline.len());
-        }
-        out
+    fn splice<'b>(&'b self, start: usize, end: usize, lines: &'b [String]) -> String {
+        let original = |l: &'b Line<'a>| (l.text, Some(l.ending));
+        self.write(
+            self.lines[..start]
+                .iter()
+                .map(original)
+                .chain(lines.iter().map(|l| (l.as_str(), None)))
+                .chain(self.lines[end..].iter().map(original)),
+        )
     }
 
-    fn render(&self, inserts: &[(usize, Vec<String>)], replaced: &[(usize, String)]) -> String {
-        let mut out = String::new();
-        let emit = |out: &mut String, text: &str| {
-            out.push_str(text);
-            out.push_str(self.newline);
+    fn render<'b>(
+        &'b self,
+        inserts: &'b [(usize, Vec<String>)],
+        replaced: &'b [(usize, String)],
+    ) -> String {
+        let added = |at: usize| {
+            inserts
+                .iter()
+                .filter(move |(i, _)| *i == at)
+                .flat_map(|(_, lines)| lines.iter().map(|l| (l.as_str(), None)))
         };
-        for extra in inserts.iter().filter(|(at, _)| *at == 0) {
-            for line in &extra.1 {
-                emit(&mut out, line);
-            }
-        }
-        for (i, line) in self.lines.iter().enumerate() {
-            match replaced.iter().find(|(at, _)| *at == i) {
-                Some((_, text)) => emit(&mut out, text),
-                None => emit(&mut out, line.text),
-            }
-            for extra in inserts.iter().filter(|(at, _)| *at == i + 1) {
-                for line in &extra.1 {
-                    emit(&mut out, line);
-                }
-            }
-        }
-        if !self.ends_with_newline && out.ends_with(self.newline) {
-            out.truncate(out.len() - self.newline.len());
-        }
-        out
+        let body = self.lines.iter().enumerate().flat_map(move |(i, line)| {
+            let text = replaced
+                .iter()
+                .find(|(at, _)| *at == i)
+                .map_or(line.text, |(_, t)| t.as_str());
+            std::iter::once((text, Some(line.ending))).chain(added(i + 1))
+        });
+        self.write(added(0).chain(body))
     }
 }
 
@@ -616,6 +641,24 @@ mod tests {
         let out = append_items(text, &["patches"], &[ITEM.to_string()]).unwrap();
         assert!(out.contains("\r\npatches:\r\n- target:\r\n"), "{out:?}");
         assert!(!out.ends_with('\n'));
+    }
+
+    #[test]
+    fn mixed_line_endings_are_kept_line_by_line() {
+        let text = "kind: Kustomization\r\n# lf comment\nresources:\r\n- a.yaml\n";
+        let out = append_items(text, &["patches"], &[ITEM.to_string()]).unwrap();
+        assert!(
+            out.starts_with(text),
+            "every original line keeps its ending: {out:?}"
+        );
+        let added = &out[text.len()..];
+        assert!(added.starts_with("patches:\n- target:\n"), "{added:?}");
+
+        let scalar = set_scalar(text, &["kind"], "Component").unwrap();
+        assert_eq!(
+            scalar,
+            "kind: Component\r\n# lf comment\nresources:\r\n- a.yaml\n"
+        );
     }
 
     #[test]
