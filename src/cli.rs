@@ -208,6 +208,23 @@ pub enum ModeArg {
     Manual,
 }
 
+/// kubectl's `--dry-run`: `none` writes, `client` shows what would change without sending a
+/// write, `server` has the API server check each write with `dryRun=All` and persist nothing.
+/// `--dry-run` alone means `client`, as in kubectl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DryRun {
+    #[default]
+    None,
+    Client,
+    Server,
+}
+
+impl DryRun {
+    pub fn writes(self) -> bool {
+        self == DryRun::None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     /// A diff per object and where each change should live
@@ -266,9 +283,12 @@ pub struct EnableArgs {
     /// Also move the flux-system GitRepository to Azure DevOps workload identity (Git only)
     #[arg(long, global = true, value_parser = ["azure"], requires = "gitops")]
     pub git_provider: Option<String>,
-    /// With --gitops or --flux-instance: show the edit without writing the file
+    /// none, client or server: show what would change and write nothing (server: every patch is checked by the API server with dryRun=All); --dry-run alone is client
+    #[arg(long, global = true, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", default_value_t = DryRun::None, value_name = "STRATEGY")]
+    pub dry_run: DryRun,
+    /// Replace existing, different values (client or tenant ID, env vars, feature gates); without it enable stops before any write and names the old and new value
     #[arg(long, global = true)]
-    pub dry_run: bool,
+    pub overwrite: bool,
     /// Output of the plan
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,

@@ -202,7 +202,11 @@ fn conflicts_name_the_other_manager_and_force_takes_over() {
     objects.push(oci);
     let cluster = cluster(objects, vec![]);
     let out = enable(&cluster, &["--object-level", "--apply"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "a conflict stops the run: {}\n{}",
+        out.stdout, out.stderr
+    );
     assert!(
         out.stderr.contains("kubectl-client-side-apply"),
         "the owner of args is named: {}",

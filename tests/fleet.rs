@@ -462,8 +462,12 @@ fn sync_merges_into_an_existing_kubeconfig_then_doctor_reads_the_fleet() {
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), EXISTING);
     #[cfg(unix)]
     {
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&backup), 0o600);
+        assert_eq!(
+            mode(&path),
+            0o644,
+            "the file keeps its mode, as kubectl keeps it"
+        );
+        assert_eq!(mode(&backup), 0o600, "the backup is the owner's alone");
     }
     assert_no_secret("the kubeconfig", &written);
     assert_no_secret(

@@ -14,11 +14,13 @@ use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 use self::entries::{Change, Credential, Entries, MergeError, Names};
+use crate::apply::files;
 use crate::azure::AzureConnection;
 use crate::azure::arm::{Arm, ArmError, Bearer};
 use crate::azure::clusters::{self, LIST_ADMIN_CREDENTIAL, LIST_USER_CREDENTIAL};
 use crate::azure::credential::{self, NoLogin};
 use crate::checks::{Diagnosis, FLEET_CHECKS, Status, run_checks};
+use crate::cli::DryRun;
 use crate::cli::{FailOn, GlobalArgs, OutputFormat};
 use crate::kubeconfig::{self, KubeconfigError};
 use crate::model::Fact;
@@ -123,9 +125,9 @@ pub struct SyncArgs {
     /// Print the ClusterRoleBinding that gives the synced identity read access (ClusterRole view) in each cluster; the summary goes to stderr
     #[arg(long, conflicts_with = "output")]
     pub print_rbac: bool,
-    /// Show what would change without writing the kubeconfig
-    #[arg(long)]
-    pub dry_run: bool,
+    /// none, client or server: show what would change without writing the kubeconfig; --dry-run alone is client
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", default_value_t = DryRun::None, value_name = "STRATEGY")]
+    pub dry_run: DryRun,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -661,22 +663,29 @@ struct Written {
     changed: bool,
 }
 
-/// Merges the fetched entries into the kubeconfig text and writes it (unless `dry_run`).
+/// How long a sync waits for another writer's lock on the kubeconfig: long enough for a
+/// kubectl or another sync to finish its merge, which takes milliseconds.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Merges the fetched entries into the kubeconfig and writes it (unless `dry_run`), under
+/// kubectl's lock on the file: read, merge and write happen while no other writer that
+/// honours the lock can change it, so concurrent syncs add up instead of losing entries.
 fn write_kubeconfig(
     global: &GlobalArgs,
     fetched: Vec<(FleetCluster, Entries)>,
     outcomes: &mut Vec<Outcome>,
-    dry_run: bool,
+    dry_run: DryRun,
 ) -> Result<Written, String> {
     let path = entries::target(global.kubeconfig.as_deref())?;
-    let original = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read kubeconfig {}: {e}", path.display())),
+    let _lock = if dry_run.writes() {
+        Some(files::KubeconfigLock::acquire(&path, LOCK_WAIT).map_err(|e| e.to_string())?)
+    } else {
+        None
     };
+    let original = files::read_existing(&path).map_err(|e| format!("kubeconfig: {e}"))?;
     let mut text = original
-        .clone()
-        .unwrap_or_else(|| entries::NEW_KUBECONFIG.to_string());
+        .as_ref()
+        .map_or_else(|| entries::NEW_KUBECONFIG.to_string(), |o| o.text.clone());
     let mut first_context = None;
     for (cluster, entries) in fetched {
         let context = Some(entries.names.context.clone());
@@ -713,8 +722,8 @@ fn write_kubeconfig(
     }
     // A missing file is created only when there is something to put in it.
     let changed = original
-        .as_deref()
-        .map_or(first_context.is_some(), |o| o != text);
+        .as_ref()
+        .map_or(first_context.is_some(), |o| o.text != text);
     if changed {
         // The loader the tool itself uses must read the result, or nothing is written.
         kube::config::Kubeconfig::from_yaml(&text).map_err(|e| {
@@ -726,15 +735,22 @@ fn write_kubeconfig(
         })?;
     }
     let mut backup = None;
-    if changed && !dry_run {
-        if let Some(previous) = &original {
-            let backup_path = entries::backup_path(&path);
-            entries::write_private(&backup_path, previous)
-                .map_err(|e| format!("cannot write the backup {}: {e}", backup_path.display()))?;
+    if changed && dry_run.writes() {
+        if let Some(original) = &original {
+            let backup_path = entries::backup_path(&original.target);
+            files::write_own(&backup_path, &original.text)
+                .map_err(|e| format!("cannot write the backup: {e}"))?;
             backup = Some(backup_path);
+            files::replace(original, &text).map_err(|e| format!("kubeconfig: {e}"))?;
+        } else {
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            // It holds cluster endpoints and may hold certificates: owner only, from the
+            // first byte.
+            files::create(&path, &text, 0o600).map_err(|e| format!("kubeconfig: {e}"))?;
         }
-        entries::write_private(&path, &text)
-            .map_err(|e| format!("cannot write kubeconfig {}: {e}", path.display()))?;
     }
     Ok(Written {
         path,
@@ -804,7 +820,11 @@ impl SyncReport<'_> {
 
     fn text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let written = &self.written;
-        let state = match (&written.backup, written.changed, self.args.dry_run) {
+        let state = match (
+            &written.backup,
+            written.changed,
+            !self.args.dry_run.writes(),
+        ) {
             (_, false, _) => "unchanged".to_string(),
             (_, true, true) => "dry run, nothing written".to_string(),
             (Some(backup), true, false) => {
@@ -899,7 +919,7 @@ impl SyncReport<'_> {
             "kubeconfig": self.written.path,
             "backup": self.written.backup,
             "changed": self.written.changed,
-            "dryRun": self.args.dry_run,
+            "dryRun": !self.args.dry_run.writes(),
             "login": self.args.login.as_str(),
             "clusters": clusters,
             "errors": self.failures,

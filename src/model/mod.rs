@@ -202,6 +202,25 @@ impl fmt::Display for ObjectRef {
 
 pub type StringMap = BTreeMap<String, String>;
 
+/// Whether `name` is a DNS-1123 label, what a namespace name must be: at most 63 lowercase
+/// letters, digits and `-`, starting and ending with a letter or digit.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Whether `name` is a DNS-1123 subdomain, what most object names (ServiceAccounts among
+/// them) must be: labels joined by dots, 253 characters at most. No `/`, no `..`: such a
+/// name is safe as part of a file name.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
 /// ServiceAccounts kept sorted by namespace and name: checks look one up per object, and a
 /// fleet has thousands of both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -120,10 +120,11 @@ impl<'a> Doc<'a> {
                 None => out.push_str(self.newline),
             }
         }
-        if pending.is_none() && self.lines.last().is_some_and(|l| l.ending.is_empty()) {
-            if let Some(stripped) = out.strip_suffix(self.newline) {
-                out.truncate(stripped.len());
-            }
+        if pending.is_none()
+            && self.lines.last().is_some_and(|l| l.ending.is_empty())
+            && let Some(stripped) = out.strip_suffix(self.newline)
+        {
+            out.truncate(stripped.len());
         }
         out
     }

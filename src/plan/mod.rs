@@ -4,6 +4,7 @@
 //! result of a plan gives nothing: re-running is safe and completes an interrupted run.
 
 pub mod kustomization;
+pub mod owned;
 pub mod render;
 pub mod simulate;
 
@@ -143,18 +144,64 @@ impl ObjectPatch {
     }
 }
 
+/// An existing value the plan replaces with another: carried out only with `--overwrite`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub target: ObjectRef,
+    /// The field, as people name it: `annotation azure.workload.identity/client-id`.
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+impl fmt::Display for Replacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} is {:?}, the plan sets {:?}",
+            self.target, self.field, self.old, self.new
+        )
+    }
+}
+
 /// Everything `enable` would do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub patches: Vec<ObjectPatch>,
     /// Deployments whose pods must be recreated for the webhook to mutate them.
     pub restarts: Vec<ObjectRef>,
+    /// Existing values the patches replace.
+    pub replacements: Vec<Replacement>,
     pub notes: Vec<String>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.patches.is_empty() && self.restarts.is_empty()
+    }
+
+    /// Why the plan may not be carried out as asked: it replaces existing values and
+    /// `--overwrite` was not given (kubectl annotate's rule).
+    pub fn refusal(&self, overwrite: bool) -> Option<String> {
+        if overwrite || self.replacements.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = self.replacements.iter().map(|r| format!("  {r}")).collect();
+        Some(format!(
+            "the plan replaces existing values:\n{}\nnothing was changed; pass --overwrite to replace them",
+            lines.join("\n")
+        ))
+    }
+
+    fn replaces(&mut self, target: &ObjectRef, field: String, old: Option<&str>, new: &str) {
+        if let Some(old) = old.filter(|old| *old != new) {
+            self.replacements.push(Replacement {
+                target: target.clone(),
+                field,
+                old: old.to_string(),
+                new: new.to_string(),
+            });
+        }
     }
 }
 
@@ -331,6 +378,12 @@ fn plan_webhook(
             });
         }
         Wanted::Write(id) => {
+            plan.replaces(
+                &sa_ref,
+                format!("annotation {CLIENT_ID_ANNOTATION}"),
+                annotations.get(CLIENT_ID_ANNOTATION).map(String::as_str),
+                &id,
+            );
             let patch = patches.get(sa_ref.clone(), "v1", sa.map_or(&empty, |s| &s.labels));
             set_path(
                 &mut patch.body,
@@ -350,6 +403,12 @@ fn plan_webhook(
             "{sa_ref} has no tenant ID annotation and none was given: the webhook will use the cluster's tenant (pass --tenant-id to set it)"
         )),
         Wanted::Write(id) => {
+            plan.replaces(
+                &sa_ref,
+                format!("annotation {TENANT_ID_ANNOTATION}"),
+                annotations.get(TENANT_ID_ANNOTATION).map(String::as_str),
+                &id,
+            );
             let patch = patches.get(sa_ref.clone(), "v1", sa.map_or(&empty, |s| &s.labels));
             set_path(&mut patch.body, &["metadata", "annotations", TENANT_ID_ANNOTATION], json!(id));
             patch.changes.push(format!("annotate {TENANT_ID_ANNOTATION}={id}"));
@@ -389,6 +448,7 @@ fn plan_manual(
     request: &EnableRequest,
     workload: &Workload,
     patches: &mut Patches,
+    plan: &mut Plan,
 ) -> Result<(), PlanError> {
     let cloud = request
         .cloud
@@ -449,6 +509,14 @@ fn plan_manual(
     if env.is_empty() && volume_ok && mounted {
         return Ok(());
     }
+    for (name, value) in &env {
+        plan.replaces(
+            &workload.object_ref(),
+            format!("env {name} of container {container_name}"),
+            env_value(name).as_deref(),
+            value,
+        );
+    }
     let patch = patches.get(workload.object_ref(), "apps/v1", &workload.labels);
     let entry = container_entry(&mut patch.body, &container_name);
     for (name, value) in env {
@@ -486,7 +554,7 @@ fn patch_change_env(container: &mut Value, name: &str, value: &str) {
 }
 
 /// Extends the container's `--feature-gates` argument (or adds one) with the object-level gate.
-fn plan_feature_gate(workload: &Workload, patches: &mut Patches) {
+fn plan_feature_gate(workload: &Workload, patches: &mut Patches, plan: &mut Plan) {
     let Some((index, container)) =
         workload.containers.iter().enumerate().find(|(_, c)| {
             Some(c.name.as_str()) == workload.main_container().map(|m| m.name.as_str())
@@ -494,12 +562,18 @@ fn plan_feature_gate(workload: &Workload, patches: &mut Patches) {
     else {
         return;
     };
-    if feature_gates(container)
-        .get(OBJECT_LEVEL_GATE)
-        .copied()
-        .unwrap_or(false)
-    {
-        return;
+    match feature_gates(container).get(OBJECT_LEVEL_GATE) {
+        Some(true) => return,
+        Some(false) => plan.replaces(
+            &workload.object_ref(),
+            format!(
+                "feature gate {OBJECT_LEVEL_GATE} of container {}",
+                container.name
+            ),
+            Some("false"),
+            "true",
+        ),
+        None => {}
     }
     let mut after = container.args.clone();
     let gate = format!("{OBJECT_LEVEL_GATE}=true");
@@ -551,6 +625,7 @@ fn plan_tenant(
     request: &EnableRequest,
     tenant: &TenantRequest,
     patches: &mut Patches,
+    plan: &mut Plan,
 ) -> Result<Vec<&'static str>, PlanError> {
     let ns = &tenant.namespace;
     let name = &tenant.service_account;
@@ -578,6 +653,12 @@ fn plan_tenant(
             Wanted::Keep => {}
             Wanted::Missing => return Err(err),
             Wanted::Write(id) => {
+                plan.replaces(
+                    &sa_ref,
+                    format!("annotation {key}"),
+                    annotations.get(key).map(String::as_str),
+                    &id,
+                );
                 let patch = patches.get(sa_ref.clone(), "v1", sa.map_or(&empty, |s| &s.labels));
                 set_path(
                     &mut patch.body,
@@ -608,41 +689,7 @@ fn plan_tenant(
         if !tenant.set_objects {
             continue;
         }
-        let target = object.object_ref();
-        let mut fields: Vec<(Vec<&str>, &str)> = Vec::new();
-        if kind == FluxKind::Kustomization {
-            if object
-                .decryption
-                .as_ref()
-                .and_then(|d| d.service_account_name.as_deref())
-                != Some(name.as_str())
-            {
-                fields.push((
-                    vec!["spec", "decryption", "serviceAccountName"],
-                    "decryption.serviceAccountName",
-                ));
-            }
-        } else {
-            if kind != FluxKind::Provider && !object.provider_is_azure() {
-                fields.push((vec!["spec", "provider"], "provider"));
-            }
-            if object.service_account_name.as_deref() != Some(name.as_str()) {
-                fields.push((vec!["spec", "serviceAccountName"], "serviceAccountName"));
-            }
-        }
-        if fields.is_empty() {
-            continue;
-        }
-        let patch = patches.get(target, &object.api_version, &object.labels);
-        for (path, label) in fields {
-            let value = if label == "provider" {
-                "azure"
-            } else {
-                name.as_str()
-            };
-            set_path(&mut patch.body, &path, json!(value));
-            patch.changes.push(format!("set spec.{label}: {value}"));
-        }
+        point_at_service_account(object, name, patches, plan);
     }
     controllers.sort_unstable();
     controllers.dedup();
@@ -677,6 +724,55 @@ fn plan_git_provider(snapshot: &Snapshot, patches: &mut Patches) -> Result<(), P
     Ok(())
 }
 
+/// With `enable tenant --set-objects`: the object's fields that make it use the tenant's
+/// ServiceAccount.
+fn point_at_service_account(
+    object: &FluxObject,
+    name: &str,
+    patches: &mut Patches,
+    plan: &mut Plan,
+) {
+    let target = object.object_ref();
+    let mut fields: Vec<(&[&str], &str, Option<&str>, &str)> = Vec::new();
+    if object.kind == Some(FluxKind::Kustomization) {
+        let current = object
+            .decryption
+            .as_ref()
+            .and_then(|d| d.service_account_name.as_deref());
+        fields.push((
+            &["spec", "decryption", "serviceAccountName"],
+            "decryption.serviceAccountName",
+            current,
+            name,
+        ));
+    } else {
+        if object.kind != Some(FluxKind::Provider) {
+            fields.push((
+                &["spec", "provider"],
+                "provider",
+                object.provider.as_deref(),
+                "azure",
+            ));
+        }
+        fields.push((
+            &["spec", "serviceAccountName"],
+            "serviceAccountName",
+            object.service_account_name.as_deref(),
+            name,
+        ));
+    }
+    fields.retain(|(_, _, current, value)| current != &Some(*value));
+    if fields.is_empty() {
+        return;
+    }
+    let patch = patches.get(target.clone(), &object.api_version, &object.labels);
+    for (path, label, current, value) in fields {
+        plan.replaces(&target, format!("spec.{label}"), current, value);
+        set_path(&mut patch.body, path, json!(value));
+        patch.changes.push(format!("set spec.{label}: {value}"));
+    }
+}
+
 /// Plans the changes for `request`.
 pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan, PlanError> {
     check_ids(request)?;
@@ -685,7 +781,7 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
     let mut gate_controllers: Vec<String> = Vec::new();
     if let Some(tenant) = &request.tenant {
         gate_controllers.extend(
-            plan_tenant(snapshot, request, tenant, &mut patches)?
+            plan_tenant(snapshot, request, tenant, &mut patches, &mut plan)?
                 .into_iter()
                 .map(str::to_string),
         );
@@ -702,7 +798,9 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
                 WiringMode::Webhook => {
                     plan_webhook(snapshot, request, workload, &mut patches, &mut plan)?;
                 }
-                WiringMode::Manual => plan_manual(snapshot, request, workload, &mut patches)?,
+                WiringMode::Manual => {
+                    plan_manual(snapshot, request, workload, &mut patches, &mut plan)?;
+                }
                 WiringMode::None => {}
             }
         }
@@ -724,7 +822,7 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
         gate_controllers.dedup();
         for name in &gate_controllers {
             if let Some(workload) = snapshot.controller(name) {
-                plan_feature_gate(workload, &mut patches);
+                plan_feature_gate(workload, &mut patches, &mut plan);
             }
         }
     }

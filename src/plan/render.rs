@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{ArgsEdit, ObjectPatch, Plan, reconciler};
-use crate::model::{Container, Snapshot};
+use crate::model::{Container, ObjectRef, Snapshot};
 
 fn yaml(value: &Value) -> String {
     serde_saphyr::to_string(value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -154,6 +154,44 @@ fn strip_identity(body: &Value) -> Value {
         }
     }
     body
+}
+
+/// The object without what the server maintains (managedFields, versions, status), so a diff
+/// shows only what the change does.
+fn without_server_fields(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+            "selfLink",
+        ] {
+            meta.remove(field);
+        }
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    object
+}
+
+/// A unified diff of a whole live object, now and after the change: every field that changes
+/// shows, removals included.
+pub fn object_diff(target: &ObjectRef, before: Option<&Value>, after: &Value) -> String {
+    let before = before.map_or_else(String::new, |b| yaml(&without_server_fields(b)));
+    let after = yaml(&without_server_fields(after));
+    let label = target.to_string();
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{label} (now)"), &format!("{label} (planned)"))
+        .to_string()
 }
 
 /// A unified diff of one patch against the current object.
@@ -306,22 +344,43 @@ fn colour_diff(diff: &str) -> String {
         .collect()
 }
 
-/// The preview: per object, what changes, where it should live, and the diff.
-pub fn preview(snapshot: &Snapshot, plan: &Plan, program: &str) -> String {
+/// The preview: per object, what changes, where it should live, and the diff: of the live
+/// objects when `diffs` has them (one per patch), else of what the snapshot knows.
+pub fn preview(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    program: &str,
+    diffs: Option<&[String]>,
+) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str("Nothing to change: the wiring is complete.\n");
     }
-    for patch in &plan.patches {
+    for (index, patch) in plan.patches.iter().enumerate() {
         let verb = if patch.create { "create" } else { "patch" };
         let _ = writeln!(out, "{verb} {}", patch.target);
         for change in &patch.changes {
             let _ = writeln!(out, "  + {change}");
         }
+        for replaced in plan
+            .replacements
+            .iter()
+            .filter(|r| r.target == patch.target)
+        {
+            let _ = writeln!(
+                out,
+                "  ~ replaces {} {:?} with {:?} (needs --overwrite)",
+                replaced.field, replaced.old, replaced.new
+            );
+        }
         if let Some(place) = where_it_lives(patch, program) {
             let _ = writeln!(out, "  ! {place}");
         }
-        out.push_str(&indent(&colour_diff(&diff(snapshot, patch)), 2));
+        let shown = match diffs.and_then(|d| d.get(index)) {
+            Some(live) => live.clone(),
+            None => diff(snapshot, patch),
+        };
+        out.push_str(&indent(&colour_diff(&shown), 2));
         out.push_str("\n\n");
     }
     for restart in &plan.restarts {

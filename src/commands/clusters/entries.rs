@@ -1,13 +1,12 @@
 //! The kubeconfig side of `clusters sync`: a cluster's credential kubeconfig turned into a
 //! cluster, a user and a context entry that log in through kubelogin, merged into the user's
 //! kubeconfig with minimal text edits (`plan::kustomization::upsert_item`), and written with a
-//! backup, atomically, readable by the owner only.
+//! backup (`apply::files` does the writing).
 //!
 //! Entries are emitted with every string double-quoted: a JSON string is a YAML scalar that
 //! YAML 1.1 (kubectl) and 1.2 (kube-rs) read the same, so a cluster named `yes` or an ID like
 //! `1e10` stays a string.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -392,41 +391,6 @@ pub fn backup_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `content` to `path` through a temporary file beside it and a rename, so a crash
-/// leaves the old file or the new one. Unlike `apply::write_atomically` (which keeps a file's
-/// mode) the file is created readable by its owner only: it holds cluster endpoints and may
-/// hold certificates, and must never be readable by others, not even for a moment.
-pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("kubeconfig");
-    let temp = dir.join(format!(".{name}.azflux-{}", std::process::id()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temp)?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,24 +538,10 @@ mod tests {
     }
 
     #[test]
-    fn private_writes_are_owner_only_and_leave_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        std::fs::write(&path, "old\n").unwrap();
-        write_private(&path, "new\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    fn the_backup_sits_beside_the_file() {
         assert_eq!(
-            backup_path(&path).file_name().unwrap(),
-            "config.azflux-backup"
+            backup_path(Path::new("/home/me/.kube/config")),
+            Path::new("/home/me/.kube/config.azflux-backup")
         );
     }
 }

@@ -1,7 +1,8 @@
-//! Appliers: server-side apply against the cluster, and atomic writes of edited files. The
-//! plan decides what; these only carry it out and report exactly what happened.
+//! Appliers: server-side apply against the cluster, and ([`files`]) writes of the user's
+//! files. The plan decides what; these only carry it out and report exactly what happened.
 
-use std::path::Path;
+pub mod files;
+
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
@@ -10,9 +11,13 @@ use serde_json::{Value, json};
 
 use crate::kubeconfig::one_line;
 use crate::model::{FluxKind, ObjectRef};
-use crate::plan::ObjectPatch;
 
 pub const FIELD_MANAGER: &str = "kubectl-azflux";
+
+/// The manager of the restart stamp. Apart from [`FIELD_MANAGER`]: an apply by one manager
+/// removes whatever it set before and leaves out now, so a stamp applied as `kubectl-azflux`
+/// would strip the wiring from the Deployment.
+pub const RESTART_FIELD_MANAGER: &str = "kubectl-azflux-restart";
 
 /// Why a server-side apply was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +128,30 @@ impl Applier {
             })?
     }
 
+    /// The object as the server has it now, `None` when it does not exist.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        target: &ObjectRef,
+    ) -> Result<Option<Value>, ApplyError> {
+        let request = Request::get(object_path(api_version, target))
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| ApplyError::Failed(e.to_string()))?;
+        let (status, value) = self.send(request).await?;
+        match status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() && value.is_object() => Ok(Some(value)),
+            s => Err(ApplyError::Failed(format!(
+                "{target}: reading it failed: {}",
+                value
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("HTTP {s}"), str::to_string)
+            ))),
+        }
+    }
+
     /// Server-side apply of one body, as field manager `kubectl-azflux`.
     pub async fn apply(
         &self,
@@ -132,8 +161,21 @@ impl Applier {
         dry_run: bool,
         force: bool,
     ) -> Result<Value, ApplyError> {
+        self.apply_as(FIELD_MANAGER, api_version, target, body, dry_run, force)
+            .await
+    }
+
+    async fn apply_as(
+        &self,
+        manager: &str,
+        api_version: &str,
+        target: &ObjectRef,
+        body: &Value,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Value, ApplyError> {
         let mut url = format!(
-            "{}?fieldManager={FIELD_MANAGER}&fieldValidation=Strict",
+            "{}?fieldManager={manager}&fieldValidation=Strict",
             object_path(api_version, target)
         );
         if force {
@@ -164,22 +206,6 @@ impl Applier {
         Err(ApplyError::Failed(format!("{target}: {message}")))
     }
 
-    pub async fn apply_patch(
-        &self,
-        patch: &ObjectPatch,
-        dry_run: bool,
-        force: bool,
-    ) -> Result<Value, ApplyError> {
-        self.apply(
-            &patch.api_version,
-            &patch.target,
-            &patch.apply_body(),
-            dry_run,
-            force,
-        )
-        .await
-    }
-
     /// What `kubectl rollout restart` does: stamp the pod template so the Deployment rolls.
     pub async fn restart(&self, deployment: &ObjectRef, now: &str) -> Result<Value, ApplyError> {
         let mut body = json!({
@@ -191,7 +217,15 @@ impl Applier {
         if let Some(ns) = &deployment.namespace {
             body["metadata"]["namespace"] = json!(ns);
         }
-        self.apply("apps/v1", deployment, &body, false, true).await
+        self.apply_as(
+            RESTART_FIELD_MANAGER,
+            "apps/v1",
+            deployment,
+            &body,
+            false,
+            true,
+        )
+        .await
     }
 
     /// Whether the Deployment's rollout is complete, as `kubectl rollout status` judges it.
@@ -253,29 +287,6 @@ impl Applier {
     }
 }
 
-/// Replaces a file's content atomically: a temporary file beside it, then a rename, so a
-/// crash leaves the old file or the new one, never half of one. The file's permissions are
-/// kept.
-pub fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.azflux-{}", std::process::id()));
-    let result = (|| {
-        std::fs::write(&temp, content)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            std::fs::set_permissions(&temp, meta.permissions())?;
-        }
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,32 +310,5 @@ mod tests {
         let status = json!({"message": "Apply failed with 1 conflict: conflict with \"kustomize-controller\" using apps/v1: .spec.template.spec.containers[name=\"manager\"].args",
             "details": {"causes": [{"message": "conflict with \"kustomize-controller\" using apps/v1"}]}});
         assert_eq!(conflicting_managers(&status), vec!["kustomize-controller"]);
-    }
-
-    #[test]
-    fn atomic_write_keeps_permissions() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kustomization.yaml");
-        std::fs::write(&path, "a: 1\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        }
-        write_atomically(&path, "a: 2\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a: 2\n");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o640
-            );
-        }
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
     }
 }
