@@ -13,7 +13,9 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  no finding at or above --fail-on (default: error)
   1  findings at or above --fail-on
-  2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable";
+  2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable;
+     enable stopped before a write (a conflict, a value that needs --overwrite, a refused file)
+  130  enable was interrupted (Ctrl-C); it says what was and was not applied";
 
 /// How the binary was invoked: `kubectl-azflux` (kubectl plugin) or `flux-azflux` (Flux CLI
 /// plugin). Usage strings follow it.

@@ -613,6 +613,157 @@ fn sync_merges_into_an_existing_kubeconfig_then_doctor_reads_the_fleet() {
     );
 }
 
+/// The binary as `azflux` runs it, not yet waited for.
+fn spawn_sync(fleet: &Fleet, kubeconfig: &str, template: &str) -> std::process::Child {
+    fleet
+        .sandbox
+        .command()
+        .env("AZURE_CLIENT_ID", LOGIN_CLIENT)
+        .env("AZURE_TENANT_ID", TENANT_ID)
+        .env("AZURE_CLIENT_SECRET", SECRET)
+        .env("AZURE_AUTHORITY_HOST", fleet.azure.url())
+        .env("AZFLUX_ARM_ENDPOINT", fleet.azure.url())
+        .args([
+            "clusters",
+            "sync",
+            "--all-subscriptions",
+            "--kubeconfig",
+            kubeconfig,
+            "--context-template",
+            template,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl-azflux")
+}
+
+#[test]
+fn syncs_run_at_once_on_one_kubeconfig_keep_each_others_entries() {
+    let fleet = fleet(
+        vec![role(AKS_CLUSTER_USER, &format!("/subscriptions/{SUB2}"))],
+        Vec::new(),
+    );
+    for round in 0..3 {
+        let path = fleet
+            .sandbox
+            .write(&format!("round{round}/config"), EXISTING);
+        let kubeconfig = path.display().to_string();
+        let children: Vec<_> = (0..5)
+            .map(|i| spawn_sync(&fleet, &kubeconfig, &format!("{{name}}-{i}")))
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let merged = std::fs::read_to_string(&path).unwrap();
+        keeps_every_line(EXISTING, &merged);
+        let config = kube::config::Kubeconfig::from_yaml(&merged).unwrap();
+        for i in 0..5 {
+            for name in ["aks-prod", "aks-dev"] {
+                let context = format!("{name}-{i}");
+                assert!(
+                    config.contexts.iter().any(|c| c.name == context),
+                    "round {round}: {context} lost:\n{merged}"
+                );
+            }
+        }
+        assert!(
+            !fleet
+                .sandbox
+                .path(&format!("round{round}/config.lock"))
+                .exists(),
+            "the lock is released"
+        );
+    }
+}
+
+#[test]
+fn sync_waits_for_kubectls_lock_and_names_it_when_it_stays() {
+    let fleet = fleet(Vec::new(), Vec::new());
+    let path = fleet.sandbox.write("kube/config", EXISTING);
+    // kubectl's lock on the file, as `kubectl config` holds it while it writes.
+    let lock = fleet.sandbox.write("kube/config.lock", "");
+    let out = azflux(
+        &fleet.sandbox,
+        &fleet.azure,
+        &[
+            "clusters",
+            "sync",
+            "--all-subscriptions",
+            "--kubeconfig",
+            &path.display().to_string(),
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(&format!("{} exists: another program", lock.display())),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), EXISTING);
+    assert!(
+        lock.exists(),
+        "another program's lock is not ours to remove"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn sync_edits_through_links_and_refuses_what_it_must_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = fleet(Vec::new(), Vec::new());
+    let sandbox = &fleet.sandbox;
+    let real = sandbox.write("dotfiles/kubeconfig", EXISTING);
+    std::fs::create_dir_all(sandbox.path("kube")).unwrap();
+    std::os::unix::fs::symlink(&real, sandbox.path("kube/config")).unwrap();
+    let sync = |path: &Path| {
+        azflux(
+            sandbox,
+            &fleet.azure,
+            &[
+                "clusters",
+                "sync",
+                "--all-subscriptions",
+                "--kubeconfig",
+                &path.display().to_string(),
+            ],
+        )
+    };
+    let linked = sync(&sandbox.path("kube/config"));
+    assert!(linked.code < 2, "{}", linked.stderr);
+    assert!(
+        std::fs::symlink_metadata(sandbox.path("kube/config"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::read_to_string(&real).unwrap().contains("aks-prod"));
+
+    let read_only = sandbox.write("ro/config", EXISTING);
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = sync(&read_only);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
+    assert_eq!(mode(&read_only), 0o444);
+    assert_eq!(std::fs::read_to_string(&read_only).unwrap(), EXISTING);
+
+    std::os::unix::fs::symlink("/dev/null", sandbox.path("null-config")).unwrap();
+    let out = sync(&sandbox.path("null-config"));
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("a device, not a regular file"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sandbox.path("null-config.lock").exists());
+}
+
 #[test]
 fn local_accounts_are_written_only_with_admin_and_it_says_so() {
     let fleet = fleet(

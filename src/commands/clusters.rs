@@ -677,6 +677,8 @@ fn write_kubeconfig(
     dry_run: DryRun,
 ) -> Result<Written, String> {
     let path = entries::target(global.kubeconfig.as_deref())?;
+    // What must not be written is refused before a lock file is created beside it.
+    files::read_existing(&path).map_err(|e| format!("kubeconfig: {e}"))?;
     let _lock = if dry_run.writes() {
         Some(files::KubeconfigLock::acquire(&path, LOCK_WAIT).map_err(|e| e.to_string())?)
     } else {
