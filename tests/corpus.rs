@@ -189,6 +189,12 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
+            // The corpus is read-only; a checkout of the repository would not be, and enable
+            // refuses read-only files.
+            let mut permissions = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            permissions.set_readonly(false);
+            std::fs::set_permissions(&target, permissions).unwrap();
         }
     }
 }
@@ -196,49 +202,58 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 #[ignore = "needs ../shared/corpus; .ci/run runs it when the folder is present"]
 fn enable_gitops_on_corpus_bootstrap_folders() {
-    let client = support::flux::CLIENT_ID;
     let tenant = support::flux::TENANT_ID;
-    // (case, folder whose kustomization.yaml enable edits, folder doctor -k renders)
+    // (case, folder whose kustomization.yaml enable edits, folder doctor -k renders, the
+    // client ID to pass). Each case's own client IDs stay: enable only adds the missing tenant
+    // ID, and in 14 wires source-controller with the identity kustomize-controller already has
+    // in that environment. A different client ID would be a replacement, refused without
+    // --overwrite.
     let folders = [
         (
             "11-davidelettieri-sops-2023",
             "gitops/aks/flux-system",
             "gitops/aks",
+            None,
         ),
         (
             "12-hmcts-sds-dev-2026-08",
             "apps/flux-system/dev/base",
             "apps/flux-system/dev/base",
+            None,
         ),
         (
             "13-hmcts-sds-ptl-2026-08",
             "apps/flux-system/ptl/base",
             "apps/flux-system/ptl/base",
+            None,
         ),
         (
             "14-hmcts-sds-dev-2026-01",
             "apps/flux-system/dev/base",
             "apps/flux-system/dev/base",
+            Some("b86d64c4-ec90-451a-ab22-77cea15aeb68"),
         ),
     ];
-    for (case, edit, render) in folders {
+    for (case, edit, render, client) in folders {
         let sandbox = Sandbox::new();
         let copy = sandbox.path(case);
         copy_dir(&corpus().join(case), &copy);
         let edit_dir = copy.join(edit).display().to_string();
         let render_dir = copy.join(render).display().to_string();
         let before = sandbox.run(&["doctor", "-o", "json", "-k", &render_dir]);
-        let out = sandbox.run(&[
+        let mut args = vec![
             "enable",
             "--gitops",
             &edit_dir,
             "--mode",
             "webhook",
-            "--client-id",
-            client,
             "--tenant-id",
             tenant,
-        ]);
+        ];
+        if let Some(client) = client {
+            args.extend(["--client-id", client]);
+        }
+        let out = sandbox.run(&args);
         assert_eq!(out.code, 0, "{case}: {}{}", out.stdout, out.stderr);
         let after = sandbox.run(&["doctor", "-o", "json", "-k", &render_dir]);
         assert!(
