@@ -5,11 +5,44 @@ use std::fmt;
 
 use super::{Container, Workload};
 
+/// A pre-release tag: `alpha.1`, `beta.2`, `rc.4`. Ordered as semver orders them, and
+/// before the release itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PreRelease {
+    Alpha(u64),
+    Beta(u64),
+    Rc(u64),
+}
+
+/// A release version. `v1.0.0-rc.4` is a pre-release of `v1.0.0` and sorts before it, so a
+/// feature that shipped in `v1.0.0` is absent from it. A numeric suffix (`v1.7.4-23`, how
+/// rebuilt images such as the AKS extension's are tagged) is a build of that release, not a
+/// pre-release: it holds everything the release holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     pub major: u64,
     pub minor: u64,
     pub patch: u64,
+    pub pre: Option<PreRelease>,
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| match (self.pre, other.pre) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (Some(a), Some(b)) => a.cmp(&b),
+            })
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Version {
@@ -18,24 +51,73 @@ impl Version {
             major,
             minor,
             patch,
+            pre: None,
         }
     }
 
-    /// Parses `v2.7.5`, `1.7.4`, `v1.7.0-rc.1` (pre-release parts are ignored).
+    pub const fn rc(major: u64, minor: u64, patch: u64, rc: u64) -> Version {
+        Version {
+            major,
+            minor,
+            patch,
+            pre: Some(PreRelease::Rc(rc)),
+        }
+    }
+
+    /// Parses `v2.7.5`, `1.7.4`, `v1.0.0-rc.4`, `v1.7.4-23`; `None` for anything else
+    /// (`latest`, a digest, a branch name).
     pub fn parse(text: &str) -> Option<Version> {
-        let core = text.trim().trim_start_matches('v');
-        let core = core.split(['-', '+']).next()?;
+        let text = text.trim().trim_start_matches('v');
+        let text = text.split('+').next()?;
+        let (core, suffix) = match text.split_once('-') {
+            Some((core, suffix)) => (core, Some(suffix)),
+            None => (text, None),
+        };
         let mut parts = core.split('.').map(str::parse::<u64>);
         let major = parts.next()?.ok()?;
         let minor = parts.next().unwrap_or(Ok(0)).ok()?;
         let patch = parts.next().unwrap_or(Ok(0)).ok()?;
-        Some(Version::new(major, minor, patch))
+        if parts.next().is_some() {
+            return None;
+        }
+        let pre = match suffix {
+            None => None,
+            Some(build) if !build.is_empty() && build.bytes().all(|b| b.is_ascii_digit()) => None,
+            Some(pre) => {
+                let (name, number) = pre
+                    .split_once(['.', '-'])
+                    .map_or((pre, "0"), |(n, rest)| (n, rest));
+                let number = number
+                    .split(['.', '-'])
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                Some(match name.to_ascii_lowercase().as_str() {
+                    "alpha" => PreRelease::Alpha(number),
+                    "beta" => PreRelease::Beta(number),
+                    "rc" => PreRelease::Rc(number),
+                    _ => return None,
+                })
+            }
+        };
+        Some(Version {
+            major,
+            minor,
+            patch,
+            pre,
+        })
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
+        match self.pre {
+            None => Ok(()),
+            Some(PreRelease::Alpha(n)) => write!(f, "-alpha.{n}"),
+            Some(PreRelease::Beta(n)) => write!(f, "-beta.{n}"),
+            Some(PreRelease::Rc(n)) => write!(f, "-rc.{n}"),
+        }
     }
 }
 
@@ -72,7 +154,10 @@ pub fn flux_version(workload: &Workload) -> Option<Version> {
     );
     controller_version(workload)
         .filter(|v| tracks_flux && v.major == 1)
-        .map(|v| Version::new(2, v.minor, 0))
+        .map(|v| Version {
+            pre: v.pre,
+            ..Version::new(2, v.minor, 0)
+        })
 }
 
 /// The feature gates set on a container (`--feature-gates=A=true,B=false`, last one wins).
@@ -143,9 +228,18 @@ mod tests {
     #[test]
     fn versions_parse_and_order() {
         assert_eq!(Version::parse("v2.7.5"), Some(Version::new(2, 7, 5)));
-        assert_eq!(Version::parse("1.7.0-rc.1"), Some(Version::new(1, 7, 0)));
+        assert_eq!(Version::parse("1.7.0-rc.1"), Some(Version::rc(1, 7, 0, 1)));
         assert!(Version::parse("latest").is_none());
+        assert!(Version::parse("main-4f2a1c9").is_none());
         assert!(Version::new(1, 7, 4) > Version::new(1, 7, 3));
+        let rc4 = Version::parse("v1.0.0-rc.4").unwrap();
+        assert!(rc4 < Version::new(1, 0, 0), "a pre-release comes before its release");
+        assert!(rc4 > Version::rc(1, 0, 0, 1));
+        assert!(rc4 > Version::new(0, 37, 0));
+        assert_eq!(rc4.to_string(), "v1.0.0-rc.4");
+        assert!(Version::parse("v2.0.0-beta.2").unwrap() < Version::rc(2, 0, 0, 1));
+        // The AKS extension's rebuilds carry a build number, not a pre-release.
+        assert_eq!(Version::parse("v1.7.4-23"), Some(Version::new(1, 7, 4)));
     }
 
     #[test]
