@@ -514,10 +514,16 @@ async fn read_references(
         {
             secret_refs.insert((ns.clone(), name.clone()));
         }
-        if object.kind == Some(FluxKind::Bucket)
-            && object.provider_is_azure()
-            && let Some(name) = &object.secret_ref
-        {
+        // Whether these win over workload identity depends on what the Secret holds.
+        let content_decides = match object.kind {
+            Some(FluxKind::Bucket) => object.provider_is_azure(),
+            Some(FluxKind::Provider) => matches!(
+                object.type_.as_deref(),
+                Some("azuredevops" | "azureeventhub")
+            ),
+            _ => false,
+        };
+        if content_decides && let Some(name) = &object.secret_ref {
             secret_refs.insert((ns, name.clone()));
         }
     }
@@ -628,9 +634,9 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
     };
     let (version, deployments, service_accounts, pods, webhooks, nodes, issuer, (flux, references)) = tokio::join!(
         reader.get_json("/version", "application/json"),
-        list_kind(reader, &deployments_path, |v| {
-            Some(extract::workload(v, flux_ns)).filter(crate::model::Workload::is_flux_controller)
-        }),
+        list_kind(reader, &deployments_path, |v| Some(extract::workload(
+            v, flux_ns
+        ))),
         read_service_accounts(reader, request),
         list_kind(reader, &pods_path, |v| Some(extract::pod(v, flux_ns))),
         list_kind(
@@ -661,12 +667,21 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         ),
         nodes => Fact::Known(cluster_info(request, version, nodes)),
     };
-    snapshot.controllers = record(
+    let deployments = record(
         &mut problems,
         &format!("deployments in {flux_ns}"),
         &format!("list deployments.apps in namespace {flux_ns}"),
         deployments,
     );
+    (snapshot.controllers, snapshot.workloads) = match deployments {
+        Fact::Known(all) => {
+            let (controllers, others): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(crate::model::Workload::is_flux_controller);
+            (Fact::Known(controllers), Fact::Known(others))
+        }
+        Fact::Unknown(why) => (Fact::Unknown(why.clone()), Fact::Unknown(why)),
+    };
     snapshot.service_accounts = record(
         &mut problems,
         "serviceaccounts",

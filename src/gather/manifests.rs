@@ -257,12 +257,20 @@ pub fn render_kustomization(dir: &Path) -> Result<Vec<Document>, ManifestError> 
     parse_stream(&format!("kustomize build {}", dir.display()), &text)
 }
 
-/// Whether a document is a SOPS-encrypted file whose data keys are in Azure Key Vault.
-fn is_sops_key_vault(value: &Value) -> bool {
+/// The Key Vaults a SOPS-encrypted document's data keys are in.
+fn sops_key_vaults(value: &Value) -> impl Iterator<Item = String> + '_ {
     value
         .pointer("/sops/azure_kv")
         .and_then(Value::as_array)
-        .is_some_and(|keys| !keys.is_empty())
+        .into_iter()
+        .flatten()
+        .map(|key| {
+            key.get("vault_url")
+                .and_then(Value::as_str)
+                .unwrap_or("an unnamed vault")
+                .trim_end_matches('/')
+                .to_string()
+        })
 }
 
 fn live_only(what: &str) -> String {
@@ -274,19 +282,38 @@ fn live_only(what: &str) -> String {
 pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) -> Snapshot {
     let mut snapshot = Snapshot::new(Source::Manifests { inputs }, flux_namespace);
     let mut controllers = Vec::new();
+    let mut workloads = Vec::new();
     let mut service_accounts = Vec::new();
     let mut config_maps = Vec::new();
     let mut secrets = Vec::new();
+    let mut identities = std::collections::BTreeMap::new();
     for doc in docs {
         let value = &doc.value;
-        snapshot.sops_key_vault_seen |= is_sops_key_vault(value);
-        match (extract::api_version_of(value), extract::kind_of(value)) {
+        snapshot.sops_key_vaults.extend(sops_key_vaults(value));
+        let api_version = extract::api_version_of(value);
+        let group = api_version.split('/').next().unwrap_or_default();
+        match (api_version, extract::kind_of(value)) {
             ("apps/v1", "Deployment") => {
                 let workload = extract::workload(value, flux_namespace);
                 if workload.namespace == flux_namespace && workload.is_flux_controller() {
                     controllers.push(workload);
+                } else {
+                    workloads.push(workload);
                 }
             }
+            (_, "AzureIdentityBinding") if group == "aadpodidentity.k8s.io" => snapshot
+                .pod_identity_bindings
+                .push(extract::pod_identity_binding(value, flux_namespace)),
+            (_, "AzureIdentity") if group == "aadpodidentity.k8s.io" => {
+                let namespace = extract::namespace_of(value).unwrap_or(flux_namespace);
+                identities.insert(
+                    (namespace.to_string(), extract::name_of(value).to_string()),
+                    extract::pod_identity_client_id(value),
+                );
+            }
+            (_, "FederatedIdentityCredential") if group == "managedidentity.azure.com" => snapshot
+                .declared_credentials
+                .push(extract::declared_credential(value, flux_namespace)),
             ("v1", "ServiceAccount") => {
                 service_accounts.push(extract::service_account(value, flux_namespace));
             }
@@ -299,8 +326,15 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
             }
         }
     }
+    for binding in &mut snapshot.pod_identity_bindings {
+        binding.client_id = identities
+            .get(&(binding.namespace.clone(), binding.identity.clone()))
+            .cloned()
+            .flatten();
+    }
     snapshot.flux.read = true;
     snapshot.controllers = Fact::Known(controllers);
+    snapshot.workloads = Fact::Known(workloads);
     snapshot.service_accounts = Fact::Known(service_accounts.into());
     snapshot.config_maps = Fact::Known(config_maps);
     snapshot.secrets = Fact::Known(secrets);
@@ -376,6 +410,9 @@ mod tests {
         let text = "apiVersion: v1\nkind: Secret\nsops:\n  azure_kv:\n  - vault_url: https://v.vault.azure.net\n";
         let docs = parse_stream("s.yaml", text).unwrap();
         let snap = snapshot(&docs, vec![], "flux-system");
-        assert!(snap.sops_key_vault_seen);
+        assert_eq!(
+            snap.sops_key_vaults.iter().collect::<Vec<_>>(),
+            ["https://v.vault.azure.net"]
+        );
     }
 }

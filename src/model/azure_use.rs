@@ -237,7 +237,7 @@ pub fn azure_uses(snapshot: &Snapshot) -> Vec<AzureUse<'_>> {
         .map(|o| ((o.namespace.as_str(), o.name.as_str()), o))
         .rev()
         .collect();
-    let key_vault_evidence = snapshot.sops_key_vault_seen
+    let key_vault_evidence = !snapshot.sops_key_vaults.is_empty()
         || snapshot
             .controller("kustomize-controller")
             .is_some_and(|w| {
@@ -491,7 +491,8 @@ mod tests {
         });
         let mut snap = snapshot(vec![ks]);
         assert!(azure_uses(&snap).is_empty());
-        snap.sops_key_vault_seen = true;
+        snap.sops_key_vaults
+            .insert("https://v.vault.azure.net".into());
         assert_eq!(azure_uses(&snap)[0].service, AzureService::KeyVault);
     }
 }

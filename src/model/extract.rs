@@ -6,9 +6,9 @@
 use serde_json::Value;
 
 use super::{
-    ConfigMapInfo, Container, Decryption, EnvVar, FluxKind, FluxObject, KubeConfigRef, Pod,
-    ProjectedToken, SecretInfo, ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook,
-    Workload,
+    AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, Decryption, EnvVar, FluxKind,
+    FluxObject, KubeConfigRef, Pod, PodIdentityBinding, ProjectedToken, SecretInfo, ServiceAccount,
+    SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
 };
 use crate::wiring::NON_SECRET_ENV;
 
@@ -75,7 +75,48 @@ pub fn service_account(value: &Value, default_namespace: &str) -> ServiceAccount
         name: name_of(value).to_string(),
         labels: map_at(value, &["metadata", "labels"]),
         annotations: map_at(value, &["metadata", "annotations"]),
+        image_pull_secrets: array_at(value, &["imagePullSecrets"])
+            .iter()
+            .filter_map(|s| string_at(s, &["name"]))
+            .collect(),
     }
+}
+
+/// The fields of `apps/v1` DeploymentSpec and PodTemplateSpec (k8s.io/api apps/v1 types.go).
+const DEPLOYMENT_SPEC_FIELDS: [&str; 8] = [
+    "minReadySeconds",
+    "paused",
+    "progressDeadlineSeconds",
+    "replicas",
+    "revisionHistoryLimit",
+    "selector",
+    "strategy",
+    "template",
+];
+const POD_TEMPLATE_FIELDS: [&str; 2] = ["metadata", "spec"];
+
+/// Fields a Deployment has that its API does not: what a patch written at the wrong level
+/// leaves behind (`spec.containers` instead of `spec.template.spec.containers`).
+fn unknown_deployment_fields(value: &Value) -> Vec<String> {
+    let keys = |path: &str| -> Vec<String> {
+        value
+            .pointer(path)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut unknown: Vec<String> = keys("/spec")
+        .into_iter()
+        .filter(|k| !DEPLOYMENT_SPEC_FIELDS.contains(&k.as_str()))
+        .map(|k| format!("spec.{k}"))
+        .collect();
+    unknown.extend(
+        keys("/spec/template")
+            .into_iter()
+            .filter(|k| !POD_TEMPLATE_FIELDS.contains(&k.as_str()))
+            .map(|k| format!("spec.template.{k}")),
+    );
+    unknown
 }
 
 pub fn workload(value: &Value, default_namespace: &str) -> Workload {
@@ -91,6 +132,12 @@ pub fn workload(value: &Value, default_namespace: &str) -> Workload {
         service_account: service_account_name(pod_spec),
         containers: containers(pod_spec),
         volumes: volumes(pod_spec),
+        unknown_fields: unknown_deployment_fields(value),
+        env_from_config_maps: array_at(pod_spec, &["containers"])
+            .iter()
+            .flat_map(|c| array_at(c, &["envFrom"]))
+            .filter_map(|e| string_at(e, &["configMapRef", "name"]))
+            .collect(),
     }
 }
 
@@ -211,12 +258,86 @@ pub fn secret(value: &Value, default_namespace: &str) -> SecretInfo {
             kubeconfig_exec_command(&text)
         })
     };
+    let azure_kv = if encrypted {
+        None
+    } else {
+        secret_text(data, string_data, "sops.azure-kv").and_then(|t| azure_kv_shape(&t))
+    };
     SecretInfo {
         namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
         name: name_of(value).to_string(),
         keys,
+        azure_kv,
         encrypted,
         kubeconfig_exec,
+    }
+}
+
+/// The text of a Secret's key, from `stringData` or decoded from `data`.
+fn secret_text(
+    data: Option<&serde_json::Map<String, Value>>,
+    string_data: Option<&serde_json::Map<String, Value>>,
+    key: &str,
+) -> Option<String> {
+    use base64::Engine as _;
+    if let Some(text) = string_data.and_then(|m| m.get(key)).and_then(Value::as_str) {
+        return Some(text.to_string());
+    }
+    let encoded = data?.get(key)?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The field names of a `sops.azure-kv` value (YAML or JSON), and its client ID when it is a
+/// UUID. Nothing else of the value is kept.
+fn azure_kv_shape(text: &str) -> Option<AzureKvShape> {
+    let doc: Value = serde_saphyr::from_str(text).ok()?;
+    let map = doc.as_object()?;
+    let mut fields: Vec<String> = map
+        .iter()
+        .filter(|(_, v)| v.as_str().is_none_or(|s| !s.is_empty()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    fields.sort();
+    let client_id = ["clientId", "appId"]
+        .iter()
+        .find_map(|k| map.get(*k).and_then(Value::as_str))
+        .filter(|id| crate::wiring::is_uuid(id))
+        .map(str::to_string);
+    Some(AzureKvShape { fields, client_id })
+}
+
+/// An `aadpodidentity.k8s.io` AzureIdentityBinding (identity resolved later).
+pub fn pod_identity_binding(value: &Value, default_namespace: &str) -> PodIdentityBinding {
+    PodIdentityBinding {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        selector: string_at(value, &["spec", "selector"]).unwrap_or_default(),
+        identity: string_at(value, &["spec", "azureIdentity"]).unwrap_or_default(),
+        client_id: None,
+    }
+}
+
+/// The client ID of an `aadpodidentity.k8s.io` AzureIdentity.
+pub fn pod_identity_client_id(value: &Value) -> Option<String> {
+    string_at(value, &["spec", "clientID"])
+}
+
+/// An Azure Service Operator `FederatedIdentityCredential` (managedidentity.azure.com).
+pub fn declared_credential(value: &Value, default_namespace: &str) -> DeclaredCredential {
+    let spec = value.get("spec").unwrap_or(&Value::Null);
+    DeclaredCredential {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        owner: string_at(spec, &["owner", "name"]),
+        issuer: string_at(spec, &["issuer"]),
+        subject: string_at(spec, &["subject"]),
+        audiences: array_at(spec, &["audiences"])
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
     }
 }
 
@@ -290,6 +411,9 @@ pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) ->
             secret_ref: string_at(k, &["secretRef", "name"]),
             config_map_ref: string_at(k, &["configMapRef", "name"]),
         }),
+        channel: (kind == FluxKind::Provider)
+            .then(|| string_at(spec, &["channel"]))
+            .flatten(),
         source_ref: spec.get("sourceRef").map(|s| SourceRef {
             kind: string_at(s, &["kind"]).unwrap_or_default(),
             namespace: string_at(s, &["namespace"]),
@@ -373,5 +497,39 @@ mod tests {
         let hook = workload_identity_webhook(&mwc).unwrap();
         assert_eq!(hook.service_namespace.as_deref(), Some("kube-system"));
         assert!(workload_identity_webhook(&json!({"metadata": {"name": "other"}})).is_none());
+    }
+
+    #[test]
+    fn azure_kv_keeps_field_names_and_the_client_id_only() {
+        let secret_doc = json!({"metadata": {"name": "sops-keys"}, "stringData": {
+            "sops.azure-kv": "clientId: 1a56e740-6165-4bd9-b29a-70f9aa1e4069\n"}});
+        let info = secret(&secret_doc, "flux-system");
+        let shape = info.azure_kv.unwrap();
+        assert_eq!(shape.fields, vec!["clientId"]);
+        assert_eq!(
+            shape.credential(),
+            crate::model::AzureKvCredential::ManagedIdentity
+        );
+        let full = json!({"metadata": {"name": "sp"}, "stringData": {
+            "sops.azure-kv": "tenantId: t\nclientId: c\nclientSecret: canary-value-91f\n"}});
+        let info = secret(&full, "flux-system");
+        assert!(!format!("{info:?}").contains("canary-value-91f"));
+        assert_eq!(
+            info.azure_kv.unwrap().credential(),
+            crate::model::AzureKvCredential::ClientSecret
+        );
+        let encrypted = json!({"metadata": {"name": "enc"}, "sops": {"azure_kv": []},
+            "stringData": {"sops.azure-kv": "ENC[AES256_GCM,data:x]"}});
+        assert!(secret(&encrypted, "ns").azure_kv.is_none());
+    }
+
+    #[test]
+    fn fields_a_deployment_does_not_have_are_named() {
+        let deploy = json!({"metadata": {"name": "kustomize-controller"},
+            "spec": {"containers": [{"name": "manager"}], "template": {"metadata": {}, "spec": {}, "labels": {}}}});
+        assert_eq!(
+            workload(&deploy, "flux-system").unknown_fields,
+            vec!["spec.containers", "spec.template.labels"]
+        );
     }
 }

@@ -59,6 +59,9 @@ pub struct Snapshot {
     pub flux_namespace: String,
     pub cluster: Fact<ClusterInfo>,
     pub controllers: Fact<Vec<Workload>>,
+    /// The other Deployments: in the Flux namespace on a live cluster, all of them in
+    /// manifests. A credential sync that feeds a Flux object's Secret is one of them.
+    pub workloads: Fact<Vec<Workload>>,
     pub service_accounts: Fact<ServiceAccounts>,
     pub pods: Fact<Vec<Pod>>,
     pub webhooks: Fact<Vec<Webhook>>,
@@ -72,8 +75,13 @@ pub struct Snapshot {
     pub local: Fact<LocalConfig>,
     /// The Azure cloud asked for with `--cloud`; otherwise it is inferred from the endpoints.
     pub cloud: Option<crate::wiring::Cloud>,
-    /// SOPS-encrypted documents with Azure Key Vault keys were among the manifests.
-    pub sops_key_vault_seen: bool,
+    /// The Key Vaults (vault URLs) that SOPS-encrypted documents among the manifests are
+    /// encrypted with.
+    pub sops_key_vaults: std::collections::BTreeSet<String>,
+    /// AAD Pod Identity bindings (`AzureIdentityBinding` with its `AzureIdentity`) in the inputs.
+    pub pod_identity_bindings: Vec<PodIdentityBinding>,
+    /// Federated credentials declared as Azure Service Operator objects in the inputs.
+    pub declared_credentials: Vec<DeclaredCredential>,
     /// What Azure Resource Manager says about the cluster, identities and roles (`--azure`).
     pub azure: Fact<crate::azure::state::AzureState>,
     /// Token exchanges tried the way the controllers do them (`--probe`).
@@ -91,6 +99,7 @@ impl Snapshot {
             flux_namespace: flux_namespace.to_string(),
             cluster: Fact::Unknown(not_read()),
             controllers: Fact::Unknown(not_read()),
+            workloads: Fact::Unknown(not_read()),
             service_accounts: Fact::Unknown(not_read()),
             pods: Fact::Unknown(not_read()),
             webhooks: Fact::Unknown(not_read()),
@@ -100,7 +109,9 @@ impl Snapshot {
             secrets: Fact::Unknown(not_read()),
             local: Fact::Unknown(not_read()),
             cloud: None,
-            sops_key_vault_seen: false,
+            sops_key_vaults: std::collections::BTreeSet::new(),
+            pod_identity_bindings: Vec::new(),
+            declared_credentials: Vec::new(),
             azure: Fact::Unknown("Azure was not read (--azure)".to_string()),
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
@@ -113,6 +124,7 @@ impl Snapshot {
         let unknown = || reason.to_string();
         snapshot.cluster = Fact::Unknown(unknown());
         snapshot.controllers = Fact::Unknown(unknown());
+        snapshot.workloads = Fact::Unknown(unknown());
         snapshot.service_accounts = Fact::Unknown(unknown());
         snapshot.pods = Fact::Unknown(unknown());
         snapshot.webhooks = Fact::Unknown(unknown());
@@ -280,6 +292,9 @@ pub struct ServiceAccount {
     pub name: String,
     pub labels: StringMap,
     pub annotations: StringMap,
+    /// `imagePullSecrets`: an OCIRepository naming this ServiceAccount pulls with these
+    /// before any provider login.
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl ServiceAccount {
@@ -302,6 +317,11 @@ pub struct Workload {
     pub service_account: String,
     pub containers: Vec<Container>,
     pub volumes: Vec<Volume>,
+    /// Fields of the Deployment the API does not have (`spec.containers`): a patch put them in
+    /// the wrong place.
+    pub unknown_fields: Vec<String>,
+    /// ConfigMaps the main container takes its environment from (`envFrom`).
+    pub env_from_config_maps: Vec<String>,
 }
 
 impl Workload {
@@ -522,6 +542,9 @@ pub struct FluxObject {
     pub kube_config: Option<KubeConfigRef>,
     /// `.spec.sourceRef` (ImageUpdateAutomation → GitRepository, Kustomization → source).
     pub source_ref: Option<SourceRef>,
+    /// `.spec.channel` of a notification Provider: the Event Hubs namespace for
+    /// `azureeventhub` with workload identity.
+    pub channel: Option<String>,
     pub labels: StringMap,
 }
 
@@ -554,6 +577,30 @@ pub struct SourceRef {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+}
+
+/// An AAD Pod Identity binding: pods labelled `aadpodidbinding: SELECTOR` get the identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodIdentityBinding {
+    pub namespace: String,
+    pub name: String,
+    pub selector: String,
+    pub identity: String,
+    /// The bound `AzureIdentity`'s client ID, when it is in the inputs.
+    pub client_id: Option<String>,
+}
+
+/// A federated identity credential declared in Kubernetes (an Azure Service Operator
+/// `FederatedIdentityCredential`), as its manifest says it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredCredential {
+    pub namespace: String,
+    pub name: String,
+    /// The managed identity it belongs to (`spec.owner.name`).
+    pub owner: Option<String>,
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub audiences: Vec<String>,
 }
 
 /// The Flux objects that could be read, and the kinds that could not.
@@ -620,12 +667,54 @@ pub struct ConfigMapInfo {
     pub data: StringMap,
 }
 
+/// The shape of a `sops.azure-kv` key: which fields it has, never a secret's value. The
+/// client ID, an identifier rather than a secret, is kept when it is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AzureKvShape {
+    pub fields: Vec<String>,
+    pub client_id: Option<String>,
+}
+
+impl AzureKvShape {
+    fn has(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| f == field)
+    }
+
+    /// What kustomize-controller builds from it, in its order (internal/sops/azkv/config.go):
+    /// a client secret, a certificate, the az CLI `appId`/`password` form, else a managed
+    /// identity for `clientId` (tenant or not).
+    pub fn credential(&self) -> AzureKvCredential {
+        if self.has("clientSecret") && self.has("clientId") {
+            AzureKvCredential::ClientSecret
+        } else if self.has("clientCertificate") && self.has("clientId") {
+            AzureKvCredential::ClientCertificate
+        } else if self.has("appId") && self.has("password") {
+            AzureKvCredential::ClientSecret
+        } else if self.has("clientId") {
+            AzureKvCredential::ManagedIdentity
+        } else {
+            AzureKvCredential::Unusable
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureKvCredential {
+    ClientSecret,
+    ClientCertificate,
+    /// `clientId` alone: a managed identity over IMDS, the node's identities on AKS.
+    ManagedIdentity,
+    Unusable,
+}
+
 /// A Secret as doctor keeps it: the names of its keys, never their values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretInfo {
     pub namespace: String,
     pub name: String,
     pub keys: Vec<String>,
+    /// The shape of its `sops.azure-kv` key, when it has one that could be read.
+    pub azure_kv: Option<AzureKvShape>,
     /// SOPS-encrypted in the manifests: key names are known, contents are not.
     pub encrypted: bool,
     /// For a kubeconfig Secret: the exec credential command its user runs, if any.

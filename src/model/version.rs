@@ -233,7 +233,10 @@ mod tests {
         assert!(Version::parse("main-4f2a1c9").is_none());
         assert!(Version::new(1, 7, 4) > Version::new(1, 7, 3));
         let rc4 = Version::parse("v1.0.0-rc.4").unwrap();
-        assert!(rc4 < Version::new(1, 0, 0), "a pre-release comes before its release");
+        assert!(
+            rc4 < Version::new(1, 0, 0),
+            "a pre-release comes before its release"
+        );
         assert!(rc4 > Version::rc(1, 0, 0, 1));
         assert!(rc4 > Version::new(0, 37, 0));
         assert_eq!(rc4.to_string(), "v1.0.0-rc.4");
