@@ -15,4 +15,5 @@ pub mod kubeconfig;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod resolve;
 pub mod wiring;

@@ -102,7 +102,9 @@ fn cases() -> Vec<Case> {
         ],
     ));
     // An ACR chart repository with provider: azure while source-controller has no identity in
-    // this environment: on AKS that is the kubelet identity.
+    // this environment: on AKS that is the kubelet identity. The folder also declares (Azure
+    // Service Operator) a federated credential for source-controller's ServiceAccount, which
+    // this environment never annotates: the intent was workload identity.
     cases.push((
         "14-hmcts-sds-dev-2026-01",
         vec!["-k", "apps/flux-system/dev/base"],
@@ -113,6 +115,10 @@ fn cases() -> Vec<Case> {
                 "flux-system/Deployment/source-controller",
             ),
             hmctspublic,
+            (
+                "federated-credential-unused",
+                "flux-system/ServiceAccount/source-controller",
+            ),
         ],
     ));
     // kustomize-controller still on AAD Pod Identity.

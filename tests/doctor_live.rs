@@ -783,8 +783,9 @@ fn missing_tenant_service_account_is_an_error_on_a_live_cluster() {
 fn object_level_identity_needs_flux_2_6_on_older_clusters() {
     let out = aks(tenant(5, true, true)).doctor(&[]);
     assert!(
-        out.message_of("flux-version-too-old")
-            .contains("needs Flux 2.6 or later; source-controller is from Flux v2.5.0"),
+        out.message_of("flux-version-too-old").contains(
+            "needs source-controller v1.6.0 (Flux v2.6.0); source-controller v1.5.0 predates it"
+        ),
         "{}",
         out.stdout
     );

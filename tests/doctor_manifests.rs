@@ -356,12 +356,15 @@ fn provider_azure_with_secretref() {
     let found: Vec<(String, String)> = out
         .findings()
         .into_iter()
-        .filter(|f| f.0 == "provider-azure-with-secretref")
+        .filter(|f| f.0 == "secret-overrides-workload-identity")
         .map(|f| (f.1, f.2))
         .collect();
+    // The Bucket's Secret, unread here, wins over source-controller's workload identity when
+    // it has data: said as a warning naming both, like the OCIRepository's.
     assert_eq!(
         found,
         vec![
+            ("flux-system/Bucket/cert".to_string(), "warning".to_string()),
             (
                 "flux-system/OCIRepository/both".to_string(),
                 "warning".to_string()
@@ -418,7 +421,7 @@ fn flux_version_too_old_names_the_version_needed() {
     let old = doctor_on(&setup(3, vec![ado(3)]), &[]);
     assert!(
         old.message_of("flux-version-too-old")
-            .contains("needs Flux 2.4 or later"),
+            .contains("needs source-controller v1.4.0 (Flux v2.4.0)"),
         "{}",
         old.stdout
     );
@@ -632,7 +635,26 @@ fn secret_based_azure_auth_is_recommended_away() {
         "b",
         json!({"bucketName": "c", "endpoint": "https://acct.blob.core.windows.net", "provider": "azure", "secretRef": {"name": "bucket-cert"}}),
     );
-    let out = doctor_on(&setup(7, vec![secret, bucket]), &[]);
+    let out = doctor_on(&setup(7, vec![secret.clone(), bucket.clone()]), &[]);
+    // source-controller has workload identity here: the certificate takes its place.
+    assert_eq!(
+        out.findings(),
+        vec![(
+            "secret-overrides-workload-identity".to_string(),
+            "flux-system/Bucket/b".to_string(),
+            "warning".to_string()
+        )]
+    );
+    assert!(
+        out.message_of("secret-overrides-workload-identity")
+            .contains("source-controller's workload identity, but Secret bucket-cert (an application's certificate)"),
+        "{}",
+        out.stdout
+    );
+    // Without workload identity on source-controller, the certificate is the credential.
+    let mut unwired = flux::install(7);
+    unwired.extend([secret, bucket]);
+    let out = doctor_on(&unwired, &[]);
     assert_eq!(
         out.findings(),
         vec![(
@@ -640,10 +662,6 @@ fn secret_based_azure_auth_is_recommended_away() {
             "flux-system/Bucket/b".to_string(),
             "info".to_string()
         )]
-    );
-    assert!(
-        out.message_of("secret-based-azure-auth")
-            .contains("clientCertificate, clientId, tenantId")
     );
     assert!(!out.stdout.contains("CANARY-PEM-DATA"));
 }

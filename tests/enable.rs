@@ -8,14 +8,15 @@ mod support;
 use kubectl_azflux::checks::diagnose;
 use kubectl_azflux::gather::manifests::{self, Document};
 use kubectl_azflux::model::azure_use::WiringMode;
-use kubectl_azflux::model::{Fact, Snapshot, extract};
+use kubectl_azflux::model::{Fact, extract};
 use kubectl_azflux::plan::{self, EnableRequest, FIXABLE, TenantRequest, simulate};
+use kubectl_azflux::resolve::Resolved;
 use serde_json::{Value, json};
 use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
 use support::run::{Sandbox, write_yaml};
 
 /// A snapshot as a live read gives it: pods and webhooks known.
-fn live_snapshot(objects: &[Value]) -> Snapshot {
+fn live_snapshot(objects: &[Value]) -> Resolved {
     let docs: Vec<Document> = objects
         .iter()
         .map(|v| Document {
@@ -37,10 +38,10 @@ fn live_snapshot(objects: &[Value]) -> Snapshot {
             .filter_map(extract::workload_identity_webhook)
             .collect(),
     );
-    snapshot
+    Resolved::new(snapshot)
 }
 
-fn fixable(snapshot: &Snapshot) -> Vec<String> {
+fn fixable(snapshot: &Resolved) -> Vec<String> {
     diagnose(snapshot)
         .findings
         .iter()
@@ -64,7 +65,7 @@ fn round_trip(name: &str, objects: &[Value], request: &EnableRequest) {
         "{name}: the scenario must start broken"
     );
     let plan = plan::plan_enable(&snapshot, request).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let after = simulate::apply(&snapshot, &plan);
+    let after = Resolved::new(simulate::apply(&snapshot, &plan));
     assert_eq!(
         fixable(&after),
         Vec::<String>::new(),
@@ -219,7 +220,7 @@ fn round_trip_tenants_and_lockdown() {
         .unwrap();
     assert_eq!(object.provider.as_deref(), Some("azure"));
     assert_eq!(object.service_account_name.as_deref(), Some("flux"));
-    assert_eq!(fixable(&after), Vec::<String>::new());
+    assert_eq!(fixable(&Resolved::new(after.clone())), Vec::<String>::new());
 
     let mut lockdown = flux::healthy_aks(minor);
     lockdown.retain(|o| o["kind"] != "OCIRepository");
@@ -315,7 +316,7 @@ fn plan_errors_say_what_is_missing() {
     manifest.controllers = snapshot.controllers.clone();
     manifest.service_accounts = snapshot.service_accounts.clone();
     manifest.flux = snapshot.flux.clone();
-    let err = plan::plan_enable(&manifest, &ids()).unwrap_err();
+    let err = plan::plan_enable(&Resolved::new(manifest), &ids()).unwrap_err();
     assert!(err.to_string().contains("pass --mode webhook"), "{err}");
 }
 

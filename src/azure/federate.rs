@@ -18,7 +18,8 @@ use super::fic::{Expected, Verdict, assess, kube_subject};
 use super::gather::{find_identities, list_credentials};
 use super::state::{FederatedCredential, ManagedIdentity, subscription_of};
 use super::subjects::subjects;
-use crate::model::{Fact, Snapshot};
+use crate::model::Fact;
+use crate::resolve::Resolved;
 use crate::wiring::{CLIENT_ID_ANNOTATION, Cloud, TOKEN_AUDIENCE, is_uuid};
 
 /// Entra ID's limit of federated credentials per identity.
@@ -373,7 +374,7 @@ pub struct FederateOutcome {
 /// The ServiceAccounts that authenticate as `client_id` once the plan is carried out: those
 /// annotated with it, and controllers wired with it in manual mode. `planned` is the snapshot
 /// with the plan applied.
-pub fn planned_subjects(planned: &Snapshot, client_id: &str) -> Vec<String> {
+pub fn planned_subjects(planned: &Resolved, client_id: &str) -> Vec<String> {
     let mut found: Vec<String> = subjects(planned)
         .iter()
         .filter(|s| {
@@ -493,7 +494,7 @@ async fn log_in(
 /// creates them (`apply`) or says what would be created. Printing needs no login when the
 /// identity is named by --identity; reading and creating do.
 pub async fn federate(
-    planned: &Snapshot,
+    planned: &Resolved,
     args: &FederateArgs,
     client_id: Option<&str>,
     cloud: Option<Cloud>,
@@ -603,7 +604,7 @@ pub fn report(outcome: &FederateOutcome) -> Result<(), String> {
 
 /// `federate` and `report` for `enable`'s async path.
 pub async fn run(
-    planned: &Snapshot,
+    planned: &Resolved,
     args: &FederateArgs,
     client_id: Option<&str>,
     cloud: Option<Cloud>,
@@ -617,7 +618,7 @@ pub async fn run(
 
 /// `run` for `enable`'s paths that plan from files, with no runtime of their own.
 pub fn run_blocking(
-    planned: &Snapshot,
+    planned: &Resolved,
     args: &FederateArgs,
     client_id: Option<&str>,
     cloud: Option<Cloud>,

@@ -30,6 +30,7 @@ use self::credential::NoLogin;
 use self::endpoints::Endpoints;
 use self::gather::ClusterLocator;
 use crate::model::{Fact, Snapshot};
+use crate::resolve::Resolved;
 use crate::wiring::Cloud;
 
 /// When doctor reads Azure.
@@ -171,10 +172,10 @@ async fn read_azure(
 
 /// Reads what `--azure` and `--probe` ask for into the snapshot. `kube` is the client of the
 /// live cluster (absent in manifest mode, where nothing can be probed).
-pub async fn gather(snapshot: &mut Snapshot, request: &Request<'_>, kube: Option<&kube::Client>) {
+pub async fn gather(snapshot: &mut Resolved, request: &Request<'_>, kube: Option<&kube::Client>) {
     let args = request.args;
     if args.azure == When::Never && !args.probe {
-        snapshot.azure = Fact::Unknown("not asked for (--azure=never)".into());
+        snapshot.set_azure(Fact::Unknown("not asked for (--azure=never)".into()));
         return;
     }
     let cloud = request
@@ -187,19 +188,20 @@ pub async fn gather(snapshot: &mut Snapshot, request: &Request<'_>, kube: Option
     let (endpoints, http) = match prepared {
         Ok(prepared) => prepared,
         Err(reason) => {
-            snapshot.azure = Fact::Unknown(reason.clone());
-            snapshot.probes = Fact::Unknown(reason);
+            snapshot.set_azure(Fact::Unknown(reason.clone()));
+            snapshot.set_probes(Fact::Unknown(reason));
             return;
         }
     };
     let subjects = subjects::subjects(snapshot);
-    snapshot.azure = if args.azure == When::Never {
+    let azure = if args.azure == When::Never {
         Fact::Unknown("not asked for (--azure=never)".into())
     } else {
         read_azure(snapshot, request, &endpoints, http.clone(), &subjects).await
     };
+    snapshot.set_azure(azure);
     if args.probe {
-        snapshot.probes = match kube {
+        let probes = match kube {
             Some(kube) => Fact::Known(
                 probe::run(kube, &http, &endpoints, snapshot.azure.known(), &subjects).await,
             ),
@@ -207,5 +209,6 @@ pub async fn gather(snapshot: &mut Snapshot, request: &Request<'_>, kube: Option
                 "the probe needs a live cluster: it mints tokens through the API server".into(),
             ),
         };
+        snapshot.set_probes(probes);
     }
 }

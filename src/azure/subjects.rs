@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::fic::kube_subject;
-use crate::model::azure_use::{
-    AzureService, AzureUse, Identity, WiringMode, azure_uses, controller_wirings,
-};
+use crate::model::azure_use::{AzureService, WiringMode};
 use crate::model::{ObjectRef, Snapshot};
+use crate::resolve::{AzureUse, Resolved};
 use crate::wiring::{
     CLIENT_ID_ANNOTATION, CLOUDS, ENV_CLIENT_ID, ENV_TENANT_ID, TENANT_ID_ANNOTATION, host_of,
     is_uuid,
@@ -133,9 +132,9 @@ fn literal_env(workload: &crate::model::Workload, name: &str) -> Option<String> 
 
 /// Every ServiceAccount that authenticates to Azure: wired controllers (with what they serve)
 /// and the ServiceAccounts objects name, in namespace/name order.
-pub fn subjects(snapshot: &Snapshot) -> Vec<WiSubject> {
+pub fn subjects(snapshot: &Resolved) -> Vec<WiSubject> {
     let mut by_account: BTreeMap<(String, String), WiSubject> = BTreeMap::new();
-    for wiring in controller_wirings(snapshot) {
+    for wiring in snapshot.wirings() {
         if wiring.mode == WiringMode::None {
             continue;
         }
@@ -171,12 +170,13 @@ pub fn subjects(snapshot: &Snapshot) -> Vec<WiSubject> {
             },
         );
     }
-    for azure_use in azure_uses(snapshot) {
-        let Identity::ServiceAccount(name) = &azure_use.identity else {
+    for azure_use in snapshot.uses() {
+        let Some(name) = azure_use.service_account() else {
             continue;
         };
+        let name = name.to_string();
         let namespace = azure_use.object.namespace.clone();
-        let account = snapshot.service_account(&namespace, name);
+        let account = snapshot.service_account(&namespace, &name);
         let annotation = |key: &str| account.and_then(|sa| sa.annotations.get(key).cloned());
         let use_ = subject_use(snapshot, &azure_use);
         by_account
@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn manual_controllers_and_object_level_accounts_are_subjects() {
-        let found = subjects(&snapshot());
+        let found = subjects(&Resolved::new(snapshot()));
         assert_eq!(found.len(), 2);
         let controller = &found[0];
         assert_eq!(

@@ -17,13 +17,14 @@ use crate::azure::state::{
 use crate::azure::subjects::{SubjectUse, Target, WiSubject, subjects};
 use crate::model::azure_use::{AzureService, join_words};
 use crate::model::{FluxKind, ObjectRef, Skip, Snapshot};
+use crate::resolve::Resolved;
 use crate::wiring::{TOKEN_AUDIENCE, host_of};
 
-fn azure(snapshot: &Snapshot) -> Result<&AzureState, Skip> {
+fn azure(snapshot: &Resolved) -> Result<&AzureState, Skip> {
     snapshot.azure.get()
 }
 
-fn cluster(snapshot: &Snapshot) -> Result<&AksCluster, Skip> {
+fn cluster(snapshot: &Resolved) -> Result<&AksCluster, Skip> {
     azure(snapshot)?.cluster.get()
 }
 
@@ -60,7 +61,7 @@ credentials with the issuer URL it reports and restart the Flux controllers.",
     run: aks_oidc_issuer_disabled,
 };
 
-fn aks_oidc_issuer_disabled(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn aks_oidc_issuer_disabled(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let cluster = cluster(snapshot)?;
     if !cluster.oidc_issuer_enabled {
         let command = format!(
@@ -97,7 +98,7 @@ restart the Flux controllers so their pods are mutated.",
 };
 
 fn aks_workload_identity_disabled(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let cluster = cluster(snapshot)?;
@@ -136,7 +137,7 @@ finding). If the cluster's issuer was changed recently, `az aks update` reconcil
     run: issuer_mismatch_cluster,
 };
 
-fn issuer_mismatch_cluster(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn issuer_mismatch_cluster(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let cluster = cluster(snapshot)?;
     let actual = snapshot.issuer.get()?;
     let Some(reported) = &cluster.issuer_url else {
@@ -165,7 +166,7 @@ fn issuer_mismatch_cluster(snapshot: &Snapshot, findings: &mut Findings<'_>) -> 
 
 /// A probe's successful exchange proves the client ID exists even where Resource Manager does
 /// not show it (an app registration rather than a managed identity).
-fn exchanged(snapshot: &Snapshot, client_id: &str) -> bool {
+fn exchanged(snapshot: &Resolved, client_id: &str) -> bool {
     snapshot.probes.known().is_some_and(|probes| {
         probes.iter().any(|p| {
             p.client_id.eq_ignore_ascii_case(client_id)
@@ -192,7 +193,7 @@ NAME --query clientId -o tsv`), or give this login Reader on the identity's subs
     run: identity_not_found,
 };
 
-fn identity_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn identity_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
     state.identities.get()?;
     for subject in subjects(snapshot) {
@@ -218,7 +219,7 @@ fn identity_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Resul
 
 /// What the token of a subject carries: the probe's real claims when there are some, else the
 /// issuer the API server publishes, else the one AKS reports.
-fn expected_issuer(snapshot: &Snapshot, state: &AzureState, subject: &WiSubject) -> Option<String> {
+fn expected_issuer(snapshot: &Resolved, state: &AzureState, subject: &WiSubject) -> Option<String> {
     probe_for(snapshot, subject)
         .and_then(|p| p.claims.as_ref())
         .map(|c| c.issuer.clone())
@@ -242,7 +243,7 @@ struct Judged<'a> {
     verdict: Verdict<'a>,
 }
 
-fn judge(snapshot: &Snapshot) -> Result<Vec<Judged<'_>>, Skip> {
+fn judge(snapshot: &Resolved) -> Result<Vec<Judged<'_>>, Skip> {
     let state = azure(snapshot)?;
     state.identities.get()?;
     let mut judged = Vec::new();
@@ -308,7 +309,7 @@ identity federated-credential create` command in the finding).",
     run: fic_missing,
 };
 
-fn fic_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn fic_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for judged in judge(snapshot)? {
         let Verdict::Missing { same_subject } = &judged.verdict else {
             continue;
@@ -379,7 +380,7 @@ fn mismatch_finding(
 }
 
 fn mismatch_check(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
     field: &str,
     pick: for<'v> fn(&'v Verdict<'v>) -> Option<(&'v FederatedCredential, &'v Difference)>,
@@ -405,7 +406,7 @@ issuer (AADSTS700211, or AADSTS7002138 for case since matching became case-sensi
     run: fic_issuer_mismatch,
 };
 
-fn fic_issuer_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn fic_issuer_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     mismatch_check(snapshot, findings, "issuer", |verdict| match verdict {
         Verdict::Mismatch {
             credential,
@@ -429,7 +430,7 @@ whitespace is another subject (AADSTS700213).",
     run: fic_subject_mismatch,
 };
 
-fn fic_subject_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn fic_subject_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     mismatch_check(snapshot, findings, "subject", |verdict| match verdict {
         Verdict::Mismatch {
             credential,
@@ -453,7 +454,7 @@ must list exactly that audience, or Entra ID finds no matching record (AADSTS700
     run: fic_audience_mismatch,
 };
 
-fn fic_audience_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn fic_audience_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     mismatch_check(snapshot, findings, "audience", |verdict| match verdict {
         Verdict::Mismatch {
             credential,
@@ -478,7 +479,7 @@ federated to this identity.",
     run: fic_limit_reached,
 };
 
-fn fic_limit_reached(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn fic_limit_reached(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
     // Without the issuer nothing can be judged, but the count alone still tells.
     let judged = judge(snapshot).unwrap_or_default();
@@ -681,7 +682,7 @@ fn role_verdict(
     }
 }
 
-fn role_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
     state.identities.get()?;
     let resources = state.resources.get()?;
@@ -771,14 +772,18 @@ fn role_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), 
     Ok(())
 }
 
-fn devops_organisation(snapshot: &Snapshot, object: &ObjectRef) -> Option<String> {
+fn devops_organisation(snapshot: &Resolved, object: &ObjectRef) -> Option<String> {
     let kind = FluxKind::ALL
         .into_iter()
         .find(|k| k.as_str() == object.kind)?;
     let namespace = object.namespace.as_deref()?;
     let found = snapshot.flux.find(kind, namespace, &object.name)?;
     let url = if kind == FluxKind::ImageUpdateAutomation {
-        crate::model::azure_use::update_automation_repository(snapshot, found)?
+        let source = found.source_ref.as_ref()?;
+        let namespace = source.namespace.as_deref().unwrap_or(&found.namespace);
+        snapshot
+            .flux
+            .find(FluxKind::GitRepository, namespace, &source.name)?
             .url
             .clone()?
     } else {
@@ -811,7 +816,7 @@ shown and put it in the group named; or use `az devops security group membership
 };
 
 fn azure_devops_onboarding_unknown(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let state = azure(snapshot)?;
@@ -996,7 +1001,7 @@ README's troubleshooting table list them all.",
     run: token_exchange_failed,
 };
 
-fn token_exchange_failed(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn token_exchange_failed(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let probes = snapshot.probes.get()?;
     let state = snapshot.azure.known();
     for probe in probes {
@@ -1094,7 +1099,7 @@ mod tests {
     use crate::checks::diagnose;
     use crate::model::{Fact, Source};
 
-    fn snapshot_with_probe(outcome: ProbeOutcome) -> Snapshot {
+    fn snapshot_with_probe(outcome: ProbeOutcome) -> Resolved {
         let mut s = Snapshot::new(Source::Manifests { inputs: vec![] }, "flux-system");
         s.probes = Fact::Known(vec![Probe {
             namespace: "flux-system".into(),
@@ -1110,10 +1115,10 @@ mod tests {
             }),
             outcome,
         }]);
-        s
+        Resolved::new(s)
     }
 
-    fn names(snapshot: &Snapshot) -> Vec<&'static str> {
+    fn names(snapshot: &Resolved) -> Vec<&'static str> {
         diagnose(snapshot)
             .findings
             .iter()

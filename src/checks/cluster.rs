@@ -3,8 +3,9 @@
 use std::net::IpAddr;
 
 use super::{Area, Check, Findings, Severity};
-use crate::model::azure_use::{WiringMode, azure_uses, controller_wirings};
+use crate::model::azure_use::WiringMode;
 use crate::model::{ObjectRef, Skip, Snapshot};
+use crate::resolve::Resolved;
 
 fn cluster_ref(snapshot: &Snapshot) -> ObjectRef {
     let name = match &snapshot.source {
@@ -29,7 +30,7 @@ manifests, or install Flux (`flux bootstrap` / `flux install`).",
     run: flux_not_found,
 };
 
-fn flux_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn flux_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let controllers = snapshot.controllers.get()?;
     if !controllers.is_empty() {
         return Ok(());
@@ -80,14 +81,14 @@ wire the controllers in manual mode (`kubectl azflux enable --mode manual`).",
 };
 
 fn workload_identity_webhook_missing(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let webhooks = snapshot.webhooks.get()?;
     if !webhooks.is_empty() {
         return Ok(());
     }
-    for wiring in controller_wirings(snapshot) {
+    for wiring in snapshot.wirings() {
         if wiring.mode == WiringMode::Webhook {
             findings.add(
                 wiring.workload.object_ref(),
@@ -143,12 +144,13 @@ pub fn issuer_problem(issuer: &str) -> Option<&'static str> {
     in_cluster.then_some("its host is an in-cluster name")
 }
 
-fn issuer_not_public(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn issuer_not_public(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let issuer = snapshot.issuer.get()?;
-    let wired = controller_wirings(snapshot)
+    let wired = snapshot
+        .wirings()
         .iter()
         .any(|w| w.mode != WiringMode::None);
-    if !wired && azure_uses(snapshot).is_empty() {
+    if !wired && snapshot.uses().next().is_none() {
         return Ok(());
     }
     if let Some(problem) = issuer_problem(issuer) {
@@ -187,7 +189,7 @@ pub fn owned_by_aks_extension(labels: &crate::model::StringMap) -> bool {
 }
 
 fn flux_installed_by_aks_extension(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let controllers = snapshot.controllers.get()?;
@@ -203,7 +205,7 @@ fn flux_installed_by_aks_extension(
                 "the Flux controllers ({}) are managed by the microsoft.flux cluster extension; changes to them must go through the extension's settings",
                 owned.join(", ")
             ),
-            "az k8s-extension update --name flux --cluster-type managedClusters --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID",
+            super::EXTENSION_IDENTITY,
         );
     }
     Ok(())

@@ -1,36 +1,48 @@
-//! AZF020-AZF032: controller-level workload identity. Each Flux controller that some object
+//! AZF020-AZF038: controller-level workload identity. Each Flux controller that some object
 //! needs (or that carries any wiring) is checked in the mode it uses: webhook (ServiceAccount
 //! annotations + pod-template label, the webhook injects the rest) or manual (env vars and a
-//! projected token written into the Deployment).
+//! projected token written into the Deployment). Which credential a controller really ends up
+//! with, and at which release, is the resolver's; these checks read it.
 
 use std::collections::BTreeMap;
 
-use super::{Area, Check, Findings, FixAction, Severity};
+use super::{Area, Check, Findings, FixAction, Severity, enable_command, identity_fix};
 use crate::model::azure_use::{
-    AzureService, AzureUse, ControllerWiring, WiringMode, azure_uses, controller_wirings,
-    describe_objects, has_use_label, join_words, verb_s,
+    AzureService, WiringMode, describe_objects, has_use_label, join_words, verb_s,
 };
 use crate::model::{ObjectRef, Skip, Snapshot, Workload};
+use crate::resolve::{
+    AzureUse, ControllerCredential, ControllerWiring, Resolved, features,
+    supports_workload_identity,
+};
 use crate::wiring::{
     AZURE_PUBLIC, CLIENT_ID_ANNOTATION, Cloud, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID,
     ENV_TOKEN_FILE, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME, TENANT_ID_ANNOTATION,
     TOKEN_AUDIENCE, USE_LABEL, is_uuid,
 };
 
-/// The controllers worth checking: those something needs, and those with any wiring at all.
-/// Service accounts must be known, or every verdict would be a guess.
-fn relevant(snapshot: &Snapshot) -> Result<Vec<ControllerWiring<'_>>, Skip> {
+fn controllers_known(snapshot: &Snapshot) -> Result<(), Skip> {
     if snapshot.controllers.get()?.is_empty() {
         return Err(no_controllers(snapshot));
     }
+    Ok(())
+}
+
+/// The controllers worth checking: those something needs, and those with any wiring at all,
+/// at a release that knows workload identity (older ones are wiring-ignored-by-version's).
+/// Service accounts must be known, or every verdict would be a guess.
+fn relevant(snapshot: &Resolved) -> Result<Vec<ControllerWiring<'_>>, Skip> {
+    controllers_known(snapshot)?;
     snapshot.service_accounts.get()?;
-    Ok(controller_wirings(snapshot)
+    Ok(snapshot
+        .wirings()
         .into_iter()
         .filter(|w| w.mode != WiringMode::None || !w.needed_by.is_empty())
+        .filter(|w| supports_workload_identity(w.name(), &w.path.running) != Some(false))
         .collect())
 }
 
-fn in_mode(snapshot: &Snapshot, mode: WiringMode) -> Result<Vec<ControllerWiring<'_>>, Skip> {
+fn in_mode(snapshot: &Resolved, mode: WiringMode) -> Result<Vec<ControllerWiring<'_>>, Skip> {
     Ok(relevant(snapshot)?
         .into_iter()
         .filter(|w| w.mode == mode)
@@ -59,10 +71,10 @@ fn restart(workload: &Workload) -> FixAction {
 
 /// The cloud the controllers should authenticate against: `--cloud`, else the cloud of the
 /// registries and storage accounts in use, else the public cloud.
-pub fn expected_cloud(snapshot: &Snapshot) -> Cloud {
+pub fn expected_cloud(snapshot: &Resolved) -> Cloud {
     snapshot.cloud.unwrap_or_else(|| {
-        azure_uses(snapshot)
-            .iter()
+        snapshot
+            .uses()
             .find_map(|u| u.object.url.as_deref().and_then(Cloud::by_endpoint))
             .unwrap_or(AZURE_PUBLIC)
     })
@@ -73,6 +85,36 @@ fn no_controllers(snapshot: &Snapshot) -> Skip {
         "no Flux controller Deployment in namespace {}",
         snapshot.flux_namespace
     ))
+}
+
+/// Whether the controller ends at a node's managed identity with nothing of its own: no
+/// workload identity, no AAD Pod Identity, no application credential.
+fn only_node_identity(wiring: &ControllerWiring<'_>) -> bool {
+    wiring.mode == WiringMode::None
+        && matches!(
+            wiring.path.credential,
+            ControllerCredential::ManagedIdentity {
+                pod_identity: None,
+                ..
+            }
+        )
+}
+
+/// Other controllers that carry workload identity nothing uses: when one of them was meant
+/// for these objects, this says who really serves them.
+fn wired_elsewhere(snapshot: &Resolved, controller: &str) -> Option<String> {
+    let idle: Vec<String> = snapshot
+        .wirings()
+        .into_iter()
+        .filter(|w| w.name() != controller && w.mode != WiringMode::None && w.needed_by.is_empty())
+        .map(|w| w.name().to_string())
+        .collect();
+    (!idle.is_empty()).then(|| {
+        format!(
+            "; workload identity is on {}, which does not serve these objects: {controller} does",
+            join_words(&idle)
+        )
+    })
 }
 
 pub static AZURE_CONTROLLER_NOT_WIRED: Check = Check {
@@ -86,10 +128,12 @@ the identity of the controller that reconciles them (source-controller for Git, 
 Bucket sources, image-reflector-controller for ImageRepository, kustomize-controller for SOPS \
 with Key Vault, notification-controller for Azure DevOps and Event Hubs providers). When that \
 controller has no workload identity, Flux falls back to the node's managed identity or fails \
-with `no default identity is assigned` / `missing environment variables for workload identity`.",
+with `no default identity is assigned` / `missing environment variables for workload identity`. \
+A controller release older than workload identity (Flux 2.0) must be upgraded first.",
     fix: "Wire the controller: webhook mode (annotate its ServiceAccount with client and tenant \
 ID, label its pod template `azure.workload.identity/use: \"true\"`) where the webhook runs, \
-manual mode (env vars and a projected token) elsewhere. `kubectl azflux enable` plans both.",
+manual mode (env vars and a projected token) elsewhere. `kubectl azflux enable` plans both; \
+for the AKS Flux extension, its `workloadIdentity.*` settings.",
     run: azure_controller_not_wired,
 };
 
@@ -105,22 +149,19 @@ fn unwired_uses<'a>(
     snapshot: &Snapshot,
     wiring: &ControllerWiring<'a>,
 ) -> (Vec<AzureUse<'a>>, Vec<AzureUse<'a>>) {
-    wiring.needed_by.iter().cloned().partition(|u| {
+    wiring.needed_by.iter().copied().partition(|u| {
         kubelet_fallback_possible(snapshot) && u.service == AzureService::ContainerRegistry
     })
 }
 
 fn azure_controller_not_wired(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
-    let mode_hint = match snapshot.webhooks.known() {
-        Some(hooks) if !hooks.is_empty() => " --mode webhook",
-        Some(_) => " --mode manual",
-        None => "",
-    };
-    for wiring in relevant(snapshot)? {
-        if wiring.mode != WiringMode::None {
+    controllers_known(snapshot)?;
+    snapshot.service_accounts.get()?;
+    for wiring in snapshot.wirings() {
+        if !only_node_identity(&wiring) {
             continue;
         }
         let (_, broken) = unwired_uses(snapshot, &wiring);
@@ -131,19 +172,41 @@ fn azure_controller_not_wired(
         services.sort();
         services.dedup();
         let services: Vec<String> = services.iter().map(ToString::to_string).collect();
+        let too_old =
+            supports_workload_identity(wiring.name(), &wiring.path.running) == Some(false);
+        let (why, fix) = if too_old {
+            let feature =
+                features::workload_identity(wiring.name()).expect("too old for a feature it has");
+            (
+                format!(
+                    "; {} {} predates workload identity, which came with {} (Flux {})",
+                    wiring.name(),
+                    wiring.path.running.describe(),
+                    feature.since,
+                    feature.flux
+                ),
+                format!(
+                    "upgrade Flux to {} or later first, then wire it: {}",
+                    feature.upgrade_to(),
+                    identity_fix(snapshot, wiring.workload)
+                ),
+            )
+        } else {
+            (
+                wired_elsewhere(snapshot, wiring.name()).unwrap_or_default(),
+                identity_fix(snapshot, wiring.workload),
+            )
+        };
         findings.add(
             wiring.workload.object_ref(),
             format!(
-                "{} has no workload identity, but {} use{} {} through it",
+                "{} has no workload identity, but {} use{} {} through it{why}",
                 wiring.name(),
                 describe_objects(&broken),
                 verb_s(broken.len()),
                 join_words(&services),
             ),
-            format!(
-                "kubectl azflux enable --controllers {}{mode_hint} --client-id CLIENT_ID --tenant-id TENANT_ID",
-                wiring.name()
-            ),
+            fix,
         );
     }
     Ok(())
@@ -164,7 +227,7 @@ CLIENT_ID` and restart the controller. Manual mode: set AZURE_CLIENT_ID in the D
     run: sa_missing_client_id,
 };
 
-fn sa_missing_client_id(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn sa_missing_client_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in relevant(snapshot)? {
         match wiring.mode {
             WiringMode::Webhook => match wiring.service_account {
@@ -245,7 +308,7 @@ in Flux reads only the annotation and has no fallback.",
     run: sa_missing_tenant_id,
 };
 
-fn sa_missing_tenant_id(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn sa_missing_tenant_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in relevant(snapshot)? {
         match wiring.mode {
             WiringMode::Webhook => {
@@ -309,7 +372,7 @@ and its tenant ID in the annotation or env var.",
 };
 
 fn identity_annotation_malformed(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     for wiring in relevant(snapshot)? {
@@ -377,7 +440,7 @@ fn misplaced_label_on(wiring: &ControllerWiring<'_>) -> Vec<ObjectRef> {
     places
 }
 
-fn pod_label_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn pod_label_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in in_mode(snapshot, WiringMode::Webhook)? {
         let labelled = has_use_label(&wiring.workload.template_labels);
         // A label sitting elsewhere is reported by label-on-wrong-object, with the same fix.
@@ -417,7 +480,7 @@ other object, where it does nothing.",
     run: label_on_wrong_object,
 };
 
-fn label_on_wrong_object(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn label_on_wrong_object(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in in_mode(snapshot, WiringMode::Webhook)? {
         if has_use_label(&wiring.workload.template_labels) {
             continue;
@@ -452,7 +515,7 @@ correct now.",
     run: pod_not_mutated,
 };
 
-fn pod_not_mutated(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn pod_not_mutated(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let pods = snapshot.pods.get()?;
     for wiring in in_mode(snapshot, WiringMode::Webhook)? {
         if !has_use_label(&wiring.workload.template_labels) {
@@ -530,7 +593,7 @@ api://AzureADTokenExchange, expirationSeconds 3600, path azure-token) mounted re
     run: token_volume_missing,
 };
 
-fn token_volume_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn token_volume_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in in_mode(snapshot, WiringMode::Manual)? {
         let volumes = token_volumes(wiring.workload);
         let message = if volumes.is_empty() {
@@ -576,7 +639,7 @@ projected volume.",
     run: token_audience_mismatch,
 };
 
-fn token_audience_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn token_audience_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in in_mode(snapshot, WiringMode::Manual)? {
         for (volume, _) in token_volumes(wiring.workload) {
             for token in &volume.projected_tokens {
@@ -617,7 +680,7 @@ or directory` at every reconcile.",
     run: token_path_mismatch,
 };
 
-fn token_path_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn token_path_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for wiring in in_mode(snapshot, WiringMode::Manual)? {
         let candidates: Vec<String> = token_volumes(wiring.workload)
             .iter()
@@ -684,7 +747,7 @@ when the registry suffix does not tell).",
     run: authority_host_mismatch,
 };
 
-fn authority_host_mismatch(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn authority_host_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let cloud = expected_cloud(snapshot);
     for wiring in in_mode(snapshot, WiringMode::Manual)? {
         let env = wiring
@@ -734,43 +797,191 @@ pub static LEGACY_AAD_POD_IDENTITY: Check = Check {
     name: "legacy-aad-pod-identity",
     area: Area::Controllers,
     severity: Severity::Warning,
-    title: "A controller still uses AAD Pod Identity",
-    explanation: "AAD Pod Identity (the `aadpodidbinding` label, `AZURE_AUTH_METHOD=msi`) was \
-deprecated in 2022 and is not supported on current AKS versions. Flux's Azure code uses workload \
-identity; the NMI interception it relied on is gone after an upgrade.",
-    fix: "Remove the `aadpodidbinding` label and AZURE_AUTH_METHOD, and wire workload identity \
-instead (`kubectl azflux enable`).",
+    title: "A controller or a workload Flux depends on uses AAD Pod Identity",
+    explanation: "AAD Pod Identity (the `aadpodidbinding` pod label and its AzureIdentityBinding) \
+was deprecated in 2022 and is not supported on current AKS. Its NMI answers a pod's managed \
+identity (IMDS) requests. kustomize-controller before v1.0.0-rc.1 (Flux 0.x) reaches IMDS for Key \
+Vault only with `AZURE_AUTH_METHOD=msi`; without it SOPS runs the Azure CLI, which its image \
+lacks (`Invoking Azure CLI failed`). From v1.0.0-rc.1 `AZURE_AUTH_METHOD` is not read at all and \
+workload identity, when wired, comes before the managed identity. A credential-sync workload \
+that refreshes a Flux object's registry Secret through pod identity stops with it.",
+    fix: "Upgrade Flux to 2.0 or later if it is older, then wire workload identity \
+(`kubectl azflux enable`) and remove the `aadpodidbinding` label and AZURE_AUTH_METHOD. For a \
+credential sync: set `provider: azure` on the objects and drop the sync.",
     run: legacy_aad_pod_identity,
 };
 
-fn legacy_aad_pod_identity(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    let controllers = snapshot.controllers.get()?;
-    if controllers.is_empty() {
-        return Err(no_controllers(snapshot));
-    }
-    for workload in controllers {
-        let mut signs = Vec::new();
-        if workload.template_labels.contains_key("aadpodidbinding")
-            || workload.labels.contains_key("aadpodidbinding")
-        {
-            signs.push("label aadpodidbinding".to_string());
-        }
-        if workload
+/// Flux objects that read a Secret a workload fills: the workload's env or envFrom ConfigMaps
+/// name the Secret (how credential syncs are configured).
+fn fed_objects<'a>(
+    snapshot: &'a Snapshot,
+    workload: &Workload,
+) -> Vec<(&'a crate::model::FluxObject, String)> {
+    let mut values: Vec<String> = workload
+        .env_from_config_maps
+        .iter()
+        .filter_map(|cm| snapshot.config_map(&workload.namespace, cm))
+        .flat_map(|cm| cm.data.values().cloned())
+        .collect();
+    values.extend(
+        workload
             .containers
             .iter()
-            .any(|c| c.env("AZURE_AUTH_METHOD").and_then(|e| e.value.as_deref()) == Some("msi"))
-        {
-            signs.push("env AZURE_AUTH_METHOD=msi".to_string());
+            .flat_map(|c| &c.env)
+            .filter_map(|e| e.value.clone()),
+    );
+    snapshot
+        .flux
+        .objects
+        .iter()
+        .filter(|o| o.namespace == workload.namespace)
+        .filter_map(|o| {
+            let secret = o.secret_ref.as_ref()?;
+            values
+                .iter()
+                .any(|v| v == secret)
+                .then(|| (o, secret.clone()))
+        })
+        .collect()
+}
+
+fn binding_of(snapshot: &Snapshot, namespace: &str, selector: &str) -> String {
+    snapshot
+        .pod_identity_bindings
+        .iter()
+        .find(|b| b.namespace == namespace && b.selector == selector)
+        .map_or_else(
+            || format!("binding {selector}"),
+            |b| match &b.client_id {
+                Some(id) => format!(
+                    "AzureIdentityBinding {}, identity {} ({id})",
+                    b.name, b.identity
+                ),
+                None => format!("AzureIdentityBinding {}, identity {}", b.name, b.identity),
+            },
+        )
+}
+
+fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    snapshot.controllers.get()?;
+    for wiring in snapshot.wirings() {
+        let path = wiring.path;
+        let name = wiring.name();
+        let running = path.running.describe();
+        let auth_method = wiring
+            .workload
+            .main_container()
+            .and_then(|c| c.env("AZURE_AUTH_METHOD"))
+            .map(|e| e.value.clone().unwrap_or_default());
+        let uses = if wiring.needed_by.is_empty() {
+            "nothing uses Azure through it".to_string()
+        } else {
+            format!(
+                "{} rel{} on it",
+                describe_objects(&wiring.needed_by),
+                if wiring.needed_by.len() == 1 {
+                    "ies"
+                } else {
+                    "y"
+                }
+            )
+        };
+        let too_old = supports_workload_identity(name, &path.running) == Some(false);
+        let upgrade = features::workload_identity(name)
+            .filter(|_| too_old)
+            .map(|f| {
+                format!(
+                    "upgrade Flux to {} or later first (workload identity came with {} {}), then ",
+                    f.upgrade_to(),
+                    name,
+                    f.since
+                )
+            })
+            .unwrap_or_default();
+        let migrate = format!(
+            "{upgrade}wire workload identity ({}) and remove the aadpodidbinding label and AZURE_AUTH_METHOD",
+            identity_fix(snapshot, wiring.workload)
+        );
+        match (&path.credential, &path.pod_identity) {
+            (
+                ControllerCredential::ManagedIdentity {
+                    pod_identity: Some(selector),
+                    ..
+                },
+                _,
+            ) => {
+                let binding = binding_of(snapshot, &wiring.workload.namespace, selector);
+                let how = match auth_method.as_deref() {
+                    Some("msi") if too_old => ", AZURE_AUTH_METHOD=msi".to_string(),
+                    Some(_) if !too_old => {
+                        "; its AZURE_AUTH_METHOD is not read by this release".to_string()
+                    }
+                    _ => String::new(),
+                };
+                findings.add(
+                    wiring.workload.object_ref(),
+                    format!("{name} {running} authenticates to Azure through AAD Pod Identity ({binding}{how}), deprecated and not supported on current AKS; {uses}"),
+                    migrate,
+                );
+            }
+            (ControllerCredential::AzureCli, Some(selector)) => {
+                findings
+                    .add(
+                        wiring.workload.object_ref(),
+                        format!("{name} {running} has the AAD Pod Identity label (binding {selector}) but no AZURE_AUTH_METHOD=msi: SOPS runs the Azure CLI, which the image lacks, so every Key Vault decryption fails with `Invoking Azure CLI failed`; {uses}"),
+                        format!("set AZURE_AUTH_METHOD=msi to keep pod identity, or {migrate}"),
+                    )
+                    .severity(Severity::Error);
+            }
+            (_, Some(selector)) => {
+                findings
+                    .add(
+                        wiring.workload.object_ref(),
+                        format!("{name} {running} still carries the AAD Pod Identity label (binding {selector}); it is inert: {} comes first", path.credential.describe()),
+                        "remove the aadpodidbinding label (and the AzureIdentityBinding if nothing else uses it)",
+                    )
+                    .severity(Severity::Info);
+            }
+            (_, None) if auth_method.is_some() && !too_old => {
+                findings
+                    .add(
+                        wiring.workload.object_ref(),
+                        format!("{name} {running} sets AZURE_AUTH_METHOD, which it does not read (only kustomize-controller before v1.0.0-rc.1 did): it uses {}", path.credential.describe()),
+                        "remove AZURE_AUTH_METHOD from the Deployment",
+                    )
+                    .severity(Severity::Info);
+            }
+            _ => {}
         }
-        if !signs.is_empty() {
+    }
+    pod_identity_feeders(snapshot, findings);
+    Ok(())
+}
+
+/// Workloads that refresh a Flux object's Secret through AAD Pod Identity.
+fn pod_identity_feeders(snapshot: &Resolved, findings: &mut Findings<'_>) {
+    for workload in snapshot.workloads.known().into_iter().flatten() {
+        let Some(selector) = workload.template_labels.get("aadpodidbinding") else {
+            continue;
+        };
+        for (object, secret) in fed_objects(snapshot, workload) {
             findings.add(
                 workload.object_ref(),
-                format!("{} uses AAD Pod Identity ({})", workload.name, signs.join(", ")),
-                "remove the aadpodidbinding label and AZURE_AUTH_METHOD, then wire workload identity: kubectl azflux enable",
+                format!(
+                    "{} refreshes Secret {secret}, which {} authenticates with, through AAD Pod Identity ({}), deprecated and not supported on current AKS",
+                    workload.object_ref(),
+                    object.object_ref(),
+                    binding_of(snapshot, &workload.namespace, selector)
+                ),
+                format!(
+                    "let Flux log in itself: set spec.provider: azure on {} and drop its secretRef, wire {} with workload identity, then remove {}",
+                    object.object_ref(),
+                    object.kind.map_or("its controller", crate::model::azure_use::controller_for),
+                    workload.name
+                ),
             );
         }
     }
-    Ok(())
 }
 
 pub static CONTROLLER_IDENTITY_UNUSED: Check = Check {
@@ -781,30 +992,56 @@ pub static CONTROLLER_IDENTITY_UNUSED: Check = Check {
     title: "A controller is wired for Azure but nothing uses its identity",
     explanation: "The controller carries workload identity wiring, but no Flux object \
 authenticates to Azure through it (none has `provider: azure` without its own \
-`serviceAccountName`). This is harmless, but the identity's roles are granted for nothing; \
-remove the wiring or the roles if they are not planned for use.",
+`serviceAccountName`, no Kustomization decrypts with Key Vault through it). This is harmless, \
+but the identity's roles are granted for nothing. Often another controller serves the objects \
+the wiring was meant for (OCI HelmRepositories are pulled by source-controller, not \
+helm-controller).",
     fix: "Nothing is broken. Remove the wiring (and the identity's role assignments) if no \
-object will need it.",
+object will need it, or move it to the controller that serves the objects.",
     run: controller_identity_unused,
 };
 
 fn controller_identity_unused(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     snapshot.flux.complete()?;
     for wiring in relevant(snapshot)? {
-        if wiring.mode != WiringMode::None && wiring.needed_by.is_empty() {
-            findings.add(
-                wiring.workload.object_ref(),
-                format!(
-                    "{} is wired for workload identity ({} mode), but no Flux object uses Azure through it",
-                    wiring.name(),
-                    wiring.mode
-                ),
-                "no action needed; remove the wiring if no object will use it",
-            );
+        if wiring.mode == WiringMode::None || !wiring.needed_by.is_empty() {
+            continue;
         }
+        // A Secret that overrides the identity is reported, with the identity, as such.
+        if snapshot
+            .uses()
+            .any(|u| u.controller == wiring.name() && u.path.bypasses.is_some())
+        {
+            continue;
+        }
+        let needing: Vec<String> = snapshot
+            .wirings()
+            .into_iter()
+            .filter(|w| {
+                w.name() != wiring.name() && only_node_identity(w) && !w.needed_by.is_empty()
+            })
+            .map(|w| format!("{} ({})", w.name(), describe_objects(&w.needed_by)))
+            .collect();
+        let hint = if needing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the objects that need an identity are served by {}",
+                join_words(&needing)
+            )
+        };
+        findings.add(
+            wiring.workload.object_ref(),
+            format!(
+                "{} is wired for workload identity ({} mode), but no Flux object uses Azure through it{hint}",
+                wiring.name(),
+                wiring.mode
+            ),
+            "no action needed; remove the wiring if no object will use it",
+        );
     }
     Ok(())
 }
@@ -816,19 +1053,21 @@ pub static KUBELET_IDENTITY_FALLBACK: Check = Check {
     severity: Severity::Warning,
     title: "ACR objects rely on the AKS kubelet identity",
     explanation: "On AKS, an ACR-backed object with `provider: azure` whose controller has no \
-workload identity authenticates with the node's kubelet managed identity (what the AKS Flux \
-extension's `useKubeletIdentity` does). It works only if that identity has AcrPull on the \
-registry, and needs AZURE_CLIENT_ID when the nodes carry several identities. It is a \
-deliberate setup for some, an accident for others; anything other than ACR does not work this \
-way.",
-    fix: "Keep it if intended (grant the kubelet identity AcrPull), or wire the controller with \
-its own identity: `kubectl azflux enable --controllers NAME`.",
+workload identity authenticates with the node's kubelet managed identity over IMDS (what the \
+AKS Flux extension's `useKubeletIdentity` does). It works only if that identity has AcrPull on \
+the registry, and when the node pool carries several user-assigned identities IMDS needs to be \
+told which: AZURE_CLIENT_ID on the controller. Anything other than ACR does not work this way.",
+    fix: "Keep it if intended (grant the kubelet identity AcrPull; set AZURE_CLIENT_ID when the \
+nodes have several identities), or wire the controller with its own identity: `kubectl azflux \
+enable --controllers NAME`.",
     run: kubelet_identity_fallback,
 };
 
-fn kubelet_identity_fallback(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    for wiring in relevant(snapshot)? {
-        if wiring.mode != WiringMode::None {
+fn kubelet_identity_fallback(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    snapshot.service_accounts.get()?;
+    for wiring in snapshot.wirings() {
+        if !only_node_identity(&wiring) {
             continue;
         }
         let (acr, _) = unwired_uses(snapshot, &wiring);
@@ -840,20 +1079,248 @@ fn kubelet_identity_fallback(snapshot: &Snapshot, findings: &mut Findings<'_>) -
         } else {
             "if this runs on AKS"
         };
+        let picked = match &wiring.path.credential {
+            ControllerCredential::ManagedIdentity {
+                client_id: Some(id),
+                ..
+            } => {
+                format!(" (AZURE_CLIENT_ID {id} picks the node identity)")
+            }
+            _ => ", and AZURE_CLIENT_ID if the node pool has several identities".to_string(),
+        };
         findings.add(
             wiring.workload.object_ref(),
             format!(
-                "{} use{} Azure Container Registry through {}, which has no workload identity: {where_} the kubelet identity is used, which needs AcrPull on the registry",
+                "{} use{} Azure Container Registry through {}, which has no workload identity: {where_} the kubelet identity is used, which needs AcrPull on the registry{picked}",
                 describe_objects(&acr),
                 verb_s(acr.len()),
                 wiring.name()
             ),
             format!(
-                "grant the kubelet identity AcrPull, or give {} its own identity: kubectl azflux enable --controllers {} --client-id CLIENT_ID --tenant-id TENANT_ID",
+                "grant the kubelet identity AcrPull, or give {} its own identity: {}",
                 wiring.name(),
-                wiring.name()
+                identity_fix(snapshot, wiring.workload)
             ),
         );
+    }
+    Ok(())
+}
+
+pub static WIRING_IGNORED_BY_VERSION: Check = Check {
+    id: "AZF034",
+    name: "wiring-ignored-by-version",
+    area: Area::Controllers,
+    severity: Severity::Error,
+    title: "A controller is wired for workload identity its release does not have",
+    explanation: "Workload identity arrived with source- and kustomize-controller v1.0.0-rc.1 \
+and image-reflector-controller v0.27.0 (Flux 2.0), image-automation-controller v0.39.0 (Flux \
+2.4) and notification-controller v1.6.0 (Flux 2.6). An older controller ignores the annotations, \
+label and env vars: its Azure SDK has no workload identity credential, so it goes on to a \
+managed identity over IMDS (the node's, or AAD Pod Identity's) and the wiring looks right while \
+nothing uses it.",
+    fix: "Upgrade Flux to the release named first; the wiring then takes effect (restart the \
+controller). Until then keep what this release supports.",
+    run: wiring_ignored_by_version,
+};
+
+fn wiring_ignored_by_version(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    for wiring in snapshot.wirings() {
+        if wiring.mode == WiringMode::None
+            || supports_workload_identity(wiring.name(), &wiring.path.running) != Some(false)
+        {
+            continue;
+        }
+        let Some(feature) = features::workload_identity(wiring.name()) else {
+            continue;
+        };
+        findings.add(
+            wiring.workload.object_ref(),
+            format!(
+                "{} {} is wired for workload identity ({} mode), which it does not have (it came with {} {}, Flux {}): it uses {}",
+                wiring.name(),
+                wiring.path.running.describe(),
+                wiring.mode,
+                feature.controller,
+                feature.since,
+                feature.flux,
+                wiring.path.credential.describe()
+            ),
+            format!("upgrade Flux to {} or later first; the wiring then applies after a restart", feature.upgrade_to()),
+        );
+    }
+    Ok(())
+}
+
+pub static CONTROLLER_WILL_NOT_START: Check = Check {
+    id: "AZF035",
+    name: "controller-will-not-start",
+    area: Area::Controllers,
+    severity: Severity::Error,
+    title: "A controller's flags make it exit at start",
+    explanation: "image-reflector-controller v1.0.0 (Flux 2.7) removed `--azure-autologin-for-acr`; \
+the flag parser then rejects it (`unknown flag`) and the container exits. From Flux 2.7 every \
+controller also refuses to start with a `--default-*-service-account` lockdown flag but without \
+`--feature-gates=ObjectLevelWorkloadIdentity=true` (`cannot set default service accounts when \
+the feature gate ObjectLevelWorkloadIdentity is not enabled`). Nothing it reconciles moves.",
+    fix: "Remove the removed flag (set `provider: azure` on the ImageRepositories instead), or add \
+the feature gate next to the lockdown flag.",
+    run: controller_will_not_start,
+};
+
+fn controller_will_not_start(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    for wiring in snapshot.wirings() {
+        if let Some(why) = &wiring.path.start_failure {
+            findings.add(
+                wiring.workload.object_ref(),
+                format!("{} {} does not start: {why}", wiring.name(), wiring.path.running.describe()),
+                if why.contains(crate::resolve::AUTOLOGIN_FLAG) {
+                    format!("remove {} from the container args and set spec.provider: azure on the ImageRepositories", crate::resolve::AUTOLOGIN_FLAG)
+                } else {
+                    format!("add --feature-gates={}=true to {}'s args ({})", crate::model::version::OBJECT_LEVEL_GATE, wiring.name(), enable_command(snapshot, &format!("--object-level --controllers {}", wiring.name())))
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The pod annotation AKS identity bindings add (azure-workload-identity webhook v1.6.0 with
+/// the custom token endpoint), and the audience of the token it then projects.
+pub const IDENTITY_BINDING_ANNOTATION: &str = "azure.workload.identity/use-identity-binding";
+pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+
+pub static IDENTITY_BINDING_UNSUPPORTED: Check = Check {
+    id: "AZF036",
+    name: "identity-binding-unsupported",
+    area: Area::Controllers,
+    severity: Severity::Error,
+    title: "A Flux controller is set up for AKS identity bindings, which Flux does not support",
+    explanation: "With `azure.workload.identity/use-identity-binding: \"true\"` on the pod, the \
+webhook (v1.6.0) projects the token with audience `api://AKSIdentityBinding` and points the pod \
+at a token proxy. Flux's Azure SDK never opts in to the proxy (`EnableAzureTokenProxy`), so it \
+sends that token straight to Entra ID, which refuses it: the federated credential expects \
+`api://AzureADTokenExchange`. Identity bindings lift the 20-credential limit for apps; Flux \
+needs a federated credential per ServiceAccount.",
+    fix: "Remove the annotation (or the `api://AKSIdentityBinding` audience) from the controller \
+and give its ServiceAccount a federated credential (`kubectl azflux enable --federate`).",
+    run: identity_binding_unsupported,
+};
+
+fn identity_binding_unsupported(
+    snapshot: &Resolved,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    for workload in snapshot.controllers.get()? {
+        let annotated = workload
+            .template_annotations
+            .get(IDENTITY_BINDING_ANNOTATION)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let audience = workload.volumes.iter().any(|v| {
+            v.projected_tokens
+                .iter()
+                .any(|t| t.audience.as_deref() == Some(IDENTITY_BINDING_AUDIENCE))
+        });
+        if annotated || audience {
+            let how = if annotated {
+                format!("its pod template has `{IDENTITY_BINDING_ANNOTATION}: \"true\"`")
+            } else {
+                format!("it projects a token with audience {IDENTITY_BINDING_AUDIENCE}")
+            };
+            findings.add(
+                workload.object_ref(),
+                format!("{} is set up for AKS identity bindings ({how}): Flux does not support them, Entra ID refuses the {IDENTITY_BINDING_AUDIENCE} token it would present", workload.name),
+                format!("remove {IDENTITY_BINDING_ANNOTATION} from {}'s pod template and federate its ServiceAccount instead", workload.name),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Webhook settings that are pod annotations (azure-workload-identity pkg/webhook/consts.go);
+/// as labels the webhook never reads them.
+const WEBHOOK_ANNOTATIONS: [&str; 5] = [
+    "azure.workload.identity/inject-proxy-sidecar",
+    "azure.workload.identity/proxy-sidecar-port",
+    "azure.workload.identity/skip-containers",
+    "azure.workload.identity/service-account-token-expiration",
+    IDENTITY_BINDING_ANNOTATION,
+];
+
+pub static PATCH_MISPLACED_FIELD: Check = Check {
+    id: "AZF037",
+    name: "patch-misplaced-field",
+    area: Area::Controllers,
+    severity: Severity::Error,
+    title: "A patch put a field where the API or the webhook does not read it",
+    explanation: "A kustomize patch that writes `containers` (or `env`) under a Deployment's `spec` \
+instead of `spec.template.spec` produces a field the Deployment API does not have: the API server \
+refuses the object, so the Kustomization that applies the controllers fails, and the env var \
+never reaches the container. The webhook's settings (`inject-proxy-sidecar`, `skip-containers`, \
+`service-account-token-expiration`, ...) are pod annotations; given as labels they do nothing.",
+    fix: "Move the field to `spec.template.spec.containers[]` (or `spec.template.metadata.annotations` \
+for webhook settings).",
+    run: patch_misplaced_field,
+};
+
+fn patch_misplaced_field(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    for workload in snapshot.controllers.get()? {
+        for field in &workload.unknown_fields {
+            findings.add(
+                workload.object_ref(),
+                format!("{} has `{field}`, which a Deployment does not have: the API server refuses the object (`field not declared in schema`), so the Kustomization that applies it fails", workload.object_ref()),
+                format!("move `{field}` under spec.template.spec in the patch"),
+            );
+        }
+        for key in WEBHOOK_ANNOTATIONS {
+            if workload.template_labels.contains_key(key) || workload.labels.contains_key(key) {
+                findings
+                    .add(
+                        workload.object_ref(),
+                        format!("`{key}` is a label on {}, but the webhook reads it only as a pod annotation: it does nothing", workload.name),
+                        format!("move `{key}` to spec.template.metadata.annotations, or drop it"),
+                    )
+                    .severity(Severity::Warning);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub const PROXY_SIDECAR_ANNOTATION: &str = "azure.workload.identity/inject-proxy-sidecar";
+
+pub static PROXY_SIDECAR_UNNEEDED: Check = Check {
+    id: "AZF038",
+    name: "proxy-sidecar-unneeded",
+    area: Area::Controllers,
+    severity: Severity::Info,
+    title: "A Flux controller asks for the workload identity proxy sidecar, which it does not need",
+    explanation: "`azure.workload.identity/inject-proxy-sidecar` (any value, even \"false\") makes \
+the webhook add a privileged init container with NET_ADMIN and a proxy that answers IMDS calls \
+for SDKs without workload identity. Flux's controllers read the federated token themselves; the \
+proxy only adds a container the namespace's pod security may refuse.",
+    fix: "Remove the annotation from the controller's pod template.",
+    run: proxy_sidecar_unneeded,
+};
+
+fn proxy_sidecar_unneeded(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    for wiring in snapshot.wirings() {
+        if wiring
+            .workload
+            .template_annotations
+            .contains_key(PROXY_SIDECAR_ANNOTATION)
+            && supports_workload_identity(wiring.name(), &wiring.path.running) != Some(false)
+        {
+            findings.add(
+                wiring.workload.object_ref(),
+                format!("{} asks the webhook for the proxy sidecar ({PROXY_SIDECAR_ANNOTATION}); {} reads the federated token itself", wiring.workload.object_ref(), wiring.name()),
+                format!("remove {PROXY_SIDECAR_ANNOTATION} from {}'s pod template", wiring.name()),
+            );
+        }
     }
     Ok(())
 }

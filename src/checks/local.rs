@@ -1,7 +1,8 @@
 //! AZF001-AZF005: the local side, read from the kubeconfig context in use.
 
 use super::{Area, Check, Findings, FixAction, Severity};
-use crate::model::{LocalConfig, ObjectRef, Skip, Snapshot};
+use crate::model::{LocalConfig, ObjectRef, Skip};
+use crate::resolve::Resolved;
 use crate::wiring::AKS_AAD_SERVER_ID;
 
 /// The fix for an azure auth provider or a device-code login: kubelogin's Azure CLI mode.
@@ -52,7 +53,7 @@ path into the kubeconfig.",
     run: exec_plugin_not_found,
 };
 
-fn exec_plugin_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn exec_plugin_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let local = snapshot.local.get()?;
     if let Some(exec) = local.exec.as_ref().filter(|e| e.resolved.is_none()) {
         let hint = if exec.is_kubelogin {
@@ -89,7 +90,7 @@ aks get-credentials`, which writes the exec format).",
 };
 
 fn legacy_azure_auth_provider(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let local = snapshot.local.get()?;
@@ -123,7 +124,7 @@ copy and screen share carries it. The value is never printed by doctor; only whe
     run: secret_in_kubeconfig,
 };
 
-fn secret_in_kubeconfig(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn secret_in_kubeconfig(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let local = snapshot.local.get()?;
     for location in &local.secret_locations {
         findings.add(
@@ -153,7 +154,7 @@ applies to the tenant, and in CI it waits for a human forever. The Azure CLI log
 };
 
 fn kubelogin_devicecode_login(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let local = snapshot.local.get()?;
@@ -191,7 +192,7 @@ with `az aks get-credentials` and convert it with kubelogin.",
 };
 
 fn kubelogin_unexpected_server_id(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let local = snapshot.local.get()?;

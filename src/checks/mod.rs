@@ -18,7 +18,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{ObjectRef, Skip, Snapshot};
+use crate::model::{ObjectRef, Skip};
+use crate::resolve::Resolved;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,11 +73,11 @@ impl Area {
     }
 }
 
-/// What a check runs on: doctor's [`Snapshot`] by default, the fleet's for `clusters`.
-pub type RunFn<I = Snapshot> = fn(&I, &mut Findings<'_, I>) -> Result<(), Skip>;
+/// What a check runs on: doctor's [`Resolved`] snapshot by default, the fleet's for `clusters`.
+pub type RunFn<I = Resolved> = fn(&I, &mut Findings<'_, I>) -> Result<(), Skip>;
 
 /// One diagnosis rule: stable metadata plus the function that applies it.
-pub struct Check<I: 'static = Snapshot> {
+pub struct Check<I: 'static = Resolved> {
     /// `AZF` + 3 digits; never reused for another check.
     pub id: &'static str,
     /// Kebab-case name of the problem it finds.
@@ -125,8 +126,13 @@ pub static CHECKS: &[&Check] = &[
     &controllers::LEGACY_AAD_POD_IDENTITY,
     &controllers::CONTROLLER_IDENTITY_UNUSED,
     &controllers::KUBELET_IDENTITY_FALLBACK,
+    &controllers::WIRING_IGNORED_BY_VERSION,
+    &controllers::CONTROLLER_WILL_NOT_START,
+    &controllers::IDENTITY_BINDING_UNSUPPORTED,
+    &controllers::PATCH_MISPLACED_FIELD,
+    &controllers::PROXY_SIDECAR_UNNEEDED,
     &objects::AZURE_ENDPOINT_WITHOUT_PROVIDER,
-    &objects::PROVIDER_AZURE_WITH_SECRETREF,
+    &objects::SECRET_OVERRIDES_WORKLOAD_IDENTITY,
     &objects::GITREPOSITORY_SA_REQUIRES_PROVIDER_AZURE,
     &objects::FLUX_VERSION_TOO_OLD,
     &objects::OBJECT_LEVEL_GATE_MISSING,
@@ -136,6 +142,8 @@ pub static CHECKS: &[&Check] = &[
     &objects::OBJECT_LEVEL_ON_AKS_UNSTABLE,
     &objects::REMOTE_CLUSTER_EXEC_KUBECONFIG,
     &objects::SECRET_BASED_AZURE_AUTH,
+    &objects::API_VERSION_NOT_SERVED,
+    &objects::FEDERATED_CREDENTIAL_UNUSED,
     &azure::AKS_OIDC_ISSUER_DISABLED,
     &azure::AKS_WORKLOAD_IDENTITY_DISABLED,
     &azure::ISSUER_MISMATCH_CLUSTER,
@@ -197,6 +205,55 @@ pub fn describe(key: &str) -> Option<Doc> {
     catalogue().find(|c| c.id.eq_ignore_ascii_case(key) || c.name == key)
 }
 
+/// Placeholders a fix leaves for the values the tool cannot know.
+pub const IDS: &str = "--client-id CLIENT_ID --tenant-id TENANT_ID";
+
+/// The `kubectl azflux enable` line that makes a change where the diagnosis came from: live,
+/// or as a Git edit of the folder `doctor -k` rendered.
+pub fn enable_command(snapshot: &crate::model::Snapshot, args: &str) -> String {
+    use crate::model::Source;
+    match &snapshot.source {
+        Source::Live { .. } => format!("kubectl azflux enable {args}"),
+        Source::Manifests { inputs } => {
+            let folders: Vec<&str> = inputs
+                .iter()
+                .filter_map(|i| i.strip_prefix("-k "))
+                .collect();
+            let dir = match folders.as_slice() {
+                [one] => (*one).to_string(),
+                _ => "DIR".to_string(),
+            };
+            format!("kubectl azflux enable --gitops {dir} {args}")
+        }
+    }
+}
+
+/// How to give a controller an identity, fitted to what manages it: the AKS Flux extension's
+/// settings (it reverts anything else), else `enable`.
+pub fn identity_fix(
+    snapshot: &crate::model::Snapshot,
+    workload: &crate::model::Workload,
+) -> String {
+    if owned_by_aks_extension(&workload.labels) || owned_by_aks_extension(&workload.template_labels)
+    {
+        return EXTENSION_IDENTITY.to_string();
+    }
+    // Where the webhooks are known, say which mode `enable` will pick.
+    let mode = match snapshot.webhooks.known() {
+        Some(hooks) if !hooks.is_empty() => " --mode webhook",
+        Some(_) => " --mode manual",
+        None => "",
+    };
+    enable_command(
+        snapshot,
+        &format!("--controllers {}{mode} {IDS}", workload.name),
+    )
+}
+
+/// The AKS Flux extension's workload identity settings (one identity for its controllers;
+/// MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
+pub const EXTENSION_IDENTITY: &str = "az k8s-extension update --resource-group RESOURCE_GROUP --cluster-name CLUSTER --cluster-type managedClusters --name flux --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID workloadIdentity.azureTenantId=TENANT_ID";
+
 /// A change that fixes a finding, as data: `enable` plans from these, reports print them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -234,7 +291,7 @@ pub enum FixAction {
 }
 
 /// One problem on one object.
-pub struct Finding<I: 'static = Snapshot> {
+pub struct Finding<I: 'static = Resolved> {
     pub check: &'static Check<I>,
     pub severity: Severity,
     pub subject: ObjectRef,
@@ -271,7 +328,7 @@ impl<I> Clone for Finding<I> {
 }
 
 /// What a check writes its findings into; it stamps them with the check's identity.
-pub struct Findings<'a, I: 'static = Snapshot> {
+pub struct Findings<'a, I: 'static = Resolved> {
     check: &'static Check<I>,
     out: &'a mut Vec<Finding<I>>,
 }
@@ -315,7 +372,7 @@ pub enum Status {
     Skip(String),
 }
 
-pub struct CheckResult<I: 'static = Snapshot> {
+pub struct CheckResult<I: 'static = Resolved> {
     pub check: &'static Check<I>,
     pub status: Status,
 }
@@ -336,7 +393,7 @@ impl<I> Clone for CheckResult<I> {
 }
 
 /// The outcome of running the catalogue over one snapshot.
-pub struct Diagnosis<I: 'static = Snapshot> {
+pub struct Diagnosis<I: 'static = Resolved> {
     pub results: Vec<CheckResult<I>>,
     /// Sorted by check order, then subject, then message, so output is deterministic.
     pub findings: Vec<Finding<I>>,
@@ -373,8 +430,8 @@ impl<I> Diagnosis<I> {
     }
 }
 
-pub fn diagnose(snapshot: &Snapshot) -> Diagnosis {
-    run_checks(CHECKS, snapshot)
+pub fn diagnose(resolved: &Resolved) -> Diagnosis {
+    run_checks(CHECKS, resolved)
 }
 
 /// Runs `checks` in order over `input`.

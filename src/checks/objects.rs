@@ -1,18 +1,19 @@
-//! AZF040-AZF051: the Flux objects that talk to Azure: provider fields, object-level identity
-//! (feature gate, ServiceAccounts, lockdown defaults), version gates, remote clusters and
-//! secret-based credentials.
+//! AZF040-AZF052: the Flux objects that talk to Azure: the credential each one's controller
+//! really uses for it (the resolver decides; these checks judge), object-level identity
+//! (feature gate, ServiceAccounts, lockdown defaults), the releases features need, API
+//! versions, remote clusters, secret-based credentials and federated credentials declared in
+//! Kubernetes.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-use super::{Area, Check, Findings, FixAction, Severity};
-use crate::model::azure_use::{
-    AzureService, AzureUse, Identity, azure_uses, describe_objects, join_words, verb_s,
-};
-use crate::model::version::{
-    OBJECT_LEVEL_GATE, Version, controller_version, flux_version, object_level_enabled,
-};
+use super::{Area, Check, Findings, FixAction, Severity, enable_command};
+use crate::model::azure_use::{AzureService, describe_objects, join_words, verb_s};
+use crate::model::version::OBJECT_LEVEL_GATE;
 use crate::model::{FluxKind, FluxObject, ObjectRef, Skip, Snapshot};
-use crate::wiring::{AZURE_CHINA, CLIENT_ID_ANNOTATION, Cloud, TENANT_ID_ANNOTATION, host_of};
+use crate::resolve::features::{self, Feature, Running};
+use crate::resolve::{AzureUse, Credential, Resolved, SecretHolds};
+use crate::wiring::{CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, is_uuid};
 
 /// Object checks need the objects; a kind that could not be listed is reported by AZF000 and
 /// only hides its own objects.
@@ -24,43 +25,20 @@ fn objects(snapshot: &Snapshot) -> Result<&[FluxObject], Skip> {
     }
 }
 
-fn is_ado_host(host: &str) -> bool {
-    host == "dev.azure.com" || host.ends_with(".visualstudio.com")
+fn controllers_known(snapshot: &Snapshot) -> Result<(), Skip> {
+    if snapshot.controllers.get()?.is_empty() {
+        return Err(Skip(format!(
+            "no Flux controller Deployment in namespace {}",
+            snapshot.flux_namespace
+        )));
+    }
+    Ok(())
 }
 
-/// The Azure service an endpoint belongs to, judged by its host alone.
-fn endpoint_service(object: &FluxObject) -> Option<AzureService> {
-    let url = object.url.as_deref()?;
-    let host = host_of(url);
-    let kind = object.kind?;
-    match kind {
-        FluxKind::GitRepository if is_ado_host(&host) && url.starts_with("https://") => {
-            Some(AzureService::DevOps)
-        }
-        FluxKind::OCIRepository | FluxKind::ImageRepository
-            if crate::wiring::CLOUDS
-                .iter()
-                .any(|c| host.ends_with(c.registry_suffix)) =>
-        {
-            Some(AzureService::ContainerRegistry)
-        }
-        FluxKind::HelmRepository
-            if object.type_.as_deref() == Some("oci")
-                && crate::wiring::CLOUDS
-                    .iter()
-                    .any(|c| host.ends_with(c.registry_suffix)) =>
-        {
-            Some(AzureService::ContainerRegistry)
-        }
-        FluxKind::Bucket
-            if crate::wiring::CLOUDS
-                .iter()
-                .any(|c| host.ends_with(c.storage_suffix)) =>
-        {
-            Some(AzureService::BlobStorage)
-        }
-        _ => None,
-    }
+/// A Flux postBuild substitution (`${VAR}`): resolved when Flux applies the object, so its
+/// value cannot be judged here.
+pub fn is_substitution(value: &str) -> bool {
+    value.contains("${")
 }
 
 pub static AZURE_ENDPOINT_WITHOUT_PROVIDER: Check = Check {
@@ -73,30 +51,31 @@ pub static AZURE_ENDPOINT_WITHOUT_PROVIDER: Check = Check {
 controller-level wiring does not change that. An Azure DevOps URL (dev.azure.com, \
 *.visualstudio.com), an ACR registry (*.azurecr.io, .cn, .us) or a Blob Storage endpoint \
 without it, and without a secretRef, is accessed anonymously: fine for a public registry, \
-`401 Unauthorized` for anything private.",
+`401 Unauthorized` for anything private. image-reflector-controller before v1.0.0 with \
+`--azure-autologin-for-acr` is the exception: it logs in to ACR for such objects.",
     fix: "Set `.spec.provider: azure` on the object (and wire an identity for it), or give it a \
 secretRef if it should use static credentials.",
     run: azure_endpoint_without_provider,
 };
 
 fn azure_endpoint_without_provider(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
-    for object in objects(snapshot)? {
-        let Some(service) = endpoint_service(object) else {
-            continue;
-        };
-        if object.provider_is_azure() || object.secret_ref.is_some() {
+    objects(snapshot)?;
+    for azure_use in snapshot.uses() {
+        if *azure_use.credential != Credential::Anonymous {
             continue;
         }
-        let provider = object.provider.as_deref().unwrap_or("generic (unset)");
+        let object = azure_use.object;
         findings.add(
             object.object_ref(),
             format!(
-                "{} reaches {service} at {} with provider {provider} and no secretRef: Flux will not use workload identity and tries anonymous access",
+                "{} reaches {} at {}: {}; Flux will not use workload identity",
                 object.object_ref(),
-                object.url.as_deref().unwrap_or_default()
+                azure_use.service,
+                object.url.as_deref().unwrap_or_default(),
+                azure_use.path.reason
             ),
             "set spec.provider: azure (or a secretRef for static credentials)",
         );
@@ -104,67 +83,92 @@ fn azure_endpoint_without_provider(
     Ok(())
 }
 
-pub static PROVIDER_AZURE_WITH_SECRETREF: Check = Check {
+pub static SECRET_OVERRIDES_WORKLOAD_IDENTITY: Check = Check {
     id: "AZF041",
-    name: "provider-azure-with-secretref",
+    name: "secret-overrides-workload-identity",
     area: Area::Objects,
     severity: Severity::Warning,
-    title: "Workload identity is requested but a secretRef is set too",
-    explanation: "An object that asks for workload identity (`provider: azure`, or an Azure \
-notification Provider with `serviceAccountName`) and also names a secretRef is ambiguous: for a \
-Bucket the Secret wins and the identity is ignored, for OCI sources the static credentials are \
-used, and the notification Provider API rejects the combination outright.",
-    fix: "Remove `.spec.secretRef` to use workload identity, or drop `provider: azure` / \
-`serviceAccountName` to keep the Secret.",
-    run: provider_azure_with_secretref,
+    title: "A Secret silently takes the place of workload identity",
+    explanation: "Each controller tries static credentials in its own order, and for most kinds \
+they win without a word: an OCIRepository's or HelmRepository's secretRef (or the \
+imagePullSecrets of the ServiceAccount it names) skips the provider login; a Bucket Secret with \
+data is used instead of any identity; a `sops.azure-kv` key in a Kustomization's decryption \
+Secret overrides the controller's and the object's identity, and a `clientId` alone in it means \
+a managed identity over IMDS (the node's identities), not workload identity; an Azure DevOps \
+Provider's token wins over its serviceAccountName; a GitRepository's Secret wins before \
+source-controller v1.6.0. Some combinations the API or the controller refuses outright (a \
+Bucket with both secretRef and serviceAccountName, an Event Hubs Provider with a SAS and a \
+serviceAccountName).",
+    fix: "Remove the static credential (the secretRef, the Secret's key, or the pull secret) to \
+use workload identity, or drop `provider: azure` / serviceAccountName to keep the Secret.",
+    run: secret_overrides_workload_identity,
 };
 
-fn provider_azure_with_secretref(
-    snapshot: &Snapshot,
+fn holds_text(holds: &SecretHolds) -> String {
+    match holds {
+        SecretHolds::ServicePrincipal => "an application's client secret".into(),
+        SecretHolds::Certificate => "an application's certificate".into(),
+        SecretHolds::ManagedIdentity {
+            client_id: Some(id),
+        } => format!("only a client ID ({id}), which means a managed identity over IMDS"),
+        SecretHolds::ManagedIdentity { client_id: None } => {
+            "only a client ID, which means a managed identity over IMDS".into()
+        }
+        SecretHolds::Static { what } => (*what).to_string(),
+        SecretHolds::Unknown => "credentials (its keys were not read)".into(),
+    }
+}
+
+fn secret_overrides_workload_identity(
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
-    for object in objects(snapshot)? {
-        let Some(secret) = &object.secret_ref else {
-            continue;
-        };
-        let (requested, severity, consequence) = match object.kind {
-            Some(FluxKind::Provider) => (
-                object.service_account_name.is_some()
-                    && matches!(
-                        object.type_.as_deref(),
-                        Some("azuredevops" | "azureeventhub")
-                    ),
-                Severity::Error,
-                "the Provider API rejects static credentials together with serviceAccountName",
-            ),
-            // provider: azure + secretRef on a Bucket is the documented certificate path;
-            // only an explicit serviceAccountName makes it a contradiction.
-            Some(FluxKind::Bucket) => (
-                object.provider_is_azure() && object.service_account_name.is_some(),
-                Severity::Warning,
-                "the Secret wins and serviceAccountName is ignored",
-            ),
-            Some(
-                FluxKind::GitRepository
-                | FluxKind::OCIRepository
-                | FluxKind::HelmRepository
-                | FluxKind::ImageRepository,
-            ) => (
-                object.provider_is_azure(),
-                Severity::Warning,
-                "the static credentials in the Secret are used, not workload identity",
-            ),
-            _ => (false, Severity::Warning, ""),
-        };
-        if requested {
+    objects(snapshot)?;
+    for azure_use in snapshot.uses() {
+        let object = azure_use.object;
+        if let Some(refused) = &azure_use.path.refused {
             findings
                 .add(
                     object.object_ref(),
-                    format!("{} asks for workload identity but also sets secretRef {secret}: {consequence}", object.object_ref()),
-                    "remove spec.secretRef to use workload identity, or remove provider: azure / serviceAccountName to keep the Secret",
+                    format!("{}: {refused}", object.object_ref()),
+                    "keep either the Secret or serviceAccountName, not both",
                 )
-                .severity(severity);
+                .severity(Severity::Error);
+            continue;
         }
+        let (Some(bypassed), Credential::Secret { name, holds }) =
+            (&azure_use.path.bypasses, azure_use.credential)
+        else {
+            continue;
+        };
+        let mut message = format!(
+            "{} is set up for {bypassed}, but Secret {name} ({}) takes its place: {}",
+            object.object_ref(),
+            holds_text(holds),
+            azure_use.path.reason
+        );
+        let mut fix = format!(
+            "remove the Secret's credentials (or the reference to {name}) to use {bypassed}, or keep the Secret and drop the workload identity setup"
+        );
+        if let SecretHolds::ManagedIdentity { client_id } = holds {
+            message.push_str("; IMDS knows only the node's managed identities, so on AKS with workload identity this fails unless that identity is assigned to the node pool");
+            let controller_sa = snapshot
+                .controller(azure_use.controller)
+                .and_then(|w| snapshot.service_account(&w.namespace, &w.service_account));
+            if let (Some(id), Some(sa)) = (client_id, controller_sa)
+                && sa.annotations.get(CLIENT_ID_ANNOTATION) == Some(id)
+            {
+                let _ = write!(
+                    message,
+                    " (it is the client ID {} is annotated with: the Secret was meant for workload identity)",
+                    sa.object_ref()
+                );
+            }
+            fix = format!(
+                "remove the sops.azure-kv key from Secret {name} (keep age or PGP keys there if any), so Key Vault is reached with {bypassed}"
+            );
+        }
+        findings.add(object.object_ref(), message, fix);
     }
     Ok(())
 }
@@ -177,25 +181,26 @@ pub static GITREPOSITORY_SA_REQUIRES_PROVIDER_AZURE: Check = Check {
     title: "A GitRepository sets serviceAccountName without `provider: azure`",
     explanation: "Since Flux 2.7 a GitRepository's `serviceAccountName` selects the workload \
 identity for Azure DevOps, and the API rejects it unless `provider: azure` is set \
-(`serviceAccountName can only be set when provider is 'azure'`): the object is not admitted or \
-not updated.",
+(`serviceAccountName can only be set when provider is 'azure'`; from source-controller v1.9.0 \
+also `aws`): the object is not admitted or not updated.",
     fix: "Set `.spec.provider: azure` (HTTPS dev.azure.com URL), or remove `serviceAccountName`.",
     run: gitrepository_sa_requires_provider_azure,
 };
 
 fn gitrepository_sa_requires_provider_azure(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     for object in objects(snapshot)? {
         if object.kind == Some(FluxKind::GitRepository)
             && object.service_account_name.is_some()
             && !object.provider_is_azure()
+            && object.provider.as_deref() != Some("aws")
         {
             findings.add(
                 object.object_ref(),
                 format!(
-                    "{} sets serviceAccountName {} but provider is {}; the API accepts serviceAccountName only with provider: azure",
+                    "{} sets serviceAccountName {} but provider is {}; the API accepts serviceAccountName only with provider: azure (or aws)",
                     object.object_ref(),
                     object.service_account_name.as_deref().unwrap_or_default(),
                     object.provider.as_deref().unwrap_or("unset")
@@ -207,112 +212,83 @@ fn gitrepository_sa_requires_provider_azure(
     Ok(())
 }
 
-/// The Flux release that first supported a use, and how to say it.
-fn required_flux(azure_use: &AzureUse<'_>) -> (Version, &'static str) {
-    let kind = azure_use.object.kind;
-    let object_level = matches!(azure_use.identity, Identity::ServiceAccount(_));
-    match (object_level, azure_use.service, kind) {
-        (_, AzureService::KubernetesService, _) => (
-            Version::new(2, 7, 0),
-            "remote AKS clusters through a kubeConfig ConfigMap",
-        ),
-        (true, AzureService::BlobStorage | AzureService::DevOps, _) => (
-            Version::new(2, 7, 0),
-            "object-level workload identity for Bucket, GitRepository, ImageUpdateAutomation and Azure DevOps Providers",
-        ),
-        (true, _, _) => (Version::new(2, 6, 0), "object-level workload identity"),
-        (false, AzureService::DevOps, Some(FluxKind::ImageUpdateAutomation)) => (
-            Version::new(2, 7, 0),
-            "Azure DevOps workload identity for image automation",
-        ),
-        (false, AzureService::DevOps, _) => (
-            Version::new(2, 4, 0),
-            "Azure DevOps workload identity (OIDC)",
-        ),
-        (false, _, _) => (Version::new(2, 0, 0), "Azure workload identity"),
-    }
-}
-
 pub static FLUX_VERSION_TOO_OLD: Check = Check {
     id: "AZF043",
     name: "flux-version-too-old",
     area: Area::Objects,
     severity: Severity::Error,
-    title: "An Azure feature in use is newer than the running Flux",
-    explanation: "Flux gained its Azure features release by release: workload identity in 2.0, \
-Azure DevOps OIDC in 2.4, object-level identity in 2.6 (OCI, image, SOPS, Event Hubs) and 2.7 \
-(Bucket, GitRepository, Azure DevOps Providers, image automation, remote clusters), and a fix for \
-Azure China in source-controller 1.7.4. An older controller ignores the fields or fails the \
-object.",
-    fix: "Upgrade Flux to the version named (`flux install --export` or the bootstrap \
-manifests), or stop using the feature.",
+    title: "An Azure feature in use is newer than the controller that serves it",
+    explanation: "Flux gained its Azure features controller release by controller release: \
+workload identity in Flux 2.0, Azure DevOps for GitRepository in 2.4, object-level identity in \
+2.6 (OCIRepository, ImageRepository, SOPS, Event Hubs) and 2.7 (Bucket, GitRepository, Azure \
+DevOps Providers, image automation, remote clusters). An older controller ignores the field \
+(an API version without it drops it) or never reaches the code that reads it. Workload identity \
+in Azure China was broken in source-controller v1.7.2 and v1.7.3.",
+    fix: "Upgrade Flux to the release named (`flux install --export`, the bootstrap manifests, \
+the FluxInstance's distribution.version or the AKS extension's version), or stop using the \
+feature.",
     run: flux_version_too_old,
 };
 
-fn flux_version_too_old(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    if snapshot.controllers.get()?.is_empty() {
-        return Err(Skip(format!(
-            "no Flux controller Deployment in namespace {}",
-            snapshot.flux_namespace
-        )));
-    }
-    let uses = azure_uses(snapshot);
-    let mut groups: BTreeMap<(&str, Version, &str), Vec<AzureUse<'_>>> = BTreeMap::new();
-    for azure_use in &uses {
-        let Some(running) = snapshot
-            .controller(azure_use.controller)
-            .and_then(flux_version)
-        else {
-            continue;
-        };
-        let (required, feature) = required_flux(azure_use);
-        if running < required {
+fn flux_version_too_old(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
+    let mut groups: BTreeMap<(&str, &str), (Feature, Vec<AzureUse<'_>>)> = BTreeMap::new();
+    for azure_use in snapshot.uses() {
+        for feature in &azure_use.path.needs {
             groups
-                .entry((azure_use.controller, required, feature))
-                .or_default()
-                .push(azure_use.clone());
+                .entry((feature.controller, feature.what))
+                .or_insert_with(|| (*feature, Vec::new()))
+                .1
+                .push(azure_use);
         }
     }
-    for ((controller, required, feature), group) in groups {
-        let workload = snapshot
-            .controller(controller)
-            .expect("grouped by existing controller");
-        let running = flux_version(workload)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+    for ((controller, what), (feature, group)) in groups {
+        let Some(workload) = snapshot.controller(controller) else {
+            continue;
+        };
         findings.add(
             workload.object_ref(),
             format!(
-                "{} use{} {feature}, which needs Flux {}.{} or later; {controller} is from Flux {running}",
+                "{} use{} {what}, which needs {controller} {} (Flux {}); {controller} {} predates it",
                 describe_objects(&group),
                 verb_s(group.len()),
-                required.major,
-                required.minor
+                feature.since,
+                feature.flux,
+                Running::of(workload).describe()
             ),
-            format!("upgrade Flux to v{}.{} or later", required.major, required.minor),
+            format!("upgrade Flux to {} or later", feature.upgrade_to()),
         );
     }
     if let Some(source) = snapshot.controller("source-controller") {
-        let china = uses.iter().any(|u| {
+        let china = snapshot.uses().any(|u| {
             u.controller == "source-controller"
-                && u.object.url.as_deref().and_then(Cloud::by_endpoint) == Some(AZURE_CHINA)
-        }) || snapshot.cloud == Some(AZURE_CHINA);
-        let fixed = Version::new(1, 7, 4);
-        if let Some(version) = controller_version(source).filter(|v| china && *v < fixed) {
+                && u.object
+                    .url
+                    .as_deref()
+                    .and_then(crate::wiring::Cloud::by_endpoint)
+                    == Some(crate::wiring::AZURE_CHINA)
+        }) || snapshot.cloud == Some(crate::wiring::AZURE_CHINA);
+        let running = Running::of(source);
+        if china
+            && running.has(&features::SOURCE_CHINA_BROKEN) == Some(true)
+            && running.lacks(&features::SOURCE_CHINA_FIXED)
+        {
             findings.add(
                 source.object_ref(),
-                format!("source-controller {version} uses Azure China endpoints; workload identity in Azure China needs source-controller v1.7.4 or later"),
-                "upgrade Flux to a release with source-controller v1.7.4 or later",
+                format!("source-controller {} uses Azure China endpoints; workload identity in Azure China is broken from {} until {} (MSAL Go v1.5.0)", running.describe(), features::SOURCE_CHINA_BROKEN.since, features::SOURCE_CHINA_FIXED.since),
+                format!("upgrade Flux to {} or later", features::SOURCE_CHINA_FIXED.upgrade_to()),
             );
         }
     }
     Ok(())
 }
 
-fn object_level_uses(snapshot: &Snapshot) -> Vec<AzureUse<'_>> {
-    azure_uses(snapshot)
-        .into_iter()
-        .filter(|u| matches!(u.identity, Identity::ServiceAccount(_)))
+/// Uses with object-level identity the object itself names; lockdown defaults are checked on
+/// their own.
+fn object_level_uses(snapshot: &Resolved) -> Vec<AzureUse<'_>> {
+    snapshot
+        .uses()
+        .filter(|u| u.service_account().is_some() && u.path.needs.is_empty())
         .collect()
 }
 
@@ -332,35 +308,44 @@ FluxInstance).",
     run: object_level_gate_missing,
 };
 
-fn object_level_gate_missing(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    if snapshot.controllers.get()?.is_empty() {
-        return Err(Skip(format!(
-            "no Flux controller Deployment in namespace {}",
-            snapshot.flux_namespace
-        )));
-    }
+fn object_level_gate_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    controllers_known(snapshot)?;
     let mut by_controller: BTreeMap<&str, Vec<AzureUse<'_>>> = BTreeMap::new();
-    for azure_use in object_level_uses(snapshot) {
+    for azure_use in object_level_uses(snapshot)
+        .into_iter()
+        .filter(|u| !u.lockdown_default())
+    {
         by_controller
             .entry(azure_use.controller)
             .or_default()
             .push(azure_use);
     }
     for (controller, uses) in by_controller {
-        let Some(workload) = snapshot.controller(controller) else {
+        let (Some(workload), Some(path)) = (
+            snapshot.controller(controller),
+            snapshot.controller_path(controller),
+        ) else {
             continue;
         };
-        if object_level_enabled(workload) {
+        if path.gate_on() {
             continue;
         }
+        let state = if path.object_level_gate == Some(false) {
+            format!("with --feature-gates={OBJECT_LEVEL_GATE}=false")
+        } else {
+            format!("without --feature-gates={OBJECT_LEVEL_GATE}=true")
+        };
         findings.add(
             workload.object_ref(),
             format!(
-                "{} use{} their own ServiceAccount, but {controller} runs without --feature-gates={OBJECT_LEVEL_GATE}=true",
+                "{} use{} their own ServiceAccount, but {controller} runs {state}: they stall with reason FeatureGateDisabled",
                 describe_objects(&uses),
                 verb_s(uses.len())
             ),
-            format!("add --feature-gates={OBJECT_LEVEL_GATE}=true to the {controller} container args (kubectl azflux enable --object-level)"),
+            format!(
+                "add --feature-gates={OBJECT_LEVEL_GATE}=true to the {controller} container args: {}",
+                enable_command(snapshot, &format!("--object-level --controllers {controller}"))
+            ),
         );
     }
     Ok(())
@@ -372,12 +357,14 @@ fn service_accounts_in_use<'a>(
     lockdown: bool,
 ) -> BTreeMap<(String, String), Vec<AzureUse<'a>>> {
     let mut by_sa: BTreeMap<(String, String), Vec<AzureUse<'a>>> = BTreeMap::new();
-    for azure_use in uses.iter().filter(|u| u.lockdown_default == lockdown) {
-        if let Identity::ServiceAccount(sa) = &azure_use.identity {
+    for azure_use in uses.iter().filter(|u| u.lockdown_default() == lockdown) {
+        if let Some(sa) = azure_use.service_account() {
+            // ImageUpdateAutomation looks its GitRepository's ServiceAccount up in its own
+            // namespace.
             by_sa
-                .entry((azure_use.object.namespace.clone(), sa.clone()))
+                .entry((azure_use.object.namespace.clone(), sa.to_string()))
                 .or_default()
-                .push(azure_use.clone());
+                .push(*azure_use);
         }
     }
     by_sa
@@ -397,7 +384,7 @@ not exist the token request fails and the object never authenticates.",
     run: object_sa_not_found,
 };
 
-fn object_sa_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn object_sa_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     snapshot.service_accounts.get()?;
     let live = snapshot.source.is_live();
     for ((namespace, name), uses) in service_accounts_in_use(&object_level_uses(snapshot), false) {
@@ -413,8 +400,17 @@ fn object_sa_not_found(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Resu
         findings
             .add(
                 ObjectRef::namespaced("ServiceAccount", &namespace, &name),
-                format!("ServiceAccount {namespace}/{name}, used by {}, {where_}", describe_objects(&uses)),
-                format!("kubectl azflux enable tenant -n {namespace} --service-account {name} --client-id CLIENT_ID --tenant-id TENANT_ID"),
+                format!(
+                    "ServiceAccount {namespace}/{name}, used by {}, {where_}",
+                    describe_objects(&uses)
+                ),
+                enable_command(
+                    snapshot,
+                    &format!(
+                        "tenant -n {namespace} --service-account {name} {}",
+                        super::IDS
+                    ),
+                ),
             )
             .severity(severity);
     }
@@ -430,13 +426,24 @@ pub static OBJECT_SA_MISSING_ANNOTATIONS: Check = Check {
     explanation: "Object-level identity reads both `azure.workload.identity/client-id` and \
 `azure.workload.identity/tenant-id` from the ServiceAccount the object names; unlike the webhook \
 there is no fallback to the cluster's tenant. Either one missing fails with `azure client ID is \
-not set in the service account annotation` (or tenant ID).",
+not set in the service account annotation` (or tenant ID); a placeholder in its place fails at \
+Entra ID. A `${VAR}` value is a Flux postBuild substitution, filled in when Flux applies it.",
     fix: "Annotate the ServiceAccount with both the managed identity's client ID and its tenant ID.",
     run: object_sa_missing_annotations,
 };
 
+/// What is wrong with one identity annotation, if anything.
+fn annotation_problem(value: Option<&String>) -> Option<&'static str> {
+    match value {
+        None => Some("lacks"),
+        Some(v) if v.is_empty() => Some("has an empty"),
+        Some(v) if is_substitution(v) || is_uuid(v) => None,
+        Some(_) => Some("has a placeholder, not a UUID, in"),
+    }
+}
+
 fn object_sa_missing_annotations(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     snapshot.service_accounts.get()?;
@@ -446,40 +453,44 @@ fn object_sa_missing_annotations(
             let Some(sa) = snapshot.service_account(&namespace, &name) else {
                 continue;
             };
-            let missing: Vec<String> = [CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION]
+            let problems: Vec<(&str, &str)> = [CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION]
                 .into_iter()
-                .filter(|a| sa.annotations.get(*a).is_none_or(String::is_empty))
-                .map(|a| format!("`{a}`"))
+                .filter_map(|a| annotation_problem(sa.annotations.get(a)).map(|p| (a, p)))
                 .collect();
-            if missing.is_empty() {
+            if problems.is_empty() {
                 continue;
             }
-            let annotations: BTreeMap<String, String> =
-                [CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION]
-                    .into_iter()
-                    .filter(|a| sa.annotations.get(*a).is_none_or(String::is_empty))
-                    .map(|a| {
-                        (
-                            a.to_string(),
-                            if a == CLIENT_ID_ANNOTATION {
-                                "CLIENT_ID"
-                            } else {
-                                "TENANT_ID"
-                            }
-                            .to_string(),
-                        )
-                    })
-                    .collect();
+            let said: Vec<String> = problems.iter().map(|(a, p)| format!("{p} `{a}`")).collect();
+            let annotations: BTreeMap<String, String> = problems
+                .iter()
+                .map(|(a, _)| {
+                    let placeholder = if *a == CLIENT_ID_ANNOTATION {
+                        "CLIENT_ID"
+                    } else {
+                        "TENANT_ID"
+                    };
+                    ((*a).to_string(), placeholder.to_string())
+                })
+                .collect();
             findings
                 .add(
                     sa.object_ref(),
                     format!(
-                        "{} lacks {}; it is the identity of {}",
+                        "{} {}; it is the identity of {}",
                         sa.object_ref(),
-                        join_words(&missing),
+                        join_words(&said),
                         describe_objects(&group)
                     ),
-                    format!("annotate {} with {}", sa.object_ref(), join_words(&missing)),
+                    format!(
+                        "annotate {} with {}",
+                        sa.object_ref(),
+                        join_words(
+                            &problems
+                                .iter()
+                                .map(|(a, _)| format!("`{a}`"))
+                                .collect::<Vec<_>>()
+                        )
+                    ),
                 )
                 .action(FixAction::Annotate {
                     target: sa.object_ref(),
@@ -507,7 +518,7 @@ namespace, or give the objects their own serviceAccountName.",
 };
 
 fn lockdown_default_sa_missing(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     snapshot.service_accounts.get()?;
@@ -515,11 +526,9 @@ fn lockdown_default_sa_missing(
         if snapshot.service_account(&namespace, &name).is_some() {
             continue;
         }
-        let controllers: Vec<String> = {
-            let mut c: Vec<String> = uses.iter().map(|u| u.controller.to_string()).collect();
-            c.dedup();
-            c
-        };
+        let mut controllers: Vec<String> = uses.iter().map(|u| u.controller.to_string()).collect();
+        controllers.sort();
+        controllers.dedup();
         findings.add(
             ObjectRef::namespaced("ServiceAccount", &namespace, &name),
             format!(
@@ -528,7 +537,7 @@ fn lockdown_default_sa_missing(
                 verb_s(uses.len()),
                 join_words(&controllers)
             ),
-            format!("kubectl azflux enable tenant -n {namespace} --service-account {name} --client-id CLIENT_ID --tenant-id TENANT_ID"),
+            enable_command(snapshot, &format!("tenant -n {namespace} --service-account {name} {}", super::IDS)),
         );
     }
     Ok(())
@@ -550,7 +559,7 @@ controller-level identity as a fallback for critical sources.",
 };
 
 fn object_level_on_aks_unstable(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     if !snapshot.cluster.get()?.is_aks {
@@ -587,7 +596,7 @@ authenticate to AKS itself through `.spec.kubeConfig.configMapRef` with `provide
 };
 
 fn remote_cluster_exec_kubeconfig(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let referencing: Vec<&FluxObject> = objects(snapshot)?
@@ -645,39 +654,32 @@ manifests); values never.",
     run: secret_based_azure_auth,
 };
 
-const BUCKET_AZURE_KEYS: [&str; 5] = [
-    "clientCertificate",
-    "clientSecret",
-    "accountKey",
-    "sasKey",
-    "clientId",
-];
-
-fn secret_based_azure_auth(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
-    for azure_use in azure_uses(snapshot) {
-        let Identity::Secret(secret) = &azure_use.identity else {
+fn secret_based_azure_auth(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    for azure_use in snapshot.uses() {
+        let Credential::Secret { name, holds } = azure_use.credential else {
             continue;
         };
-        let keys = snapshot
-            .secret(&azure_use.object.namespace, secret)
-            .map(|s| &s.keys);
-        let azure_material = match azure_use.service {
-            AzureService::KeyVault => keys.is_none_or(|k| k.iter().any(|k| k == "sops.azure-kv")),
-            AzureService::BlobStorage => {
-                keys.is_none_or(|k| k.iter().any(|k| BUCKET_AZURE_KEYS.contains(&k.as_str())))
-            }
-            _ => false,
-        };
-        if !azure_material {
+        // A Secret that overrides workload identity is secret-overrides-workload-identity's.
+        if azure_use.path.bypasses.is_some() {
             continue;
         }
-        let shape = match keys {
-            Some(keys) => format!("keys {}", keys.join(", ")),
-            None => "key names not read (pass --read-secrets to check its shape)".to_string(),
+        let shape = match holds {
+            SecretHolds::ServicePrincipal
+            | SecretHolds::Certificate
+            | SecretHolds::ManagedIdentity { .. } => holds_text(holds),
+            SecretHolds::Unknown
+                if matches!(
+                    azure_use.service,
+                    AzureService::KeyVault | AzureService::BlobStorage
+                ) =>
+            {
+                "keys not read (pass --read-secrets to check its shape)".to_string()
+            }
+            _ => continue,
         };
         findings.add(
             azure_use.object.object_ref(),
-            format!("{} authenticates to {} with the credentials in Secret {secret} ({shape})", azure_use.object.object_ref(), azure_use.service),
+            format!("{} authenticates to {} with Secret {name}: {shape}", azure_use.object.object_ref(), azure_use.service),
             "prefer workload identity: a managed identity with a federated credential and no stored secret",
         );
     }
@@ -717,6 +719,176 @@ fn secret_based_azure_auth(snapshot: &Snapshot, findings: &mut Findings<'_>) -> 
             } else {
                 Severity::Error
             });
+    }
+    Ok(())
+}
+
+pub static API_VERSION_NOT_SERVED: Check = Check {
+    id: "AZF051",
+    name: "api-version-not-served",
+    area: Area::Objects,
+    severity: Severity::Error,
+    title: "An object on a path to Azure is written at an API version its controller no longer serves",
+    explanation: "Flux 2.7 stopped serving the v1beta1 APIs (source, kustomize, image, \
+notification), Flux 2.8 source and kustomize v1beta2, Flux 2.9 image and notification v1beta2 \
+(and image v1alpha1/v1alpha2 went in Flux 0.37). An object written at a removed version is \
+refused by the API server, so it is never applied. `image.toolkit.fluxcd.io/v1beta1` also has no \
+`spec.provider`: the API server drops a `provider: azure` written there.",
+    fix: "Rewrite the object at the current version (`flux migrate` rewrites a cluster's stored \
+objects before an upgrade; the files in Git need the new apiVersion too).",
+    run: api_version_not_served,
+};
+
+fn api_version_not_served(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    objects(snapshot)?;
+    // The objects on a path to Azure; the others' API versions are not this tool's business.
+    let mut on_path: Vec<&FluxObject> = snapshot.uses().map(|u| u.object).collect();
+    on_path.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    for object in on_path {
+        if object.kind == Some(FluxKind::ImageRepository)
+            && object.provider.is_some()
+            && !features::image_api_has_provider(&object.api_version)
+        {
+            findings
+                .add(
+                    object.object_ref(),
+                    format!("{} sets spec.provider at {}, whose schema has no provider field: the API server drops it and the ImageRepository pulls as provider generic", object.object_ref(), object.api_version),
+                    "write the ImageRepository at image.toolkit.fluxcd.io/v1beta2 or v1 (image-reflector-controller v0.25.0, Flux 0.40, or later)",
+                )
+                .severity(Severity::Warning);
+        }
+        let Some(removal) = features::api_removal(&object.api_version) else {
+            continue;
+        };
+        match snapshot.controller(removal.controller) {
+            Some(workload) => {
+                let running = Running::of(workload);
+                if running.has(removal) == Some(true) {
+                    findings.add(
+                        object.object_ref(),
+                        format!(
+                            "{} is written at {}, which {} {} does not serve ({}, Flux {}): the API server refuses it",
+                            object.object_ref(),
+                            object.api_version,
+                            removal.controller,
+                            running.describe(),
+                            removal.what,
+                            removal.flux
+                        ),
+                        "rewrite it at the current apiVersion (flux migrate for objects already stored)",
+                    );
+                }
+            }
+            None if !snapshot.source.is_live() => {
+                findings
+                    .add(
+                        object.object_ref(),
+                        format!(
+                            "{} is written at {}, which Flux {} and later do not serve ({}): it is refused there",
+                            object.object_ref(),
+                            object.api_version,
+                            removal.flux,
+                            removal.what
+                        ),
+                        "rewrite it at the current apiVersion before the cluster runs that release",
+                    )
+                    .severity(Severity::Warning);
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+pub static FEDERATED_CREDENTIAL_UNUSED: Check = Check {
+    id: "AZF052",
+    name: "federated-credential-unused",
+    area: Area::Objects,
+    severity: Severity::Warning,
+    title: "A federated credential is declared for a ServiceAccount that does not use it",
+    explanation: "An Azure Service Operator `FederatedIdentityCredential` federates a \
+ServiceAccount (`system:serviceaccount:NS:NAME`) with a managed identity. It is the intent to \
+run that ServiceAccount as the identity; without the `azure.workload.identity/client-id` \
+annotation (and, for a controller, the pod label) nothing presents its token, and the objects it \
+was meant for fall back to another credential.",
+    fix: "Annotate the ServiceAccount with the identity's client ID (and tenant ID), label the \
+controller's pod template: `kubectl azflux enable --controllers NAME` for a controller.",
+    run: federated_credential_unused,
+};
+
+fn federated_credential_unused(
+    snapshot: &Resolved,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    let accounts = snapshot.service_accounts.get()?;
+    for declared in &snapshot.declared_credentials {
+        let Some((namespace, name)) = declared
+            .subject
+            .as_deref()
+            .and_then(|s| s.strip_prefix("system:serviceaccount:"))
+            .and_then(|s| s.split_once(':'))
+        else {
+            continue;
+        };
+        let Some(sa) = accounts.get(namespace, name) else {
+            continue;
+        };
+        if sa.annotations.contains_key(CLIENT_ID_ANNOTATION) {
+            continue;
+        }
+        let owner = declared.owner.as_deref().unwrap_or("an identity");
+        let controller = snapshot
+            .controllers
+            .known()
+            .into_iter()
+            .flatten()
+            .find(|w| w.namespace == namespace && w.service_account == name);
+        let (detail, fix) = match controller {
+            Some(w) => {
+                let users: Vec<AzureUse<'_>> = snapshot
+                    .uses()
+                    .filter(|u| u.controller == w.name && *u.credential == Credential::Controller)
+                    .collect();
+                let relying = if users.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} use{} Azure through {} meanwhile",
+                        describe_objects(&users),
+                        verb_s(users.len()),
+                        w.name
+                    )
+                };
+                let credential = snapshot
+                    .controller_path(&w.name)
+                    .map(|p| p.credential.describe())
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "{}'s ServiceAccount, which has no `{CLIENT_ID_ANNOTATION}` annotation: {} uses {credential} instead{relying}",
+                        w.name, w.name
+                    ),
+                    super::identity_fix(snapshot, w),
+                )
+            }
+            None => (
+                format!("which has no `{CLIENT_ID_ANNOTATION}` annotation"),
+                format!(
+                    "annotate {} with `{CLIENT_ID_ANNOTATION}` (and `{TENANT_ID_ANNOTATION}`)",
+                    sa.object_ref()
+                ),
+            ),
+        };
+        findings.add(
+            sa.object_ref(),
+            format!(
+                "FederatedIdentityCredential {}/{} federates {} with {owner}, {detail}",
+                declared.namespace,
+                declared.name,
+                sa.object_ref()
+            ),
+            fix,
+        );
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! the finding that says why a report is partial.
 
 use super::{Area, Check, Findings, Severity};
-use crate::model::{ObjectRef, Skip, Snapshot};
+use crate::model::{ObjectRef, Skip};
+use crate::resolve::Resolved;
 
 pub static STATE_UNREADABLE: Check = Check {
     id: "AZF000",
@@ -20,7 +21,7 @@ that permission; then run doctor again.",
     run,
 };
 
-fn run(snapshot: &Snapshot, findings: &mut Findings<'_>) -> Result<(), Skip> {
+fn run(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     for item in &snapshot.unreadable {
         let fix = match &item.missing_permission {
             Some(permission) => format!(

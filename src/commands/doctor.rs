@@ -14,6 +14,7 @@ use crate::gather::{live, local, manifests};
 use crate::kubeconfig::{self, ConnectionOptions, one_line};
 use crate::model::{Fact, Snapshot, Source};
 use crate::render::{self, Report, text::TextOptions};
+use crate::resolve::Resolved;
 use crate::wiring::Cloud;
 
 /// Used when `--request-timeout 0` asks for no timeout: long, but a hung server still ends.
@@ -25,14 +26,15 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     if args.all_contexts || !args.contexts.is_empty() {
         return fleet::run(program, global, args);
     }
-    let (mut snapshot, error, secrets) = if args.filename.is_empty() && args.kustomize.is_empty() {
+    let (snapshot, error, secrets) = if args.filename.is_empty() && args.kustomize.is_empty() {
         live_snapshot(global, args, &connection, false)?
     } else {
         let mut snapshot = manifest_snapshot(global, args)?;
-        manifest_azure(&mut snapshot, args, &connection)?;
-        (snapshot, None, Vec::new())
+        snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
+        let mut resolved = Resolved::new(snapshot);
+        manifest_azure(&mut resolved, args, &connection)?;
+        (resolved, None, Vec::new())
     };
-    snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     let diagnosis = diagnose(&snapshot);
     let worst = diagnosis.worst();
     let has_local_findings = diagnosis
@@ -83,7 +85,7 @@ fn azure_request(args: &DoctorArgs, timeout: Duration) -> crate::azure::Request<
 
 /// Reads Azure for a manifest snapshot; there is no cluster to probe.
 fn manifest_azure(
-    snapshot: &mut Snapshot,
+    snapshot: &mut Resolved,
     args: &DoctorArgs,
     connection: &ConnectionOptions,
 ) -> Result<(), String> {
@@ -216,15 +218,16 @@ pub(crate) async fn build_client(
         })
 }
 
-/// The snapshot of the context `global` selects, the reason the cluster could not be read,
-/// and the kubeconfig secrets to scrub from output. `unattended` (many contexts at once) draws
-/// no spinner and never lets a credential plugin wait for the terminal.
-fn live_snapshot(
+/// The resolved snapshot of the context `global` selects, the reason the cluster could not be
+/// read, and the kubeconfig secrets to scrub from output. `unattended` (many contexts at once)
+/// draws no spinner and never lets a credential plugin wait for the terminal.
+pub(crate) fn live_snapshot(
     global: &GlobalArgs,
     args: &DoctorArgs,
     connection: &ConnectionOptions,
     unattended: bool,
-) -> Result<(Snapshot, Option<String>, Vec<String>), String> {
+) -> Result<(Resolved, Option<String>, Vec<String>), String> {
+    let cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     let loaded = kubeconfig::load(connection).map_err(|e| e.to_string())?;
     let local = local::gather(&loaded, connection);
     let secrets = kubeconfig::secret_values(&loaded, &local.user);
@@ -237,7 +240,8 @@ fn live_snapshot(
         let mut snapshot =
             Snapshot::unreadable_cluster(source.clone(), &global.flux_namespace, &reason);
         snapshot.local = Fact::Known(local);
-        Ok((snapshot, Some(reason), secrets.clone()))
+        snapshot.cloud = cloud;
+        Ok((Resolved::new(snapshot), Some(reason), secrets.clone()))
     };
     if let Some(reason) = local_blocker(&local) {
         return unreachable(reason, local);
@@ -270,25 +274,27 @@ fn live_snapshot(
                 spinner(format!("reading cluster (context {})", loaded.context))
             };
             let reader = live::Reader::new(client.clone(), timeout);
-            let mut snapshot = runtime.block_on(live::gather(&reader, &request));
-            if let Ok(snapshot) = &mut snapshot {
-                // The probe mints tokens with this client, so it runs on this runtime.
-                runtime.block_on(crate::azure::gather(
-                    snapshot,
-                    &azure_request(args, timeout),
-                    Some(&client),
-                ));
-            }
+            let resolved = runtime
+                .block_on(live::gather(&reader, &request))
+                .map(|mut snapshot| {
+                    snapshot.local = Fact::Known(local.clone());
+                    snapshot.cloud = cloud;
+                    let mut resolved = Resolved::new(snapshot);
+                    // The probe mints tokens with this client, so it runs on this runtime.
+                    runtime.block_on(crate::azure::gather(
+                        &mut resolved,
+                        &azure_request(args, timeout),
+                        Some(&client),
+                    ));
+                    resolved
+                });
             progress.finish_and_clear();
-            snapshot
+            resolved
         });
     // A plugin that never finished still holds a blocking thread: do not wait for it.
     runtime.shutdown_background();
     match result {
-        Ok(Ok(mut snapshot)) => {
-            snapshot.local = Fact::Known(local);
-            Ok((snapshot, None, secrets))
-        }
+        Ok(Ok(resolved)) => Ok((resolved, None, secrets)),
         Ok(Err(live::Unreachable(reason))) | Err(reason) => unreachable(reason, local),
     }
 }

@@ -19,6 +19,7 @@ use crate::model::{Fact, ObjectRef, Snapshot, is_dns_label, is_dns_subdomain};
 use crate::plan::{
     self, EnableRequest, ObjectPatch, Plan, Reconciler, TenantRequest, kustomization, owned, render,
 };
+use crate::resolve::Resolved;
 use crate::wiring::Cloud;
 
 fn request_of(global: &GlobalArgs, args: &EnableArgs) -> Result<EnableRequest, String> {
@@ -115,7 +116,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &EnableArgs) -> Res
         if args.apply || args.flux_instance.is_some() {
             return Err("--apply and --flux-instance act on the cluster; plan from the cluster (no -f/-k) to use them".into());
         }
-        let snapshot = manifests_of(global, &args.filename, &args.kustomize)?;
+        let snapshot = Resolved::new(manifests_of(global, &args.filename, &args.kustomize)?);
         let plan = plan::plan_enable(&snapshot, &request).map_err(|e| e.to_string())?;
         if args.federate.federate
             && federate_from_files(global, args, &snapshot, &plan)? == Federated::Printed
@@ -146,11 +147,11 @@ fn gitops(
     kustomization::validate(&original.text)
         .map_err(|e| format!("{}: {e}; nothing was changed", path.display()))?;
     let docs = manifests::render_kustomization(dir).map_err(|e| e.to_string())?;
-    let snapshot = manifests::snapshot(
+    let snapshot = Resolved::new(manifests::snapshot(
         &docs,
         vec![format!("-k {}", dir.display())],
         &global.flux_namespace,
-    );
+    ));
     let plan = plan::plan_enable(&snapshot, request).map_err(|e| e.to_string())?;
     if args.federate.federate
         && federate_from_files(global, args, &snapshot, &plan)? == Federated::Printed
@@ -468,10 +469,11 @@ fn live(
         progress.finish_and_clear();
         let mut snapshot = gathered.map_err(|e| e.0)?;
         snapshot.local = Fact::Known(local.clone());
+        let snapshot = Resolved::new(snapshot);
         let plan = plan::plan_enable(&snapshot, request).map_err(|e| e.to_string())?;
         if args.federate.federate {
             // Before the controllers restart, so their first token exchange finds the credential.
-            let planned = plan::simulate::apply(&snapshot, &plan);
+            let planned = Resolved::new(plan::simulate::apply(&snapshot, &plan));
             let cloud = args.cloud.as_deref().and_then(Cloud::by_name);
             let create = args.apply && args.dry_run.writes();
             if federate::run(&planned, &args.federate, args.client_id.as_deref(), cloud, create, timeout).await? == Federated::Printed {
@@ -782,11 +784,11 @@ fn jiff_now() -> String {
 fn federate_from_files(
     global: &GlobalArgs,
     args: &EnableArgs,
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     plan: &Plan,
 ) -> Result<Federated, String> {
     let timeout = global.connection()?.request_timeout.unwrap_or(NO_TIMEOUT);
-    let planned = plan::simulate::apply(snapshot, plan);
+    let planned = Resolved::new(plan::simulate::apply(snapshot, plan));
     let cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     federate::run_blocking(
         &planned,

@@ -13,11 +13,10 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use crate::model::azure_use::{
-    AzureService, Identity, WiringMode, azure_uses, controller_wirings, has_use_label,
-};
+use crate::model::azure_use::{AzureService, WiringMode, has_use_label};
 use crate::model::version::{OBJECT_LEVEL_GATE, feature_gates};
-use crate::model::{FluxKind, FluxObject, ObjectRef, Snapshot, Workload};
+use crate::model::{FluxKind, FluxObject, ObjectRef, Workload};
+use crate::resolve::Resolved;
 use crate::wiring::{
     CLIENT_ID_ANNOTATION, Cloud, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID, ENV_TOKEN_FILE,
     FLUX_CONTROLLERS, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME,
@@ -280,10 +279,10 @@ fn check_ids(request: &EnableRequest) -> Result<(), PlanError> {
 /// The controllers to wire at controller level: `--all`, `--controllers`, or by default the
 /// ones objects need plus the ones already partly wired.
 fn selected_controllers(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     request: &EnableRequest,
 ) -> Result<Vec<String>, PlanError> {
-    let wirings = controller_wirings(snapshot);
+    let wirings = snapshot.wirings();
     let names: Vec<String> = if request.all {
         FLUX_CONTROLLERS
             .iter()
@@ -309,7 +308,7 @@ fn selected_controllers(
 }
 
 fn mode_for(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     request: &EnableRequest,
     workload: &Workload,
 ) -> Result<WiringMode, PlanError> {
@@ -352,7 +351,7 @@ fn wanted(current: Option<&str>, requested: Option<&str>) -> Wanted {
 }
 
 fn plan_webhook(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     request: &EnableRequest,
     workload: &Workload,
     patches: &mut Patches,
@@ -444,7 +443,7 @@ fn plan_webhook(
 }
 
 fn plan_manual(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     request: &EnableRequest,
     workload: &Workload,
     patches: &mut Patches,
@@ -621,7 +620,7 @@ fn azure_capable(object: &FluxObject) -> bool {
 }
 
 fn plan_tenant(
-    snapshot: &Snapshot,
+    snapshot: &Resolved,
     request: &EnableRequest,
     tenant: &TenantRequest,
     patches: &mut Patches,
@@ -696,7 +695,7 @@ fn plan_tenant(
     Ok(controllers)
 }
 
-fn plan_git_provider(snapshot: &Snapshot, patches: &mut Patches) -> Result<(), PlanError> {
+fn plan_git_provider(snapshot: &Resolved, patches: &mut Patches) -> Result<(), PlanError> {
     let repo = snapshot
         .flux
         .find(
@@ -774,7 +773,7 @@ fn point_at_service_account(
 }
 
 /// Plans the changes for `request`.
-pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan, PlanError> {
+pub fn plan_enable(snapshot: &Resolved, request: &EnableRequest) -> Result<Plan, PlanError> {
     check_ids(request)?;
     let mut plan = Plan::default();
     let mut patches = Patches::default();
@@ -807,10 +806,10 @@ pub fn plan_enable(snapshot: &Snapshot, request: &EnableRequest) -> Result<Plan,
     }
     if request.object_level || request.tenant.is_some() {
         gate_controllers.extend(
-            azure_uses(snapshot)
-                .iter()
+            snapshot
+                .uses()
                 .filter(|u| {
-                    matches!(u.identity, Identity::ServiceAccount(_))
+                    u.service_account().is_some()
                         || u.service == AzureService::KubernetesService && request.object_level
                 })
                 .map(|u| u.controller.to_string()),

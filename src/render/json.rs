@@ -72,6 +72,7 @@ pub fn report_value(report: &Report) -> Value {
         "fluxNamespace": report.flux_namespace,
         "fluxVersion": report.flux_version,
         "controllers": report.controllers,
+        "paths": report.paths,
         "summary": {
             "errors": diagnosis.count(Severity::Error),
             "warnings": diagnosis.count(Severity::Warning),

@@ -6,6 +6,7 @@ pub mod text;
 
 use crate::checks::Diagnosis;
 use crate::model::{Snapshot, Source};
+use crate::resolve::Resolved;
 
 /// Everything a renderer shows: the diagnosis plus where it came from.
 #[derive(Debug, Clone)]
@@ -17,6 +18,8 @@ pub struct Report {
     pub flux_version: Option<String>,
     /// What doctor found about each Flux controller, for the JSON report.
     pub controllers: Vec<serde_json::Value>,
+    /// Each Azure-using object's resolved path, for the JSON report.
+    pub paths: Vec<serde_json::Value>,
     pub diagnosis: Diagnosis,
     /// Set when the cluster could not be reached: the report then covers the local side only.
     pub error: Option<String>,
@@ -42,10 +45,12 @@ pub fn flux_version(snapshot: &Snapshot) -> Option<String> {
     }
 }
 
-/// Each controller's version, wiring mode and the flags that gate Azure features.
-fn controllers(snapshot: &Snapshot) -> Vec<serde_json::Value> {
+/// Each controller's version, wiring mode, the flags that gate Azure features, and the
+/// credential it resolves to.
+fn controllers(snapshot: &Resolved) -> Vec<serde_json::Value> {
     use crate::model::version::{controller_version, feature_gates, flag_value};
-    crate::model::azure_use::controller_wirings(snapshot)
+    snapshot
+        .wirings()
         .iter()
         .map(|w| {
             let container = w.workload.main_container();
@@ -54,6 +59,7 @@ fn controllers(snapshot: &Snapshot) -> Vec<serde_json::Value> {
                 "--default-decryption-service-account",
                 "--default-kubeconfig-service-account",
                 "--no-cross-namespace-refs",
+                crate::resolve::AUTOLOGIN_FLAG,
             ]
             .into_iter()
             .filter_map(|flag| {
@@ -72,13 +78,30 @@ fn controllers(snapshot: &Snapshot) -> Vec<serde_json::Value> {
                 "featureGates": container.map(feature_gates).unwrap_or_default(),
                 "flags": flags,
                 "objectsUsingItsIdentity": w.needed_by.len(),
+                "credential": w.path.credential,
+                "reason": w.path.reason,
+                "startFailure": w.path.start_failure,
+                "ignored": w.path.ignored,
             })
         })
         .collect()
 }
 
+/// Every Azure use with the credential its controller resolves it to.
+fn paths(snapshot: &Resolved) -> Vec<serde_json::Value> {
+    snapshot
+        .uses()
+        .map(|u| {
+            let mut path = serde_json::to_value(u.path).unwrap_or_default();
+            path["object"] = serde_json::json!(u.object.object_ref());
+            path["apiVersion"] = serde_json::json!(u.object.api_version);
+            path
+        })
+        .collect()
+}
+
 impl Report {
-    pub fn new(snapshot: &Snapshot, diagnosis: Diagnosis, error: Option<String>) -> Report {
+    pub fn new(snapshot: &Resolved, diagnosis: Diagnosis, error: Option<String>) -> Report {
         let (context, mode, inputs) = match &snapshot.source {
             Source::Live { context, .. } => (Some(context.clone()), "live", Vec::new()),
             Source::Manifests { inputs } => (None, "manifests", inputs.clone()),
@@ -90,6 +113,7 @@ impl Report {
             flux_namespace: snapshot.flux_namespace.clone(),
             flux_version: flux_version(snapshot),
             controllers: controllers(snapshot),
+            paths: paths(snapshot),
             diagnosis,
             error,
         }

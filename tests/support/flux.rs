@@ -132,8 +132,7 @@ pub fn controller(minor: u32, name: &str) -> Value {
         "source-controller" | "kustomize-controller" | "notification-controller" => {
             format!("v1.{minor}.0")
         }
-        "helm-controller" => format!("v1.{}.0", minor.saturating_sub(3)),
-        _ => format!("v0.{}.0", 30 + minor),
+        other => release_tag(minor, other).to_string(),
     };
     json!({
         "apiVersion": "apps/v1",
@@ -167,6 +166,30 @@ pub fn controller(minor: u32, name: &str) -> Value {
 }
 
 /// A Flux install of release 2.`minor`: namespace, CRDs, controllers and their ServiceAccounts.
+/// The helm-, image-reflector- and image-automation-controller releases each Flux 2.x
+/// release ships (the latest patch of each minor), as fluxcd/flux2's
+/// manifests/bases/*/kustomization.yaml pin them at the release tags.
+fn release_tag(minor: u32, controller: &str) -> &'static str {
+    const TAGS: [(&str, &str, &str); 10] = [
+        ("v0.35.0", "v0.29.0", "v0.35.0"),
+        ("v0.36.2", "v0.30.0", "v0.36.1"),
+        ("v0.37.2", "v0.31.1", "v0.37.0"),
+        ("v1.0.1", "v0.32.0", "v0.38.0"),
+        ("v1.1.0", "v0.33.0", "v0.39.0"),
+        ("v1.2.0", "v0.34.0", "v0.40.0"),
+        ("v1.3.0", "v0.35.2", "v0.41.2"),
+        ("v1.4.5", "v1.0.4", "v1.0.4"),
+        ("v1.5.5", "v1.1.2", "v1.1.4"),
+        ("v1.6.3", "v1.2.4", "v1.2.4"),
+    ];
+    let (helm, reflector, automation) = TAGS[usize::try_from(minor).unwrap_or(9).min(9)];
+    match controller {
+        "helm-controller" => helm,
+        "image-reflector-controller" => reflector,
+        _ => automation,
+    }
+}
+
 pub fn install(minor: u32) -> Vec<Value> {
     let mut objects =
         vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})];

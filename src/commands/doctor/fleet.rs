@@ -19,6 +19,7 @@ use crate::model::{Snapshot, Source};
 use crate::render::json::{SCHEMA_VERSION, report_value};
 use crate::render::text::TextOptions;
 use crate::render::{self, Report};
+use crate::resolve::Resolved;
 use crate::wiring::Cloud;
 
 /// Longest top problem or error shown in the table; the detail below has it whole.
@@ -79,20 +80,17 @@ fn report(
     global: &GlobalArgs,
     args: &DoctorArgs,
     context: &str,
-    outcome: Result<(Snapshot, Option<String>, Vec<String>), String>,
+    outcome: Result<(Resolved, Option<String>, Vec<String>), String>,
 ) -> Diagnosed {
-    let (mut snapshot, error, secrets) = outcome.unwrap_or_else(|reason| {
+    let (snapshot, error, secrets) = outcome.unwrap_or_else(|reason| {
         let source = Source::Live {
             context: context.to_string(),
             server: String::new(),
         };
-        (
-            Snapshot::unreadable_cluster(source, &global.flux_namespace, &reason),
-            Some(reason),
-            Vec::new(),
-        )
+        let mut snapshot = Snapshot::unreadable_cluster(source, &global.flux_namespace, &reason);
+        snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
+        (Resolved::new(snapshot), Some(reason), Vec::new())
     });
-    snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     let diagnosis = diagnose(&snapshot);
     Diagnosed {
         context: context.to_string(),
