@@ -115,7 +115,29 @@ pub fn one_line(error: &dyn std::error::Error) -> String {
 /// plugin's whole command line and environment (where a client secret may be passed) and its
 /// standard output (the token). The plugin's last line on stderr is kept: it says why.
 pub fn client_error(error: &kube::Error) -> String {
-    exec_failure(error).map_or_else(|| one_line(error), |why| format!("credential plugin {why}"))
+    if let Some(why) = exec_failure(error) {
+        return format!("credential plugin {why}");
+    }
+    if is_timeout(error) {
+        return "the API server did not answer in time (--request-timeout)".to_owned();
+    }
+    one_line(error)
+}
+
+/// Whether the client gave up waiting: its connect, read and write timeouts (set from
+/// `--request-timeout`) surface as an I/O error of kind `TimedOut` somewhere in the chain.
+pub fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// Why the exec credential plugin failed, when that is what `error` is (also when a request

@@ -275,8 +275,9 @@ fn dry_run_writes_nothing_in_any_form() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_reports_what_was_applied_and_a_rerun_completes_it() {
-    // The Deployment's real write (after its dry run) never gets an answer, so the run is
-    // still waiting for it when Ctrl-C arrives, however slow the machine is.
+    // The Deployment's real write (after its dry run) never gets an answer, and Ctrl-C is
+    // sent only once the server holds it, so the run is waiting for it however slow the
+    // machine is.
     let hang = Fault::new("/deployments/source-controller", 200, FaultBehaviour::Hang)
         .method("PATCH")
         .skip(1)
@@ -312,6 +313,17 @@ fn ctrl_c_reports_what_was_applied_and_a_rerun_completes_it() {
         if line.starts_with("applied flux-system/ServiceAccount/source-controller") {
             break;
         }
+    }
+    // The Deployment's write is sent after the line above is printed; on a loaded machine
+    // it may not have reached the server yet, and an interrupt before it would leave the
+    // fault armed for the rerun.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while cluster.server.held_requests() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Deployment's write never reached the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -75,11 +75,15 @@ impl Reader {
             .body(kube::client::Body::empty())
             .map_err(|e| ReadError::Transport(e.to_string()))?;
         let exchange = async {
-            let response = self
-                .client
-                .send(request)
-                .await
-                .map_err(|e| ReadError::Transport(crate::kubeconfig::client_error(&e)))?;
+            let response = self.client.send(request).await.map_err(|e| {
+                // The client's own timeouts and the one around this exchange are the
+                // same duration; whichever fires first, the message is the same.
+                ReadError::Transport(if crate::kubeconfig::is_timeout(&e) {
+                    self.no_answer()
+                } else {
+                    crate::kubeconfig::client_error(&e)
+                })
+            })?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -92,10 +96,14 @@ impl Reader {
                 .collect()
                 .await
                 .map_err(|e| {
-                    ReadError::Transport(format!(
-                        "connection closed while reading the response: {}",
-                        one_line(&e)
-                    ))
+                    ReadError::Transport(if crate::kubeconfig::is_timeout(&e) {
+                        self.no_answer()
+                    } else {
+                        format!(
+                            "connection closed while reading the response: {}",
+                            one_line(&e)
+                        )
+                    })
                 })?
                 .to_bytes()
                 .to_vec();
@@ -103,12 +111,14 @@ impl Reader {
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| {
-                ReadError::Transport(format!(
-                    "no answer within {}s (--request-timeout)",
-                    self.timeout.as_secs_f32()
-                ))
-            })?
+            .map_err(|_| ReadError::Transport(self.no_answer()))?
+    }
+
+    fn no_answer(&self) -> String {
+        format!(
+            "no answer within {}s (--request-timeout)",
+            self.timeout.as_secs_f32()
+        )
     }
 
     /// GET a JSON document, retrying 429 and 5xx a bounded number of times, honouring

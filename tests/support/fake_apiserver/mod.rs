@@ -388,6 +388,12 @@ impl RunningServer {
         self.shared.requests()
     }
 
+    /// How many requests a Hang fault is holding: a test waits for this
+    /// before it acts on a request that is under way.
+    pub fn held_requests(&self) -> u64 {
+        self.shared.held()
+    }
+
     /// The requests that changed stored state, oldest first.
     pub fn writes(&self) -> Vec<RequestRecord> {
         self.shared

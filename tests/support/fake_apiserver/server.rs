@@ -52,6 +52,7 @@ pub struct Shared {
     records: Mutex<Vec<RequestRecord>>,
     log_file: Option<Mutex<File>>,
     tokens_issued: AtomicU64,
+    held: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +61,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Requests a Hang fault has received and will never answer.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
+    }
+
     pub fn new(config: FakeConfig) -> io::Result<Shared> {
         let store = Store::from_seed(
             config.objects,
@@ -87,6 +93,7 @@ impl Shared {
             records: Mutex::new(Vec::new()),
             log_file,
             tokens_issued: AtomicU64::new(0),
+            held: AtomicU64::new(0),
         })
     }
 
@@ -978,7 +985,10 @@ async fn intended_body(
 async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match fault.behaviour {
-        FaultBehaviour::Hang => return std::future::pending().await,
+        FaultBehaviour::Hang => {
+            shared.held.fetch_add(1, Ordering::SeqCst);
+            return std::future::pending().await;
+        }
         FaultBehaviour::Status => injected_status(shared, fault, request).into_response(),
         FaultBehaviour::MalformedJson => {
             let (body, content_type, changed) = intended_body(shared, fault, request).await;
