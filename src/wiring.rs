@@ -10,6 +10,10 @@ pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const ENV_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 pub const ENV_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+/// SOPS's own switch in Flux releases before workload identity (`msi` for AAD Pod Identity).
+pub const ENV_AUTH_METHOD: &str = "AZURE_AUTH_METHOD";
+/// AAD Pod Identity's pod label: its value selects the AzureIdentityBinding.
+pub const POD_IDENTITY_LABEL: &str = "aadpodidbinding";
 
 /// The projected token volume of the manual (non-webhook) setup, as the Flux docs lay it out.
 pub const MANUAL_TOKEN_VOLUME: &str = "azure-token";
@@ -28,7 +32,7 @@ pub const NON_SECRET_ENV: [&str; 6] = [
     ENV_TENANT_ID,
     ENV_AUTHORITY_HOST,
     ENV_TOKEN_FILE,
-    "AZURE_AUTH_METHOD",
+    ENV_AUTH_METHOD,
     "AZURE_CLIENT_CERTIFICATE_PATH",
 ];
 

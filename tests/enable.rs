@@ -729,3 +729,209 @@ fn gitops_tenant_creates_the_service_account_as_a_resource() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("nothing to add"), "{}", again.stdout);
 }
+
+/// Flux 0.41's source-controller (v0.36) reads no workload identity: its Azure credential is
+/// azidentity v1.1's chain, without a workload identity member (fluxcd/source-controller
+/// CHANGELOG.md 1.0.0-rc.1, the first release with it).
+fn flux_0_41() -> Vec<Value> {
+    let mut objects = flux::install(0);
+    for (name, tag) in [
+        ("source-controller", "v0.36.1"),
+        ("kustomize-controller", "v0.35.1"),
+        ("helm-controller", "v0.31.2"),
+        ("notification-controller", "v0.33.0"),
+        ("image-reflector-controller", "v0.26.1"),
+        ("image-automation-controller", "v0.31.0"),
+    ] {
+        let deployment = flux::find(&mut objects, "Deployment", name);
+        deployment["metadata"]["labels"]["app.kubernetes.io/version"] = json!("v0.41.2");
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!(format!("ghcr.io/fluxcd/{name}:{tag}"));
+    }
+    objects.push(flux::aks_webhook());
+    objects.push(flux::oci_repository(0, NS, "platform"));
+    objects
+}
+
+#[test]
+fn enable_refuses_wiring_that_the_running_release_ignores() {
+    let snapshot = live_snapshot(&flux_0_41());
+    let err = plan::plan_enable(&snapshot, &ids()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "source-controller v0.36.1 has no workload identity: it came with source-controller v1.0.0-rc.1, in Flux v2.0.0; upgrade Flux to v2.0.0 or later first, then run enable again (wiring it now changes nothing the controller reads)"
+    );
+    let err = plan::plan_enable(
+        &snapshot,
+        &EnableRequest {
+            controllers: vec!["kustomize-controller".into()],
+            ..ids()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("kustomize-controller v0.35.1 has no workload identity for SOPS"),
+        "{err}"
+    );
+
+    // Asked for every controller, the ones that cannot use it are left alone, and said so.
+    let mut mixed = flux::install(7);
+    let reflector = flux::find(&mut mixed, "Deployment", "image-reflector-controller");
+    reflector["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("ghcr.io/fluxcd/image-reflector-controller:v0.26.1");
+    mixed.push(flux::aks_webhook());
+    let snapshot = live_snapshot(&mixed);
+    let plan = plan::plan_enable(&snapshot, &EnableRequest { all: true, ..ids() }).unwrap();
+    assert!(
+        plan.patches
+            .iter()
+            .all(|p| p.target.name != "image-reflector-controller"),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.notes.iter().any(|n| n
+            == "image-reflector-controller v0.26.1 has no workload identity: left as it is (upgrade Flux to wire it)"),
+        "{:?}",
+        plan.notes
+    );
+    assert!(
+        plan.patches
+            .iter()
+            .any(|p| p.target.name == "source-controller")
+    );
+}
+
+#[test]
+fn enable_refuses_the_object_level_gate_before_the_release_that_knows_it() {
+    // The gate came with Flux 2.6 (fluxcd/source-controller internal/controller/
+    // ocirepository_controller.go @ v1.6.0); a gate a controller does not know stops it at start.
+    let mut objects = flux::install(5);
+    objects.push(flux::aks_webhook());
+    objects.push(flux::oci_repository(5, NS, "platform"));
+    let request = EnableRequest {
+        object_level: true,
+        controllers: vec!["source-controller".into()],
+        ..ids()
+    };
+    let err = plan::plan_enable(&live_snapshot(&objects), &request).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "source-controller v1.5.0 has no object-level workload identity for OCIRepository: it came with source-controller v1.6.0, in Flux v2.6.0"
+        ),
+        "{err}"
+    );
+    let mut objects = flux::install(6);
+    objects.push(flux::aks_webhook());
+    objects.push(flux::oci_repository(6, NS, "platform"));
+    let plan = plan::plan_enable(&live_snapshot(&objects), &request).unwrap();
+    assert!(
+        plan.patches.iter().any(|p| p
+            .changes
+            .iter()
+            .any(|c| c.contains("ObjectLevelWorkloadIdentity=true"))),
+        "{plan:#?}"
+    );
+}
+
+/// kustomize-controller set up for AAD Pod Identity, as Flux 0.x documented it.
+fn on_pod_identity(objects: &mut [Value]) {
+    let deployment = flux::find(objects, "Deployment", "kustomize-controller");
+    deployment["spec"]["template"]["metadata"]["labels"]["aadpodidbinding"] = json!("sops-akv");
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "AZURE_AUTH_METHOD", "value": "msi"}));
+}
+
+#[test]
+fn moving_off_pod_identity_in_git_removes_the_binding_label_and_auth_method() {
+    let sandbox = Sandbox::new();
+    let dir = bootstrap(
+        &sandbox,
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n",
+        vec![],
+    );
+    let components = dir.join("gotk-components.yaml");
+    let mut objects: Vec<Value> =
+        manifests::parse_stream("components", &std::fs::read_to_string(&components).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.value)
+            .collect();
+    on_pod_identity(&mut objects);
+    write_yaml(&components, &objects);
+    let dir_arg = dir.display().to_string();
+    let out = sandbox.run(&[
+        "enable",
+        "--gitops",
+        &dir_arg,
+        "--mode",
+        "webhook",
+        "--controllers",
+        "kustomize-controller",
+        "--client-id",
+        CLIENT_ID,
+        "--tenant-id",
+        TENANT_ID,
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("+      path: /spec/template/metadata/labels/aadpodidbinding")
+            && out
+                .stdout
+                .contains("+      path: /spec/template/spec/containers/0/env/1"),
+        "the preview shows the removals: {}",
+        out.stdout
+    );
+    let rendered_objects = render(&dir);
+    let deploy = rendered(&rendered_objects, "Deployment", "kustomize-controller");
+    let labels = &deploy["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["azure.workload.identity/use"], "true");
+    assert!(labels.get("aadpodidbinding").is_none(), "{labels}");
+    let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(
+        env.iter().all(|e| e["name"] != "AZURE_AUTH_METHOD"),
+        "{env:?}"
+    );
+    assert!(
+        env.iter().any(|e| e["name"] == "RUNTIME_NAMESPACE"),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn live_runs_say_how_to_remove_what_an_apply_cannot() {
+    let mut objects = flux::install(7);
+    objects.push(flux::aks_webhook());
+    on_pod_identity(&mut objects);
+    let mut plan = plan::plan_enable(
+        &live_snapshot(&objects),
+        &EnableRequest {
+            controllers: vec!["kustomize-controller".into()],
+            ..ids()
+        },
+    )
+    .unwrap();
+    let notes = plan.take_removals();
+    assert_eq!(
+        notes,
+        [
+            "flux-system/Deployment/kustomize-controller: not done live (remove the pod label aadpodidbinding (AAD Pod Identity); remove AZURE_AUTH_METHOD from container manager), as a server-side apply cannot remove fields another manager set; remove them where they are defined, or with: kubectl patch deployment kustomize-controller -n flux-system --type json -p '[{\"op\":\"remove\",\"path\":\"/spec/template/metadata/labels/aadpodidbinding\"},{\"op\":\"remove\",\"path\":\"/spec/template/spec/containers/0/env/1\"}]'"
+        ]
+    );
+    let deployment = plan
+        .patches
+        .iter()
+        .find(|p| p.target.kind == "Deployment")
+        .unwrap();
+    assert!(deployment.remove.is_empty());
+    assert!(
+        deployment.changes.iter().all(|c| !c.starts_with("remove")),
+        "{:?}",
+        deployment.changes
+    );
+}

@@ -871,7 +871,7 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
         let auth_method = wiring
             .workload
             .main_container()
-            .and_then(|c| c.env("AZURE_AUTH_METHOD"))
+            .and_then(|c| c.env(crate::wiring::ENV_AUTH_METHOD))
             .map(|e| e.value.clone().unwrap_or_default());
         let uses = if wiring.needed_by.is_empty() {
             "nothing uses Azure through it".to_string()
@@ -961,7 +961,10 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
 /// Workloads that refresh a Flux object's Secret through AAD Pod Identity.
 fn pod_identity_feeders(snapshot: &Resolved, findings: &mut Findings<'_>) {
     for workload in snapshot.workloads.known().into_iter().flatten() {
-        let Some(selector) = workload.template_labels.get("aadpodidbinding") else {
+        let Some(selector) = workload
+            .template_labels
+            .get(crate::wiring::POD_IDENTITY_LABEL)
+        else {
             continue;
         };
         for (object, secret) in fed_objects(snapshot, workload) {

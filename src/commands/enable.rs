@@ -84,7 +84,7 @@ fn show(
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    let mut entry = json!({"target": p.target, "create": p.create, "changes": p.changes, "body": p.apply_body(), "remove": p.remove});
+                    let mut entry = json!({"target": p.target, "create": p.create, "changes": p.changes, "body": p.apply_body(), "remove": p.remove.iter().map(|r| &r.pointer).collect::<Vec<_>>()});
                     if let Some(prepared) = live.and_then(|l| l.get(i)) {
                         entry["body"] = prepared.body.clone();
                         entry["diff"] = json!(prepared.diff);
@@ -470,7 +470,11 @@ fn live(
         let mut snapshot = gathered.map_err(|e| e.0)?;
         snapshot.local = Fact::Known(local.clone());
         let snapshot = Resolved::new(snapshot);
-        let plan = plan::plan_enable(&snapshot, request).map_err(|e| e.to_string())?;
+        let mut plan = plan::plan_enable(&snapshot, request).map_err(|e| e.to_string())?;
+        if args.flux_instance.is_none() {
+            let by_hand = plan.take_removals();
+            plan.notes.extend(by_hand);
+        }
         if args.federate.federate {
             // Before the controllers restart, so their first token exchange finds the credential.
             let planned = Resolved::new(plan::simulate::apply(&snapshot, &plan));

@@ -17,10 +17,11 @@ use crate::model::azure_use::{AzureService, WiringMode, has_use_label};
 use crate::model::version::{OBJECT_LEVEL_GATE, feature_gates};
 use crate::model::{FluxKind, FluxObject, ObjectRef, Workload};
 use crate::resolve::Resolved;
+use crate::resolve::features::{self, Feature, Running};
 use crate::wiring::{
-    CLIENT_ID_ANNOTATION, Cloud, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID, ENV_TOKEN_FILE,
-    FLUX_CONTROLLERS, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME,
-    TENANT_ID_ANNOTATION, TOKEN_AUDIENCE, USE_LABEL, is_uuid,
+    CLIENT_ID_ANNOTATION, Cloud, ENV_AUTH_METHOD, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID,
+    ENV_TOKEN_FILE, FLUX_CONTROLLERS, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME,
+    POD_IDENTITY_LABEL, TENANT_ID_ANNOTATION, TOKEN_AUDIENCE, USE_LABEL, is_uuid,
 };
 
 /// What the user asked `enable` to do.
@@ -76,6 +77,43 @@ pub enum PlanError {
     NothingSelected,
     #[error("no GitRepository flux-system/flux-system to move to provider azure")]
     NoFluxGitRepository,
+    #[error(
+        "{controller} {running} has no {what}: it came with {controller} {since}, in Flux {upgrade_to}; upgrade Flux to {upgrade_to} or later first, then run enable again (wiring it now changes nothing the controller reads)"
+    )]
+    UpgradeFirst {
+        controller: String,
+        running: String,
+        what: &'static str,
+        since: String,
+        upgrade_to: String,
+    },
+}
+
+impl PlanError {
+    fn upgrade_first(controller: &str, running: &Running, feature: &Feature) -> PlanError {
+        PlanError::UpgradeFirst {
+            controller: controller.to_string(),
+            running: running.describe(),
+            what: feature.what,
+            since: feature.since.to_string(),
+            upgrade_to: feature.upgrade_to().to_string(),
+        }
+    }
+}
+
+/// Refuses wiring that `workload`'s release ignores (`None`: no such rule, or the release is
+/// unknown and the wiring goes ahead).
+fn require(
+    workload: &Workload,
+    feature: fn(&str) -> Option<&'static Feature>,
+) -> Result<(), PlanError> {
+    let running = Running::of(workload);
+    match feature(&workload.name) {
+        Some(needed) if running.lacks(needed) => {
+            Err(PlanError::upgrade_first(&workload.name, &running, needed))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// An edit of an atomic list (container args): kept apart from the merge body because each
@@ -96,8 +134,8 @@ pub struct ObjectPatch {
     /// Partial object: the server-side apply body and the strategic-merge patch alike.
     pub body: Value,
     pub args: Option<ArgsEdit>,
-    /// JSON pointers of fields to delete; only Git patches can express that.
-    pub remove: Vec<String>,
+    /// Fields to delete; only Git patches can express that.
+    pub remove: Vec<Removal>,
     /// One line per change, for people.
     pub changes: Vec<String>,
     /// The object does not exist yet.
@@ -140,6 +178,60 @@ impl ObjectPatch {
             container["args"] = json!(args.after);
         }
         body
+    }
+}
+
+/// A field the plan deletes: its JSON pointer, and the line of `changes` that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub pointer: String,
+    pub change: String,
+}
+
+impl ObjectPatch {
+    fn remove_field(&mut self, pointer: String, change: String) {
+        self.changes.push(change.clone());
+        self.remove.push(Removal { pointer, change });
+    }
+}
+
+impl Plan {
+    /// Takes the removals out of the plan for a live run, which cannot carry them out (a
+    /// server-side apply leaves fields other managers own), and gives the notes saying how to
+    /// remove them by hand: one `kubectl patch` per object.
+    pub fn take_removals(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for patch in &mut self.patches {
+            if patch.remove.is_empty() {
+                continue;
+            }
+            let removals = std::mem::take(&mut patch.remove);
+            patch
+                .changes
+                .retain(|c| !removals.iter().any(|r| &r.change == c));
+            let ops: Vec<Value> = removals
+                .iter()
+                .map(|r| json!({"op": "remove", "path": r.pointer}))
+                .collect();
+            let namespace = patch
+                .target
+                .namespace
+                .as_deref()
+                .map(|ns| format!(" -n {ns}"))
+                .unwrap_or_default();
+            let what: Vec<&str> = removals.iter().map(|r| r.change.as_str()).collect();
+            notes.push(format!(
+                "{}: not done live ({}), as a server-side apply cannot remove fields another manager set; remove them where they are defined, or with: kubectl patch {} {}{namespace} --type json -p '{}'",
+                patch.target,
+                what.join("; "),
+                patch.target.kind.to_lowercase(),
+                patch.target.name,
+                Value::Array(ops)
+            ));
+        }
+        self.patches
+            .retain(|p| !(p.changes.is_empty() && p.args.is_none() && !p.create));
+        notes
     }
 }
 
@@ -436,10 +528,47 @@ fn plan_webhook(
                 && !p.has_injected_identity()
         })
     });
-    if !template_changes && (sa_changed || stale_pods) {
+    let migrates = plan_pod_identity_removal(workload, patches);
+    if !template_changes && !migrates && (sa_changed || stale_pods) {
         plan.restarts.push(workload.object_ref());
     }
     Ok(())
+}
+
+/// Moving a controller off AAD Pod Identity: its binding label would keep the NMI intercepting
+/// the controller's IMDS calls, and `AZURE_AUTH_METHOD` means nothing to the releases that have
+/// workload identity (kustomize-controller internal/sops/azkv/keysource.go @ v1.0.0-rc.1 no
+/// longer reads it). Removals are JSON pointers: a Git patch can express them, a server-side
+/// apply cannot remove what another manager owns. Whether anything was planned.
+fn plan_pod_identity_removal(workload: &Workload, patches: &mut Patches) -> bool {
+    let mut removals = Vec::new();
+    if workload.template_labels.contains_key(POD_IDENTITY_LABEL) {
+        removals.push((
+            format!("/spec/template/metadata/labels/{POD_IDENTITY_LABEL}"),
+            format!("remove the pod label {POD_IDENTITY_LABEL} (AAD Pod Identity)"),
+        ));
+    }
+    let main = workload.main_container().map(|c| c.name.as_str());
+    if let Some((index, container)) = workload
+        .containers
+        .iter()
+        .enumerate()
+        .find(|(_, c)| Some(c.name.as_str()) == main)
+        && let Some(env_index) = container.env.iter().position(|e| e.name == ENV_AUTH_METHOD)
+    {
+        removals.push((
+            format!("/spec/template/spec/containers/{index}/env/{env_index}"),
+            format!("remove {ENV_AUTH_METHOD} from container {}", container.name),
+        ));
+    }
+    if removals.is_empty() {
+        return false;
+    }
+    let patch = patches.get(workload.object_ref(), "apps/v1", &workload.labels);
+    for (pointer, change) in removals {
+        patch.remove_field(pointer, change);
+    }
+    true
 }
 
 fn plan_manual(
@@ -505,6 +634,7 @@ fn plan_manual(
     if env_value(ENV_TOKEN_FILE).as_deref() != Some(token_file.as_str()) {
         env.push((ENV_TOKEN_FILE, token_file.clone()));
     }
+    plan_pod_identity_removal(workload, patches);
     if env.is_empty() && volume_ok && mounted {
         return Ok(());
     }
@@ -704,6 +834,9 @@ fn plan_git_provider(snapshot: &Resolved, patches: &mut Patches) -> Result<(), P
             "flux-system",
         )
         .ok_or(PlanError::NoFluxGitRepository)?;
+    if let Some(source) = snapshot.controller("source-controller") {
+        require(source, |_| Some(&features::GIT_PROVIDER_AZURE))?;
+    }
     if repo.provider_is_azure() && repo.secret_ref.is_none() {
         return Ok(());
     }
@@ -715,10 +848,10 @@ fn plan_git_provider(snapshot: &Resolved, patches: &mut Patches) -> Result<(), P
             .push("set spec.provider: azure (Azure DevOps workload identity)".into());
     }
     if repo.secret_ref.is_some() {
-        patch.remove.push("/spec/secretRef".into());
-        patch
-            .changes
-            .push("remove spec.secretRef (the SSH key or PAT is no longer used)".into());
+        patch.remove_field(
+            "/spec/secretRef".into(),
+            "remove spec.secretRef (the SSH key or PAT is no longer used)".into(),
+        );
     }
     Ok(())
 }
@@ -793,6 +926,14 @@ pub fn plan_enable(snapshot: &Resolved, request: &EnableRequest) -> Result<Plan,
             let workload = snapshot
                 .controller(name)
                 .ok_or_else(|| PlanError::UnknownController(name.clone()))?;
+            if request.all && require(workload, features::workload_identity).is_err() {
+                plan.notes.push(format!(
+                    "{name} {} has no workload identity: left as it is (upgrade Flux to wire it)",
+                    Running::of(workload).describe()
+                ));
+                continue;
+            }
+            require(workload, features::workload_identity)?;
             match mode_for(snapshot, request, workload)? {
                 WiringMode::Webhook => {
                     plan_webhook(snapshot, request, workload, &mut patches, &mut plan)?;
@@ -821,6 +962,7 @@ pub fn plan_enable(snapshot: &Resolved, request: &EnableRequest) -> Result<Plan,
         gate_controllers.dedup();
         for name in &gate_controllers {
             if let Some(workload) = snapshot.controller(name) {
+                require(workload, features::object_level_gate)?;
                 plan_feature_gate(workload, &mut patches, &mut plan);
             }
         }

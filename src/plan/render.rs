@@ -200,11 +200,21 @@ pub fn diff(snapshot: &Snapshot, patch: &ObjectPatch) -> String {
     let before = current_view(snapshot, patch, &planned);
     let mut after = before.clone();
     merge(&mut after, &planned, "");
-    for pointer in &patch.remove {
-        if let Some((parent, key)) = pointer.rsplit_once('/')
-            && let Some(map) = after.pointer_mut(parent).and_then(Value::as_object_mut)
-        {
-            map.remove(key);
+    for removal in &patch.remove {
+        if let Some((parent, key)) = removal.pointer.rsplit_once('/') {
+            match after.pointer_mut(parent) {
+                Some(Value::Object(map)) => {
+                    map.remove(key);
+                }
+                Some(Value::Array(items)) => {
+                    if let Ok(index) = key.parse::<usize>()
+                        && index < items.len()
+                    {
+                        items.remove(index);
+                    }
+                }
+                _ => {}
+            }
         }
     }
     let (before, after) = (yaml(&before), yaml(&after));
@@ -262,8 +272,8 @@ fn json6902_ops(patch: &ObjectPatch) -> Vec<Value> {
             }
         }
     }
-    for pointer in &patch.remove {
-        ops.push(json!({"op": "remove", "path": pointer}));
+    for removal in &patch.remove {
+        ops.push(json!({"op": "remove", "path": removal.pointer}));
     }
     ops
 }

@@ -149,7 +149,7 @@ fn apply_flux_object(snapshot: &mut Snapshot, patch: &super::ObjectPatch) {
     {
         decryption.service_account_name = Some(sa.to_string());
     }
-    if patch.remove.iter().any(|p| p == "/spec/secretRef") {
+    if patch.remove.iter().any(|r| r.pointer == "/spec/secretRef") {
         object.secret_ref = None;
     }
 }

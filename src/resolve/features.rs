@@ -413,6 +413,21 @@ pub fn workload_identity(controller: &str) -> Option<&'static Feature> {
     }
 }
 
+/// The first release of each controller that knows the `ObjectLevelWorkloadIdentity` gate and
+/// does something with it; a gate a controller does not know makes it exit at start
+/// (fluxcd/pkg runtime/features/features.go: unknown gates are an error).
+pub fn object_level_gate(controller: &str) -> Option<&'static Feature> {
+    match controller {
+        "source-controller" => Some(&OBJECT_LEVEL_OCI),
+        "kustomize-controller" => Some(&OBJECT_LEVEL_SOPS),
+        "image-reflector-controller" => Some(&OBJECT_LEVEL_IMAGE_REFLECTOR),
+        "image-automation-controller" => Some(&OBJECT_LEVEL_IMAGE_AUTOMATION),
+        "notification-controller" => Some(&NOTIFICATION_WORKLOAD_IDENTITY),
+        "helm-controller" => Some(&REMOTE_AKS_HELM),
+        _ => None,
+    }
+}
+
 /// The release that stopped serving an object's API version, per group and version.
 pub fn api_removal(api_version: &str) -> Option<&'static Feature> {
     match api_version {

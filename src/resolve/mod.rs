@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::model::azure_use::{AzureService, WiringMode, has_use_label, wiring_mode};
 use crate::model::version::{OBJECT_LEVEL_GATE, feature_gates, flag_value};
-use crate::model::{FluxObject, ServiceAccount, Snapshot, Workload};
+use crate::model::{Container, FluxObject, ServiceAccount, Snapshot, Workload};
 use crate::wiring::{
     CLIENT_ID_ANNOTATION, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID, ENV_TOKEN_FILE,
 };
@@ -384,13 +384,27 @@ fn ignored_configuration(
     }
     let auth_method = workload
         .main_container()
-        .is_some_and(|c| c.env("AZURE_AUTH_METHOD").is_some());
+        .is_some_and(|c| c.env(crate::wiring::ENV_AUTH_METHOD).is_some());
     if auth_method && !old_sops {
         ignored.push(
             "AZURE_AUTH_METHOD: kustomize-controller read it only before v1.0.0-rc.1".to_string(),
         );
     }
     ignored
+}
+
+/// The service principal the environment credential builds from the container's env vars,
+/// which comes before workload identity in every controller's chain.
+fn environment_credential(container: &Container, old_sops: bool) -> Option<&'static str> {
+    if container.env("AZURE_CLIENT_SECRET").is_some() {
+        Some("client secret")
+    } else if container.env("AZURE_CLIENT_CERTIFICATE_PATH").is_some()
+        || (old_sops && container.env("AZURE_CERTIFICATE_PATH").is_some())
+    {
+        Some("client certificate")
+    } else {
+        None
+    }
 }
 
 fn resolve_controller(snapshot: &Snapshot, workload: &Workload) -> ControllerPath {
@@ -401,7 +415,10 @@ fn resolve_controller(snapshot: &Snapshot, workload: &Workload) -> ControllerPat
     let container = workload.main_container();
     let env = |n: &str| container.and_then(|c| c.env(n));
     let literal = |n: &str| env(n).and_then(|e| e.value.clone());
-    let pod_identity = workload.template_labels.get("aadpodidbinding").cloned();
+    let pod_identity = workload
+        .template_labels
+        .get(crate::wiring::POD_IDENTITY_LABEL)
+        .cloned();
     let supports_wi = supports_workload_identity(name, &running);
     let old_sops = name == "kustomize-controller" && supports_wi == Some(false);
     let ignored = ignored_configuration(workload, wiring, &running, old_sops);
@@ -418,15 +435,7 @@ fn resolve_controller(snapshot: &Snapshot, workload: &Workload) -> ControllerPat
     .all(|n| env(n).is_some());
     let workload_identity = (webhook_injects || (wiring == WiringMode::Manual && manual_env))
         && supports_wi != Some(false);
-    let secret = if env("AZURE_CLIENT_SECRET").is_some() {
-        Some("client secret")
-    } else if env("AZURE_CLIENT_CERTIFICATE_PATH").is_some()
-        || (old_sops && env("AZURE_CERTIFICATE_PATH").is_some())
-    {
-        Some("client certificate")
-    } else {
-        None
-    };
+    let secret = container.and_then(|c| environment_credential(c, old_sops));
     let managed = ControllerCredential::ManagedIdentity {
         client_id: literal(ENV_CLIENT_ID),
         pod_identity: pod_identity.clone(),
@@ -440,7 +449,7 @@ fn resolve_controller(snapshot: &Snapshot, workload: &Workload) -> ControllerPat
         )
     } else if old_sops {
         // SOPS 3.7's own flow (kustomize-controller v0.x): AZURE_AUTH_METHOD, else the CLI.
-        match literal("AZURE_AUTH_METHOD").as_deref() {
+        match literal(crate::wiring::ENV_AUTH_METHOD).as_deref() {
             Some("msi") => (
                 managed,
                 format!(
