@@ -36,6 +36,27 @@ fn flux_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<()
         return Ok(());
     }
     let namespace = &snapshot.flux_namespace;
+    let mut elsewhere: Vec<&str> = snapshot
+        .workloads
+        .known()
+        .into_iter()
+        .flatten()
+        .filter(|w| w.is_flux_controller() && &w.namespace != namespace)
+        .map(|w| w.namespace.as_str())
+        .collect();
+    elsewhere.sort_unstable();
+    elsewhere.dedup();
+    if let [other, ..] = elsewhere.as_slice() {
+        findings.add(
+            cluster_ref(snapshot),
+            format!(
+                "no Flux controller Deployment in namespace {namespace}, but there are Flux controllers in namespace {}",
+                elsewhere.join(", ")
+            ),
+            format!("pass --flux-namespace {other}"),
+        );
+        return Ok(());
+    }
     if snapshot.source.is_live() {
         let served = snapshot.flux.not_served.len() < crate::model::FluxKind::ALL.len();
         let apis = if served {

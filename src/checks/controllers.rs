@@ -391,17 +391,38 @@ fn identity_annotation_malformed(
                 }
             }
         }
+        let managed_by_operator = crate::plan::reconciler(&wiring.workload.labels)
+            == Some(crate::plan::Reconciler::FluxOperator);
         for (subject, field, value) in values {
             if !is_uuid(value) {
+                let what = if is_placeholder(value) {
+                    "a placeholder left in"
+                } else {
+                    "not a UUID"
+                };
+                let place = if managed_by_operator {
+                    " in the FluxInstance's .spec.kustomize.patches"
+                } else {
+                    ""
+                };
                 findings.add(
                     subject,
-                    format!("{field} of {} is {value:?}, not a UUID", wiring.name()),
-                    "set it to the managed identity's client ID or tenant ID (az identity show --query '{clientId:clientId,tenantId:tenantId}')",
+                    format!("{field} of {} is {value:?}, {what}", wiring.name()),
+                    format!("set it{place} to the managed identity's client ID or tenant ID (az identity show --name IDENTITY --resource-group GROUP --query '{{clientId:clientId,tenantId:tenantId}}')"),
                 );
             }
         }
     }
     Ok(())
+}
+
+/// A value copied from a guide and never filled in: `<AZURE_CLIENT_ID>`, `CLIENT_ID`.
+fn is_placeholder(value: &str) -> bool {
+    (value.starts_with('<') && value.ends_with('>'))
+        || (!value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c == '-'))
 }
 
 pub static POD_LABEL_MISSING: Check = Check {

@@ -112,13 +112,12 @@ pub(crate) fn manifests_of(
     filename: &[String],
     kustomize: &[std::path::PathBuf],
 ) -> Result<Snapshot, String> {
-    let mut docs = manifests::read_inputs(filename).map_err(|e| e.to_string())?;
+    let read = crate::gather::layout::read(filename, kustomize).map_err(|e| e.to_string())?;
     let mut inputs = filename.to_vec();
-    for dir in kustomize {
-        docs.extend(manifests::render_kustomization(dir).map_err(|e| e.to_string())?);
-        inputs.push(format!("-k {}", dir.display()));
-    }
-    let mut snapshot = manifests::snapshot(&docs, inputs, &global.flux_namespace);
+    inputs.extend(kustomize.iter().map(|dir| format!("-k {}", dir.display())));
+    let mut snapshot = manifests::snapshot(&read.docs, inputs, &global.flux_namespace);
+    snapshot.input_notes = read.read;
+    snapshot.input_notes.extend(read.notes);
     if let Some(namespace) = &global.namespace {
         snapshot.flux.objects.retain(|o| &o.namespace == namespace);
     }

@@ -4,7 +4,7 @@
 //! checks that need them are skipped with that reason.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -25,6 +25,8 @@ pub enum ManifestError {
     KubectlMissing,
     #[error("kubectl kustomize {dir} failed: {reason}")]
     Kustomize { dir: String, reason: String },
+    #[error("no Kubernetes object in {inputs}{notes}")]
+    NoObjects { inputs: String, notes: String },
 }
 
 /// One YAML document and where it came from.
@@ -32,34 +34,6 @@ pub enum ManifestError {
 pub struct Document {
     pub origin: String,
     pub value: Value,
-}
-
-fn is_manifest_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
-    let read_error = |e: std::io::Error| ManifestError::Read {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_error)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else if is_manifest_file(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Splits a YAML stream at document markers, keeping each document's first line number, so a
@@ -201,7 +175,7 @@ fn push_document(origin: &str, value: Value, out: &mut Vec<Document>) {
     }
 }
 
-/// Reads `-f` inputs: files, folders (recursively, *.yaml, *.yml, *.json) and `-` for stdin.
+/// Reads `-f` files and `-` for stdin; folders are walked by [`super::layout`].
 pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
     for input in inputs {
@@ -216,20 +190,11 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
             docs.extend(parse_stream("<stdin>", &text)?);
             continue;
         }
-        let path = Path::new(input);
-        let mut files = Vec::new();
-        if path.is_dir() {
-            collect_files(path, &mut files)?;
-        } else {
-            files.push(path.to_path_buf());
-        }
-        for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|e| ManifestError::Read {
-                path: file.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            docs.extend(parse_stream(&file.display().to_string(), &text)?);
-        }
+        let text = std::fs::read_to_string(input).map_err(|e| ManifestError::Read {
+            path: input.clone(),
+            reason: e.to_string(),
+        })?;
+        docs.extend(parse_stream(input, &text)?);
     }
     Ok(docs)
 }

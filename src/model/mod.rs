@@ -88,6 +88,9 @@ pub struct Snapshot {
     pub probes: Fact<Vec<crate::azure::state::Probe>>,
     /// Everything that could not be read, for the `state-unreadable` check.
     pub unreadable: Vec<Unreadable>,
+    /// How manifest inputs were read (folders built, kustomizations generated) and what was
+    /// left out of them.
+    pub input_notes: Vec<String>,
 }
 
 impl Snapshot {
@@ -115,6 +118,7 @@ impl Snapshot {
             azure: Fact::Unknown("Azure was not read (--azure)".to_string()),
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
+            input_notes: Vec::new(),
         }
     }
 

@@ -84,6 +84,9 @@ pub fn report_value(report: &Report) -> Value {
         "checks": checks,
         "findings": findings,
     });
+    if !report.input_notes.is_empty() {
+        value["inputNotes"] = json!(report.input_notes);
+    }
     if !report.inputs.is_empty() {
         value["inputs"] = json!(report.inputs);
     }

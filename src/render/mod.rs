@@ -14,6 +14,8 @@ pub struct Report {
     pub context: Option<String>,
     pub mode: &'static str,
     pub inputs: Vec<String>,
+    /// How the inputs were read and what was left out of them.
+    pub input_notes: Vec<String>,
     pub flux_namespace: String,
     pub flux_version: Option<String>,
     /// What doctor found about each Flux controller, for the JSON report.
@@ -110,6 +112,7 @@ impl Report {
             context,
             mode,
             inputs,
+            input_notes: snapshot.input_notes.clone(),
             flux_namespace: snapshot.flux_namespace.clone(),
             flux_version: flux_version(snapshot),
             controllers: controllers(snapshot),

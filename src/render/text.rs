@@ -104,6 +104,9 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
             report.flux_namespace
         )?,
     }
+    for note in &report.input_notes {
+        writeln!(out, "  {note}")?;
+    }
     let mut current_area: Option<Area> = None;
     for result in &diagnosis.results {
         if options.local_only && !matches!(result.check.area, Area::Local) {
