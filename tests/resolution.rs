@@ -484,3 +484,27 @@ fn rule_9_patches_that_put_fields_where_nothing_reads_them() {
         "{misplaced:?}"
     );
 }
+
+/// Rule 7. Wiring on a controller that serves none of the Azure objects, while another one
+/// serves them without an identity: OCI HelmRepositories are pulled by source-controller
+/// (fluxcd/source-controller internal/helm/getter/client_opts.go @ v1.7.0), not helm-controller.
+#[test]
+fn rule_7_wiring_on_the_controller_that_does_not_serve_the_objects() {
+    let mut objects = flux::install(7);
+    flux::wire_webhook(&mut objects, "helm-controller");
+    objects.push(flux::object(
+        7,
+        "HelmRepository",
+        NS,
+        "charts",
+        json!({"interval": "5m", "type": "oci",
+        "provider": "azure", "url": "oci://contoso.azurecr.io/charts"}),
+    ));
+    let resolved = resolve(&objects);
+    let (subject, message) = finding(&resolved, "controller-identity-unused").unwrap();
+    assert_eq!(subject, "flux-system/Deployment/helm-controller");
+    assert!(
+        message.ends_with("the objects that need an identity are served by source-controller (1 HelmRepository in flux-system)"),
+        "{message}"
+    );
+}
