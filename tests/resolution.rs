@@ -508,3 +508,33 @@ fn rule_7_wiring_on_the_controller_that_does_not_serve_the_objects() {
         "{message}"
     );
 }
+
+/// A fix goes where the change persists: in manifests, Git through `enable --gitops`; for an
+/// object flux-operator reconciles, its FluxInstance. A live `kubectl annotate` would be
+/// reverted by either.
+#[test]
+fn fixes_go_where_the_change_persists() {
+    let tenant_fix = |objects: &[Value]| {
+        diagnose(&resolve(objects))
+            .findings
+            .iter()
+            .find(|f| f.check.name == "sa-missing-tenant-id")
+            .map(|f| f.fix.clone())
+            .unwrap()
+    };
+    let mut objects = flux::install(7);
+    flux::wire_webhook(&mut objects, "source-controller");
+    let sa = flux::find(&mut objects, "ServiceAccount", "source-controller");
+    sa["metadata"]["annotations"] = json!({"azure.workload.identity/client-id": CLIENT_ID});
+    objects.push(flux::oci_repository(7, NS, "app"));
+    assert_eq!(
+        tenant_fix(&objects),
+        "kubectl azflux enable --gitops DIR --controllers source-controller --tenant-id TENANT_ID"
+    );
+    let sa = flux::find(&mut objects, "ServiceAccount", "source-controller");
+    sa["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "flux-operator"});
+    assert_eq!(
+        tenant_fix(&objects),
+        "kubectl azflux enable --flux-instance FILE --controllers source-controller --tenant-id TENANT_ID"
+    );
+}

@@ -247,9 +247,15 @@ fn sa_missing_client_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                         .add(
                             sa.object_ref(),
                             format!("{} has no `{CLIENT_ID_ANNOTATION}` annotation", sa.object_ref()),
-                            format!(
-                                "kubectl annotate serviceaccount {} -n {} {CLIENT_ID_ANNOTATION}=CLIENT_ID, then restart {}",
-                                sa.name, sa.namespace, wiring.name()
+                            super::fitted_fix(
+                                snapshot,
+                                &sa.labels,
+                                wiring.workload,
+                                format!(
+                                    "kubectl annotate serviceaccount {} -n {} {CLIENT_ID_ANNOTATION}=CLIENT_ID, then restart {}",
+                                    sa.name, sa.namespace, wiring.name()
+                                ),
+                                &format!("--controllers {} --client-id CLIENT_ID", wiring.name()),
                             ),
                         )
                         .action(FixAction::Annotate {
@@ -323,9 +329,15 @@ fn sa_missing_tenant_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                                 "{} has no `{TENANT_ID_ANNOTATION}` annotation; the webhook will use the cluster's tenant",
                                 sa.object_ref()
                             ),
-                            format!(
-                                "kubectl annotate serviceaccount {} -n {} {TENANT_ID_ANNOTATION}=TENANT_ID",
-                                sa.name, sa.namespace
+                            super::fitted_fix(
+                                snapshot,
+                                &sa.labels,
+                                wiring.workload,
+                                format!(
+                                    "kubectl annotate serviceaccount {} -n {} {TENANT_ID_ANNOTATION}=TENANT_ID",
+                                    sa.name, sa.namespace
+                                ),
+                                &format!("--controllers {} --tenant-id TENANT_ID", wiring.name()),
                             ),
                         )
                         .severity(Severity::Warning)

@@ -228,6 +228,36 @@ pub fn enable_command(snapshot: &crate::model::Snapshot, args: &str) -> String {
     }
 }
 
+/// The fix for a change to an object, fitted to what manages it: the `live` command when
+/// nothing reconciles it on a live cluster; `enable ARGS` in the place that persists (Git for a
+/// Flux Kustomization or in manifest mode, the FluxInstance for flux-operator, the extension's
+/// settings for the AKS extension), since a live change there is reverted.
+pub fn fitted_fix(
+    snapshot: &crate::model::Snapshot,
+    labels: &crate::model::StringMap,
+    workload: &crate::model::Workload,
+    live: String,
+    enable_args: &str,
+) -> String {
+    use crate::plan::Reconciler;
+    if owned_by_aks_extension(&workload.labels) || owned_by_aks_extension(&workload.template_labels)
+    {
+        return EXTENSION_IDENTITY.to_string();
+    }
+    let reconciler =
+        crate::plan::reconciler(labels).or_else(|| crate::plan::reconciler(&workload.labels));
+    match reconciler {
+        Some(Reconciler::FluxOperator) => {
+            format!("kubectl azflux enable --flux-instance FILE {enable_args}")
+        }
+        Some(Reconciler::FluxKustomization { .. }) if snapshot.source.is_live() => {
+            format!("kubectl azflux enable --gitops DIR {enable_args}")
+        }
+        _ if snapshot.source.is_live() => live,
+        _ => enable_command(snapshot, enable_args),
+    }
+}
+
 /// How to give a controller an identity, fitted to what manages it: the AKS Flux extension's
 /// settings (it reverts anything else), else `enable`.
 pub fn identity_fix(
