@@ -538,3 +538,46 @@ fn fixes_go_where_the_change_persists() {
         "kubectl azflux enable --flux-instance FILE --controllers source-controller --tenant-id TENANT_ID"
     );
 }
+
+/// Controllers of the AKS Flux extension (`microsoft.flux`) are reconciled by it: every fix is
+/// its `az k8s-extension update` settings (workloadIdentity.*, useKubeletIdentity), never a
+/// patch (MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
+#[test]
+fn the_aks_extension_is_fixed_through_its_settings() {
+    let mut objects = flux::install(7);
+    for controller in flux::CONTROLLERS {
+        let deployment = flux::find(&mut objects, "Deployment", controller);
+        deployment["metadata"]["labels"]["app.kubernetes.io/name"] = json!("microsoft.flux");
+        deployment["metadata"]["labels"]["clusterconfig.azure.com/extension-version"] =
+            json!("1.24.1");
+    }
+    objects.push(flux::oci_repository(7, NS, "app"));
+    let resolved = resolve(&objects);
+    let diagnosis = diagnose(&resolved);
+    let fix_of = |name: &str| {
+        diagnosis
+            .findings
+            .iter()
+            .find(|f| f.check.name == name)
+            .map_or_else(|| panic!("no {name}"), |f| f.fix.clone())
+    };
+    assert!(
+        fix_of("kubelet-identity-fallback")
+            .contains("--configuration-settings useKubeletIdentity=true"),
+        "{}",
+        fix_of("kubelet-identity-fallback")
+    );
+    assert!(
+        fix_of("flux-installed-by-aks-extension")
+            .contains("workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID"),
+    );
+    for finding in &diagnosis.findings {
+        assert!(
+            !finding.fix.contains("kubectl azflux enable")
+                && !finding.fix.contains("kubectl annotate"),
+            "{}: {}",
+            finding.check.name,
+            finding.fix
+        );
+    }
+}

@@ -1132,11 +1132,21 @@ fn kubelet_identity_fallback(snapshot: &Resolved, findings: &mut Findings<'_>) -
                 verb_s(acr.len()),
                 wiring.name()
             ),
-            format!(
-                "grant the kubelet identity AcrPull, or give {} its own identity: {}",
-                wiring.name(),
-                identity_fix(snapshot, wiring.workload)
-            ),
+            if super::owned_by_aks_extension(&wiring.workload.labels)
+                || super::owned_by_aks_extension(&wiring.workload.template_labels)
+            {
+                format!(
+                    "grant the kubelet identity AcrPull and let the extension use it ({}), or give the extension's controllers an identity: {}",
+                    super::EXTENSION_KUBELET_IDENTITY,
+                    super::EXTENSION_IDENTITY
+                )
+            } else {
+                format!(
+                    "grant the kubelet identity AcrPull, or give {} its own identity: {}",
+                    wiring.name(),
+                    identity_fix(snapshot, wiring.workload)
+                )
+            },
         );
     }
     Ok(())

@@ -284,6 +284,10 @@ pub fn identity_fix(
 /// MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
 pub const EXTENSION_IDENTITY: &str = "az k8s-extension update --resource-group RESOURCE_GROUP --cluster-name CLUSTER --cluster-type managedClusters --name flux --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID workloadIdentity.azureTenantId=TENANT_ID";
 
+/// The AKS Flux extension's switch that makes its controllers use the kubelet identity
+/// (MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
+pub const EXTENSION_KUBELET_IDENTITY: &str = "az k8s-extension update --resource-group RESOURCE_GROUP --cluster-name CLUSTER --cluster-type managedClusters --name flux --configuration-settings useKubeletIdentity=true";
+
 /// A change that fixes a finding, as data: `enable` plans from these, reports print them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
