@@ -581,3 +581,30 @@ fn the_aks_extension_is_fixed_through_its_settings() {
         );
     }
 }
+
+/// Rule 2. `spec.provider` is not in the image `v1beta1` schema (fluxcd/image-reflector-controller
+/// api/v1beta2/imagerepository_types.go @ v0.25.0 added it): the API server prunes it, so the
+/// object pulls anonymously.
+#[test]
+fn rule_2_provider_on_an_api_version_without_the_field() {
+    let mut objects = flux::install(6);
+    flux::wire_webhook(&mut objects, "image-reflector-controller");
+    let mut repository = flux::object(
+        6,
+        "ImageRepository",
+        NS,
+        "app",
+        json!({"interval": "5m", "image": "contoso.azurecr.io/app", "provider": "azure"}),
+    );
+    repository["apiVersion"] = json!("image.toolkit.fluxcd.io/v1beta1");
+    objects.push(repository.clone());
+    let resolved = resolve(&objects);
+    assert_eq!(credential(&resolved, "app"), &Credential::Anonymous);
+    repository["apiVersion"] = json!("image.toolkit.fluxcd.io/v1beta2");
+    let last = objects.len() - 1;
+    objects[last] = repository;
+    assert_eq!(
+        credential(&resolve(&objects), "app"),
+        &Credential::Controller
+    );
+}
