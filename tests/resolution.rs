@@ -608,3 +608,42 @@ fn rule_2_provider_on_an_api_version_without_the_field() {
         &Credential::Controller
     );
 }
+
+/// Rule 6, bootstrap order: AAD Pod Identity installed by the very Kustomization that decrypts
+/// through it cannot come up on a new cluster (SOPS fails the whole build, fluxcd/
+/// kustomize-controller internal/decryptor/decryptor.go, so nothing of it is applied).
+#[test]
+fn rule_6_pod_identity_installed_by_the_kustomization_that_needs_it() {
+    let mut objects = flux::install(7);
+    set_image(&mut objects, "kustomize-controller", "v0.35.1");
+    let deployment = flux::find(&mut objects, "Deployment", "kustomize-controller");
+    deployment["spec"]["template"]["metadata"]["labels"]["aadpodidbinding"] = json!("sops");
+    add_env(
+        &mut objects,
+        "kustomize-controller",
+        "AZURE_AUTH_METHOD",
+        "msi",
+    );
+    objects.push(sops_kustomization(7, "apps", None));
+    objects.push(key_vault_file());
+    let mut release = flux::object(
+        7,
+        "HelmRelease",
+        "aad-pod-identity",
+        "aad-pod-identity",
+        json!({"interval": "5m",
+        "chart": {"spec": {"chart": "aad-pod-identity", "sourceRef": {"kind": "HelmRepository", "name": "aad-pod-identity"}}}}),
+    );
+    release["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": NS});
+    objects.push(release.clone());
+    let (_, message) = finding(&resolve(&objects), "legacy-aad-pod-identity").unwrap();
+    assert!(
+        message.contains("AAD Pod Identity itself (aad-pod-identity/HelmRelease/aad-pod-identity) is applied by Kustomization flux-system/apps, which needs it to decrypt"),
+        "{message}"
+    );
+    release["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = json!("infra");
+    let last = objects.len() - 1;
+    objects[last] = release;
+    let (_, message) = finding(&resolve(&objects), "legacy-aad-pod-identity").unwrap();
+    assert!(!message.contains("AAD Pod Identity itself"), "{message}");
+}

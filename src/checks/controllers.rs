@@ -895,6 +895,37 @@ fn binding_of(snapshot: &Snapshot, namespace: &str, selector: &str) -> String {
         )
 }
 
+/// AAD Pod Identity installed (its Helm chart) by a Kustomization that itself needs the
+/// controller's pod identity: on a new cluster that Kustomization cannot decrypt, so it never
+/// applies what would let it.
+fn self_installed_pod_identity(
+    snapshot: &Resolved,
+    wiring: &crate::resolve::ControllerWiring<'_>,
+) -> String {
+    let users: Vec<String> = wiring
+        .needed_by
+        .iter()
+        .filter(|u| u.object.kind == Some(crate::model::FluxKind::Kustomization))
+        .map(|u| format!("{}/{}", u.object.namespace, u.object.name))
+        .collect();
+    snapshot
+        .flux
+        .objects
+        .iter()
+        .find(|o| {
+            o.chart.as_deref() == Some("aad-pod-identity")
+                && o.applied_by().is_some_and(|k| users.contains(&k))
+        })
+        .map(|release| {
+            format!(
+                ". AAD Pod Identity itself ({}) is applied by Kustomization {}, which needs it to decrypt: on a new cluster that Kustomization fails before it installs it, unless the node itself has the identity",
+                release.object_ref(),
+                release.applied_by().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     snapshot.controllers.get()?;
     for wiring in snapshot.wirings() {
@@ -951,9 +982,10 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                     }
                     _ => String::new(),
                 };
+                let bootstrap = self_installed_pod_identity(snapshot, &wiring);
                 findings.add(
                     wiring.workload.object_ref(),
-                    format!("{name} {running} authenticates to Azure through AAD Pod Identity ({binding}{how}), deprecated and not supported on current AKS; {uses}"),
+                    format!("{name} {running} authenticates to Azure through AAD Pod Identity ({binding}{how}), deprecated and not supported on current AKS; {uses}{bootstrap}"),
                     migrate,
                 );
             }

@@ -414,10 +414,37 @@ fn follow_kustomizations(dir: &Path, inputs: &mut Inputs) {
         }
         let mut more = Inputs::default();
         match build(&shown, &mut more) {
-            Ok(()) => merge(inputs, more),
+            Ok(()) => {
+                label_applied_by(&mut more.docs, &name);
+                merge(inputs, more);
+            }
             Err(e) => inputs.notes.push(format!(
                 "Kustomization {name} applies {path}, which does not build: {e}"
             )),
+        }
+    }
+}
+
+/// Labels objects with the Kustomization that applies them (`namespace/name`), as
+/// kustomize-controller labels every object it applies.
+fn label_applied_by(docs: &mut [Document], kustomization: &str) {
+    let Some((namespace, name)) = kustomization.split_once('/') else {
+        return;
+    };
+    for doc in docs {
+        let Some(metadata) = doc.value.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels
+                .entry("kustomize.toolkit.fluxcd.io/name")
+                .or_insert_with(|| Value::String(name.to_string()));
+            labels
+                .entry("kustomize.toolkit.fluxcd.io/namespace")
+                .or_insert_with(|| Value::String(namespace.to_string()));
         }
     }
 }

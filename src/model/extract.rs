@@ -419,6 +419,9 @@ pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) ->
             namespace: string_at(s, &["namespace"]),
             name: string_at(s, &["name"]).unwrap_or_default(),
         }),
+        chart: (kind == FluxKind::HelmRelease)
+            .then(|| string_at(spec, &["chart", "spec", "chart"]))
+            .flatten(),
         labels: map_at(value, &["metadata", "labels"]),
     }
 }

@@ -549,10 +549,20 @@ pub struct FluxObject {
     /// `.spec.channel` of a notification Provider: the Event Hubs namespace for
     /// `azureeventhub` with workload identity.
     pub channel: Option<String>,
+    /// The chart a HelmRelease installs (`.spec.chart.spec.chart`).
+    pub chart: Option<String>,
     pub labels: StringMap,
 }
 
 impl FluxObject {
+    /// The Flux Kustomization that applies it, from the labels kustomize-controller puts on
+    /// every object it applies: `namespace/name`.
+    pub fn applied_by(&self) -> Option<String> {
+        let name = self.labels.get("kustomize.toolkit.fluxcd.io/name")?;
+        let namespace = self.labels.get("kustomize.toolkit.fluxcd.io/namespace")?;
+        Some(format!("{namespace}/{name}"))
+    }
+
     pub fn object_ref(&self) -> ObjectRef {
         let kind = self.kind.map_or("Unknown", FluxKind::as_str);
         ObjectRef::namespaced(kind, &self.namespace, &self.name)
