@@ -181,6 +181,13 @@ pub struct DoctorArgs {
     /// List every finding in text output (JSON always has them all)
     #[arg(long)]
     pub show_all: bool,
+    /// Run only these checks (IDs or names, comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "CHECK,...")]
+    pub select: Vec<String>,
+    /// Leave out these checks (IDs or names, comma-separated); an object's
+    /// `azflux.io/ignore: CHECK,...` annotation silences them on that object only
+    #[arg(long, value_delimiter = ',', value_name = "CHECK,...")]
+    pub ignore: Vec<String>,
     /// Read the Secrets Flux objects reference (key names only, never values) to check their shape
     #[arg(long)]
     pub read_secrets: bool,
@@ -328,7 +335,11 @@ pub struct TenantArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
     /// Check ID (AZF021) or name (sa-missing-client-id)
-    pub check: String,
+    #[arg(required_unless_present = "list")]
+    pub check: Option<String>,
+    /// List every check: ID, name, severity and title
+    #[arg(long, conflicts_with = "check")]
+    pub list: bool,
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -82,3 +82,99 @@ fn invoked_as_flux_plugin_it_says_flux_azflux() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("Usage: flux azflux"), "{stdout}");
 }
+
+#[test]
+fn explain_lists_every_check_and_suggests_the_one_meant() {
+    let sandbox = Sandbox::new();
+    let list = sandbox.run(&["explain", "--list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("AZF000  state-unreadable"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("AZF041  secret-overrides-workload-identity")),
+        "{}",
+        list.stdout
+    );
+    let json = sandbox.run(&["explain", "--list", "-o", "json"]);
+    let checks: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(checks.as_array().unwrap().len(), lines.len());
+    let typo = sandbox.run(&["explain", "sa-missing-tenant"]);
+    assert_eq!(typo.code, 2);
+    assert!(
+        typo.stderr
+            .contains("did you mean AZF022 sa-missing-tenant-id?"),
+        "{}",
+        typo.stderr
+    );
+}
+
+/// `--select`/`--ignore` choose the checks a run reports (ruff's habit); the
+/// `azflux.io/ignore` annotation silences checks on the one object that carries it.
+#[test]
+fn checks_are_selected_ignored_and_silenced_per_object() {
+    use serde_json::json;
+    use support::flux::{self, NS};
+    let sandbox = Sandbox::new();
+    let mut objects = flux::install(7);
+    flux::wire_webhook(&mut objects, "source-controller");
+    flux::wire_webhook(&mut objects, "kustomize-controller");
+    for controller in ["source-controller", "kustomize-controller"] {
+        let sa = flux::find(&mut objects, "ServiceAccount", controller);
+        sa["metadata"]["annotations"] =
+            json!({"azure.workload.identity/client-id": flux::CLIENT_ID});
+    }
+    objects.push(flux::oci_repository(7, NS, "app"));
+    let file = sandbox.path("flux.yaml");
+    support::run::write_yaml(&file, &objects);
+    let file_arg = file.display().to_string();
+    let doctor = |extra: &[&str]| {
+        let mut args = vec!["doctor", "-o", "json", "-f", file_arg.as_str()];
+        args.extend_from_slice(extra);
+        sandbox.run(&args)
+    };
+    let all = doctor(&[]);
+    assert!(
+        all.finding_names()
+            .contains(&"sa-missing-tenant-id".to_string())
+    );
+    let selected = doctor(&["--select", "AZF022,controller-identity-unused"]);
+    let ids: Vec<String> = selected.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["AZF022", "AZF032"]);
+    let ignored = doctor(&["--ignore", "sa-missing-tenant-id"]);
+    assert!(
+        !ignored
+            .finding_names()
+            .contains(&"sa-missing-tenant-id".to_string())
+    );
+    let unknown = doctor(&["--ignore", "AZF99"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("--ignore: no check \"AZF99\""),
+        "{}",
+        unknown.stderr
+    );
+
+    // Silenced on kustomize-controller's ServiceAccount only.
+    let sa = flux::find(&mut objects, "ServiceAccount", "kustomize-controller");
+    sa["metadata"]["annotations"]["azflux.io/ignore"] = json!("AZF022");
+    support::run::write_yaml(&file, &objects);
+    let silenced = doctor(&[]);
+    let tenant: Vec<String> = silenced
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "sa-missing-tenant-id")
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(tenant, ["flux-system/ServiceAccount/source-controller"]);
+}

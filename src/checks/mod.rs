@@ -7,6 +7,7 @@ mod controllers;
 mod fleet;
 mod local;
 mod objects;
+pub mod select;
 mod state;
 
 pub use cluster::owned_by_aks_extension;

@@ -23,6 +23,7 @@ pub(crate) const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
     let connection = global.connection()?;
     args.azure.connection.validate()?;
+    let selection = crate::checks::select::Selection::parse(&args.select, &args.ignore)?;
     if args.all_contexts || !args.contexts.is_empty() {
         return fleet::run(program, global, args);
     }
@@ -35,7 +36,8 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         manifest_azure(&mut resolved, args, &connection)?;
         (resolved, None, Vec::new())
     };
-    let diagnosis = diagnose(&snapshot);
+    let mut diagnosis = diagnose(&snapshot);
+    crate::checks::select::apply(&mut diagnosis, &selection, &snapshot.silenced);
     let worst = diagnosis.worst();
     let has_local_findings = diagnosis
         .findings

@@ -6,12 +6,13 @@ use crate::checks::{catalogue, describe};
 use crate::cli::{ExplainArgs, OutputFormat};
 
 pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
-    let Some(check) = describe(&args.check) else {
-        let known: Vec<&str> = catalogue().map(|c| c.id).collect();
+    let Some(key) = args.check.as_deref().filter(|_| !args.list) else {
+        return list(args.output);
+    };
+    let Some(check) = describe(key) else {
         return Err(format!(
-            "no check {:?}; known checks: {} (`{program} explain AZF021` or `{program} explain sa-missing-client-id`)",
-            args.check,
-            known.join(", ")
+            "no check {key:?}{} (`{program} explain --list` lists them all)",
+            crate::checks::select::did_you_mean(key)
         ));
     };
     super::write_stdout(|out| match args.output {
@@ -43,6 +44,33 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
             writeln!(out)?;
             writeln!(out, "Fix:")?;
             writeln!(out, "{}", wrap(check.fix, 88))
+        }
+    })?;
+    Ok(0)
+}
+
+/// Every check, one line each in text, an array in JSON.
+fn list(output: OutputFormat) -> Result<u8, String> {
+    super::write_stdout(|out| match output {
+        OutputFormat::Json => {
+            let checks: Vec<_> = catalogue()
+                .map(|c| json!({"id": c.id, "name": c.name, "severity": c.severity, "area": c.area, "title": c.title}))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &checks)?;
+            writeln!(out)
+        }
+        OutputFormat::Text => {
+            for c in catalogue() {
+                writeln!(
+                    out,
+                    "{}  {:<40} {:<8} {}",
+                    c.id,
+                    c.name,
+                    c.severity.as_str(),
+                    c.title
+                )?;
+            }
+            Ok(())
         }
     })?;
     Ok(0)

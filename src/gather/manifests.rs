@@ -255,6 +255,9 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
     for doc in docs {
         let value = &doc.value;
         snapshot.sops_key_vaults.extend(sops_key_vaults(value));
+        if let Some((subject, checks)) = extract::silenced_checks(value, flux_namespace) {
+            snapshot.silenced.insert(subject, checks);
+        }
         let api_version = extract::api_version_of(value);
         let group = api_version.split('/').next().unwrap_or_default();
         match (api_version, extract::kind_of(value)) {

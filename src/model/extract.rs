@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{
     AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, Decryption, EnvVar, FluxKind,
-    FluxObject, KubeConfigRef, Pod, PodIdentityBinding, ProjectedToken, SecretInfo, ServiceAccount,
-    SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
+    FluxObject, KubeConfigRef, ObjectRef, Pod, PodIdentityBinding, ProjectedToken, SecretInfo,
+    ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
 };
 use crate::wiring::NON_SECRET_ENV;
 
@@ -424,6 +424,32 @@ pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) ->
             .flatten(),
         labels: map_at(value, &["metadata", "labels"]),
     }
+}
+
+/// The checks an object's `azflux.io/ignore` annotation silences on it, with the object they
+/// apply to (namespaced objects without a namespace are in `default_namespace`).
+pub fn silenced_checks(value: &Value, default_namespace: &str) -> Option<(ObjectRef, Vec<String>)> {
+    let listed = value
+        .pointer("/metadata/annotations")?
+        .get(crate::checks::select::IGNORE_ANNOTATION)?
+        .as_str()?;
+    let keys: Vec<String> = listed
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let kind = kind_of(value);
+    let name = name_of(value);
+    let subject = if matches!(
+        kind,
+        "Namespace" | "Node" | "ClusterRole" | "ClusterRoleBinding"
+    ) {
+        ObjectRef::cluster_scoped(kind, name)
+    } else {
+        ObjectRef::namespaced(kind, namespace_of(value).unwrap_or(default_namespace), name)
+    };
+    Some((subject, keys))
 }
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ pub struct Snapshot {
     /// How manifest inputs were read (folders built, kustomizations generated) and what was
     /// left out of them.
     pub input_notes: Vec<String>,
+    /// Objects whose `azflux.io/ignore` annotation silences checks on them: the check IDs or
+    /// names it lists.
+    pub silenced: BTreeMap<ObjectRef, Vec<String>>,
 }
 
 impl Snapshot {
@@ -119,6 +122,7 @@ impl Snapshot {
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
             input_notes: Vec::new(),
+            silenced: BTreeMap::new(),
         }
     }
 

@@ -91,7 +91,11 @@ fn report(
         snapshot.cloud = args.cloud.as_deref().and_then(Cloud::by_name);
         (Resolved::new(snapshot), Some(reason), Vec::new())
     });
-    let diagnosis = diagnose(&snapshot);
+    let mut diagnosis = diagnose(&snapshot);
+    // Parsed (and refused when unknown) before any context is read.
+    if let Ok(selection) = crate::checks::select::Selection::parse(&args.select, &args.ignore) {
+        crate::checks::select::apply(&mut diagnosis, &selection, &snapshot.silenced);
+    }
     Diagnosed {
         context: context.to_string(),
         report: Report::new(&snapshot, diagnosis, error),
