@@ -9,13 +9,65 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use crate::commands;
 use crate::kubeconfig::{ConnectionOptions, parse_timeout};
 
-pub const EXIT_CODES: &str = "\
+macro_rules! exit_codes {
+    () => {
+        "\
 Exit codes:
   0  no finding at or above --fail-on (default: error)
   1  findings at or above --fail-on
   2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable;
      enable stopped before a write (a conflict, a value that needs --overwrite, a refused file)
-  130  enable was interrupted (Ctrl-C); it says what was and was not applied";
+  130  enable was interrupted (Ctrl-C); it says what was and was not applied"
+    };
+}
+
+pub const EXIT_CODES: &str = exit_codes!();
+
+const DOCTOR_HELP: &str = concat!(
+    "Examples:
+  # The cluster of the current context
+  kubectl azflux doctor
+  # A Git folder, built as Flux builds it (with or without kustomization.yaml)
+  kubectl azflux doctor -k clusters/prod
+  # Manifests, for CI: fail on warnings, JSON out
+  kubectl azflux doctor -f manifests/ --fail-on warning -o json
+  # Only some checks
+  kubectl azflux doctor --select AZF021,AZF022
+
+",
+    exit_codes!()
+);
+
+const ENABLE_HELP: &str = concat!(
+    "Examples:
+  # Preview the wiring the Azure objects need, then apply it
+  kubectl azflux enable --client-id $CLIENT_ID --tenant-id $TENANT_ID
+  kubectl azflux enable --client-id $CLIENT_ID --tenant-id $TENANT_ID --apply
+  # Write it to the bootstrap folder in Git instead
+  kubectl azflux enable --gitops clusters/prod/flux-system --client-id $CLIENT_ID --tenant-id $TENANT_ID
+  # Into a flux-operator FluxInstance
+  kubectl azflux enable --flux-instance flux-instance.yaml --client-id $CLIENT_ID --tenant-id $TENANT_ID
+
+",
+    exit_codes!()
+);
+
+const EXPLAIN_HELP: &str = "Examples:
+  kubectl azflux explain AZF041
+  kubectl azflux explain secret-overrides-workload-identity -o json
+  kubectl azflux explain --list";
+
+const CLUSTERS_HELP: &str = concat!(
+    "Examples:
+  # AKS clusters of every subscription the Azure login sees
+  kubectl azflux clusters list
+  # Write kubelogin kubeconfig entries for them, then diagnose them all
+  kubectl azflux clusters sync
+  kubectl azflux doctor --all-contexts
+
+",
+    exit_codes!()
+);
 
 /// How the binary was invoked: `kubectl-azflux` (kubectl plugin) or `flux-azflux` (Flux CLI
 /// plugin). Usage strings follow it.
@@ -56,6 +108,7 @@ pub enum ColorChoice {
 
 /// The kubectl connection flags, plus where Flux runs.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kubectl and Flux flags")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, merged as kubectl does, else ~/.kube/config)
     #[arg(long, global = true, value_name = "PATH")]
@@ -72,6 +125,9 @@ pub struct GlobalArgs {
     /// Limit Flux objects (and tenant ServiceAccounts) to this namespace
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
+    /// Flux objects in every namespace: the default, accepted as kubectl accepts it
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// Timeout for each request to the API server (e.g. 10s, 1m; 0 waits forever)
     #[arg(long, global = true, default_value = "30s", value_name = "DURATION")]
     pub request_timeout: String,
@@ -121,11 +177,13 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Walk the workload identity chain and report every broken link with its fix
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
     /// Plan the missing wiring, show it, and apply it live (--apply) or in Git (--gitops DIR)
+    #[command(after_help = ENABLE_HELP)]
     Enable(EnableArgs),
     /// Print the documentation of a check (by ID or name)
+    #[command(after_help = EXPLAIN_HELP)]
     Explain(ExplainArgs),
     /// Print the version and the commit it was built from
     Version,
@@ -134,7 +192,7 @@ pub enum Command {
     /// Link this binary where the Flux CLI and kubectl's completion look for it
     Install(commands::install::InstallArgs),
     /// Find AKS clusters and write kubelogin kubeconfig entries for them
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = CLUSTERS_HELP)]
     Clusters(commands::clusters::ClustersArgs),
 }
 
@@ -142,6 +200,7 @@ pub enum Command {
 pub enum OutputFormat {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,6 +240,9 @@ pub struct DoctorArgs {
     /// List every finding in text output (JSON always has them all)
     #[arg(long)]
     pub show_all: bool,
+    /// Print nothing: the exit code tells (see --fail-on); errors still go to stderr
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Run only these checks (IDs or names, comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "CHECK,...")]
     pub select: Vec<String>,

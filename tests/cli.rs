@@ -178,3 +178,40 @@ fn checks_are_selected_ignored_and_silenced_per_object() {
         .collect();
     assert_eq!(tenant, ["flux-system/ServiceAccount/source-controller"]);
 }
+
+/// kubectl's habits: own flags first and the connection flags under their own heading,
+/// examples in the help, `-o yaml`, `-q`, `-A`.
+#[test]
+fn help_and_output_follow_kubectl_habits() {
+    let sandbox = Sandbox::new();
+    for command in ["doctor", "enable", "explain", "clusters"] {
+        let help = sandbox.run(&[command, "--help"]);
+        assert_eq!(help.code, 0, "{command}");
+        assert!(
+            help.stdout.contains("\nExamples:\n"),
+            "{command}: {}",
+            help.stdout
+        );
+        let own = help.stdout.find("\nOptions:\n").unwrap();
+        let kubectl = help.stdout.find("\nKubectl and Flux flags:\n").unwrap();
+        let kubeconfig = help.stdout.find("--kubeconfig").unwrap();
+        assert!(
+            own < kubectl && kubectl < kubeconfig,
+            "{command}: {}",
+            help.stdout
+        );
+    }
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let json = sandbox.run(&["doctor", "-k", example, "-o", "json"]);
+    let yaml = sandbox.run(&["doctor", "-k", example, "-o", "yaml"]);
+    assert_eq!(json.code, yaml.code);
+    let from_yaml: serde_json::Value = serde_saphyr::from_str(&yaml.stdout).unwrap();
+    assert_eq!(from_yaml, json.json());
+    let quiet = sandbox.run(&["doctor", "-k", example, "-q"]);
+    assert_eq!(quiet.code, json.code);
+    assert_eq!(quiet.stdout, "");
+    let all = sandbox.run(&["doctor", "-k", example, "-A", "-o", "json"]);
+    assert_eq!(all.json()["findings"], json.json()["findings"]);
+    let both = sandbox.run(&["doctor", "-k", example, "-A", "-n", "apps"]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+}

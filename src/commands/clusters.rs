@@ -453,7 +453,7 @@ async fn list_command(
     let fleet = &gathered.fleet;
     let diagnosis = run_checks(FLEET_CHECKS, fleet);
     super::write_stdout(|out| match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let (checks, findings) = diagnosis_json(&diagnosis);
             let doc = json!({
                 "schemaVersion": SCHEMA_VERSION,
@@ -465,8 +465,7 @@ async fn list_command(
                 "checks": checks,
                 "findings": findings,
             });
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)
+            super::write_document(out, args.output, &doc)
         }
         OutputFormat::Text => {
             let mut rows = vec![
@@ -1022,9 +1021,8 @@ async fn sync_command(
         super::write_stdout(|out| out.write_all(yaml.as_bytes()))?;
     } else {
         super::write_stdout(|out| match args.output {
-            OutputFormat::Json => {
-                serde_json::to_writer_pretty(&mut *out, &report.json())?;
-                writeln!(out)
+            OutputFormat::Json | OutputFormat::Yaml => {
+                super::write_document(out, args.output, &report.json())
             }
             OutputFormat::Text => report.text(out),
         })?;

@@ -49,6 +49,14 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     let mut rendered = Vec::new();
     match args.output {
         OutputFormat::Json => render::json::render(&report, &mut rendered),
+        OutputFormat::Yaml => {
+            let mut json = Vec::new();
+            render::json::render(&report, &mut json).and_then(|()| {
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+                super::write_document(&mut rendered, OutputFormat::Yaml, &doc)
+            })
+        }
         OutputFormat::Text => {
             // With the cluster unreachable, the report is worth showing only for what the
             // local side explains; the cause itself goes to stderr below.
@@ -66,7 +74,9 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     }
     .map_err(|e| format!("cannot render the report: {e}"))?;
     let rendered = kubeconfig::redact(&String::from_utf8_lossy(&rendered), &secrets);
-    super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
+    if !args.quiet {
+        super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
+    }
     if let Some(error) = error {
         eprintln!("error: {}", kubeconfig::redact(&error, &secrets));
         return Ok(2);

@@ -16,7 +16,7 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
         ));
     };
     super::write_stdout(|out| match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let doc = json!({
                 "id": check.id,
                 "name": check.name,
@@ -26,8 +26,7 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
                 "explanation": check.explanation,
                 "fix": check.fix,
             });
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            writeln!(out)
+            super::write_document(out, args.output, &doc)
         }
         OutputFormat::Text => {
             writeln!(
@@ -52,12 +51,11 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
 /// Every check, one line each in text, an array in JSON.
 fn list(output: OutputFormat) -> Result<u8, String> {
     super::write_stdout(|out| match output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let checks: Vec<_> = catalogue()
                 .map(|c| json!({"id": c.id, "name": c.name, "severity": c.severity, "area": c.area, "title": c.title}))
                 .collect();
-            serde_json::to_writer_pretty(&mut *out, &checks)?;
-            writeln!(out)
+            super::write_document(out, output, &json!(checks))
         }
         OutputFormat::Text => {
             for c in catalogue() {

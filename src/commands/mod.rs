@@ -12,6 +12,20 @@ pub mod version;
 use std::io::Write;
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth reporting.
+/// A machine-readable document as JSON or YAML (`-o json|yaml`).
+pub fn write_document(
+    out: &mut dyn Write,
+    format: crate::cli::OutputFormat,
+    doc: &serde_json::Value,
+) -> std::io::Result<()> {
+    if format == crate::cli::OutputFormat::Yaml {
+        let text = serde_saphyr::to_string(doc).map_err(std::io::Error::other)?;
+        return out.write_all(text.as_bytes());
+    }
+    serde_json::to_writer_pretty(&mut *out, doc)?;
+    writeln!(out)
+}
+
 pub fn write_stdout(
     render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), String> {

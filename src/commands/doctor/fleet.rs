@@ -284,7 +284,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     let secrets: Vec<String> = diagnosed.iter().flat_map(|d| d.secrets.clone()).collect();
     let mut rendered = Vec::new();
     match args.output {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let unreadable = diagnosed
                 .iter()
                 .filter(|d| d.report.error.is_some())
@@ -303,9 +303,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                 },
                 "reports": diagnosed.iter().map(|d| report_value(&d.report)).collect::<Vec<_>>(),
             });
-            serde_json::to_writer_pretty(&mut rendered, &doc)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(rendered))
+            crate::commands::write_document(&mut rendered, args.output, &doc)
         }
         OutputFormat::Text => write_text(&mut rendered, &diagnosed, program, args),
     }
