@@ -240,6 +240,9 @@ pub struct DoctorArgs {
     /// List every finding in text output (JSON always has them all)
     #[arg(long)]
     pub show_all: bool,
+    /// List every check in text output, passed and skipped ones too, by area
+    #[arg(short = 'v', long = "show-passed")]
+    pub show_passed: bool,
     /// Print nothing: the exit code tells (see --fail-on); errors still go to stderr
     #[arg(short = 'q', long)]
     pub quiet: bool,

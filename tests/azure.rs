@@ -374,16 +374,33 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
     assert_eq!(never.status("fic-missing"), "skip");
     assert!(reason(&never, "fic-missing").contains("--azure=never"));
     assert!(running.azure.requests().is_empty(), "nothing was read");
+    // The default report says it once for every Azure check; -v lists each.
     let text = running
         .cluster
         .sandbox
         .run(&["doctor", "--kubeconfig", &kubeconfig]);
-    assert!(text.stdout.contains("\nAzure\n"), "{}", text.stdout);
+    let skipped: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter(|l| l.contains("no Azure credentials found"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{}", text.stdout);
     assert!(
-        text.stdout
-            .contains("AZF064 fic-missing (skipped: no Azure credentials found"),
+        skipped[0].starts_with("– 11 Azure checks skipped: no Azure credentials found"),
         "{}",
         text.stdout
+    );
+    let verbose = running
+        .cluster
+        .sandbox
+        .run(&["doctor", "--kubeconfig", &kubeconfig, "-v"]);
+    assert!(verbose.stdout.contains("\nAzure\n"), "{}", verbose.stdout);
+    assert!(
+        verbose
+            .stdout
+            .contains("AZF064 fic-missing (skipped: no Azure credentials found"),
+        "{}",
+        verbose.stdout
     );
 }
 

@@ -112,7 +112,8 @@ fn text_output_names_object_problem_and_fix() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("see: kubectl azflux explain AZF024"),
+        out.stdout
+            .contains("(`kubectl azflux explain ID` for more)."),
         "{}",
         out.stdout
     );

@@ -74,11 +74,19 @@ fn bundled_example_is_diagnosed() {
             );
         }
     }
+    // What manifest mode cannot check is counted, not listed; -v lists it with the reason.
     let text = sandbox.run(&["doctor", "-f", example]);
     assert!(
-        text.stdout.contains("skipped: manifest mode"),
+        text.stdout
+            .contains(" not run (manifest mode); -v lists every check"),
         "{}",
         text.stdout
+    );
+    let verbose = sandbox.run(&["doctor", "-f", example, "-v"]);
+    assert!(
+        verbose.stdout.contains("skipped: manifest mode"),
+        "{}",
+        verbose.stdout
     );
 }
 
@@ -722,11 +730,94 @@ fn many_findings_are_grouped_and_folded_in_text() {
     );
     let all = sandbox.run(&["doctor", "-f", &dir, "--show-all"]);
     assert_eq!(
-        all.stdout.matches("warning: team-").count(),
+        all.stdout
+            .lines()
+            .filter(|l| l.starts_with("⚠ ") && l.contains(" team-"))
+            .count(),
         17,
         "{}",
         all.stdout
     );
     let json = sandbox.run(&["doctor", "-f", &dir, "-o", "json"]);
     assert_eq!(json.finding_names().len(), 17);
+}
+
+/// The default report is read in seconds: problems first (errors, then warnings), nothing
+/// wider than 100 columns, at most 30 lines for the bundled example, ending with the verdict
+/// and the one `enable` line that fixes what it can.
+#[test]
+fn the_default_report_puts_problems_first_and_ends_with_the_fix() {
+    let sandbox = Sandbox::new();
+    // As README runs it: from the project folder, with the relative path.
+    for args in [["-f", "examples/broken-aks"], ["-k", "examples/broken-aks"]] {
+        let output = sandbox
+            .command()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["doctor", args[0], args[1]])
+            .output()
+            .unwrap();
+        let out = support::run::Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert!(lines.len() <= 30, "{} lines:\n{}", lines.len(), out.stdout);
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= 100),
+            "{}",
+            out.stdout
+        );
+        let heads: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.starts_with('✗') || l.starts_with('⚠'))
+            .copied()
+            .collect();
+        assert_eq!(
+            heads
+                .iter()
+                .filter_map(|h| h.chars().next())
+                .collect::<String>(),
+            "✗✗⚠⚠",
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains(
+                "Azure authentication is broken: 2 errors, 2 warnings (`kubectl azflux explain ID` for more)."
+            ),
+            "{}",
+            out.stdout
+        );
+        let fix = out.stdout.split("\nFix ").nth(1).unwrap_or_default();
+        assert!(
+            fix.starts_with("AZF022, AZF023, AZF025, AZF033: kubectl azflux enable --gitops"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            !out.stdout.contains("✔ AZF"),
+            "passed checks are a count, not a list"
+        );
+    }
+}
+
+/// README's "Try it" shows the bundled example's report; it is the report the binary prints.
+#[test]
+fn readme_shows_the_report_the_bundled_example_gives() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown = readme
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n").next())
+        .expect("README has the example's report");
+    let output = Sandbox::new()
+        .command()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["doctor", "-f", "examples/broken-aks"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), shown);
 }

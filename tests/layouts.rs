@@ -151,7 +151,7 @@ fn a_folder_without_kustomization_is_built_as_flux_generates_it() {
     let notes = input_notes(&out);
     assert!(
         notes.contains(&format!(
-            "{dir}: no kustomization file, built as Flux generates one: apps.yaml, flux-system/, infra/sources.yaml"
+            "{dir} (no kustomization file), as Flux generates it: apps.yaml, flux-system/, infra/sources.yaml"
         )),
         "{notes:#?}"
     );

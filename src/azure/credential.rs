@@ -182,7 +182,7 @@ pub fn login(choice: AuthChoice, endpoints: &Endpoints) -> Result<Login, NoLogin
                 az_cli()
             } else {
                 Err(NoLogin::NotFound(
-                    "no Azure credentials found: set AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or install the Azure CLI and run `az login`".into(),
+                    "no Azure credentials found: `az login`, or AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE".into(),
                 ))
             }
         }

@@ -326,8 +326,7 @@ fn sa_missing_tenant_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                         .add(
                             sa.object_ref(),
                             format!(
-                                "{} has no `{TENANT_ID_ANNOTATION}` annotation; the webhook will use the cluster's tenant",
-                                sa.object_ref()
+                                "no `{TENANT_ID_ANNOTATION}` annotation: the webhook uses the cluster's tenant"
                             ),
                             super::fitted_fix(
                                 snapshot,
@@ -420,7 +419,14 @@ fn identity_annotation_malformed(
                 findings.add(
                     subject,
                     format!("{field} of {} is {value:?}, {what}", wiring.name()),
-                    format!("set it{place} to the managed identity's client ID or tenant ID (az identity show --name IDENTITY --resource-group GROUP --query '{{clientId:clientId,tenantId:tenantId}}')"),
+                    {
+                        let (what_id, query) = if field.contains("tenant") || field.contains("TENANT") {
+                            ("tenant ID", "tenantId")
+                        } else {
+                            ("client ID", "clientId")
+                        };
+                        format!("set it{place} to the identity's {what_id} (az identity show -n IDENTITY -g GROUP --query {query} -o tsv)")
+                    },
                 );
             }
         }
@@ -492,7 +498,7 @@ fn pod_label_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
                     "the pod template of {} has its ServiceAccount annotated, but label `{USE_LABEL}` {detail}, so the webhook will not inject the token",
                     wiring.name()
                 ),
-                format!("add `{USE_LABEL}: \"true\"` under spec.template.metadata.labels of {}", wiring.name()),
+                format!("add `{USE_LABEL}: \"true\"` to the pod template labels of {}", wiring.name()),
             )
             .action(label_action(wiring.workload));
     }
@@ -523,10 +529,10 @@ fn label_on_wrong_object(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                 .add(
                     place.clone(),
                     format!(
-                        "label `{USE_LABEL}` is on {place}, but the webhook reads it only from the pod template of {}",
+                        "`{USE_LABEL}` is a label of {place}, but the webhook reads it only from the pod template of {}",
                         wiring.name()
                     ),
-                    format!("add `{USE_LABEL}: \"true\"` under spec.template.metadata.labels of {}", wiring.name()),
+                    format!("add `{USE_LABEL}: \"true\"` to the pod template labels of {}", wiring.name()),
                 )
                 .action(label_action(wiring.workload));
         }
@@ -1154,12 +1160,12 @@ fn kubelet_identity_fallback(snapshot: &Resolved, findings: &mut Findings<'_>) -
             } => {
                 format!(" (AZURE_CLIENT_ID {id} picks the node identity)")
             }
-            _ => ", and AZURE_CLIENT_ID if the node pool has several identities".to_string(),
+            _ => ", and AZURE_CLIENT_ID if the nodes have several".to_string(),
         };
         findings.add(
             wiring.workload.object_ref(),
             format!(
-                "{} use{} Azure Container Registry through {}, which has no workload identity: {where_} the kubelet identity is used, which needs AcrPull on the registry{picked}",
+                "{} pull{} from Azure Container Registry through {}, which has no workload identity: {where_} that is the kubelet identity, which needs AcrPull{picked}",
                 describe_objects(&acr),
                 verb_s(acr.len()),
                 wiring.name()

@@ -389,7 +389,10 @@ mod tests {
 
     #[test]
     fn option_values() {
-        assert_eq!(complete(&["doctor", "-o", ""]).0, vec!["text", "json", "yaml"]);
+        assert_eq!(
+            complete(&["doctor", "-o", ""]).0,
+            vec!["text", "json", "yaml"]
+        );
         assert_eq!(complete(&["doctor", "--output=j"]).0, vec!["json"]);
         assert_eq!(
             complete(&["doctor", "--fail-on", "w"]).0,

@@ -64,6 +64,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                 let options = TextOptions {
                     program,
                     show_all: args.show_all,
+                    verbose: args.show_passed,
                     local_only: error.is_some(),
                 };
                 render::text::render(&report, options, &mut rendered)

@@ -220,7 +220,7 @@ fn build(dir: &Path, inputs: &mut Inputs) -> Result<(), ManifestError> {
         .collect();
     let docs = build_generated(dir, &generated.resources)?;
     inputs.read.push(format!(
-        "{}: no kustomization file, built as Flux generates one: {}",
+        "{} (no kustomization file), as Flux generates it: {}",
         dir.display(),
         names.join(", ")
     ));

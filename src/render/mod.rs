@@ -25,6 +25,57 @@ pub struct Report {
     pub diagnosis: Diagnosis,
     /// Set when the cluster could not be reached: the report then covers the local side only.
     pub error: Option<String>,
+    /// The one command that fixes every finding `enable` can fix, when there is one.
+    pub fix_all: Option<FixAll>,
+}
+
+/// A command that fixes several findings at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixAll {
+    pub command: String,
+    /// The IDs of the checks whose findings it fixes.
+    pub fixes: Vec<&'static str>,
+}
+
+/// `enable` fitted to the mode: the extension's settings for the AKS extension, else
+/// `enable` live or `--gitops` for manifests, with the wiring mode the controllers have.
+fn fix_all(snapshot: &Resolved, diagnosis: &Diagnosis) -> Option<FixAll> {
+    use crate::model::azure_use::WiringMode;
+    let mut fixes: Vec<&'static str> = diagnosis
+        .findings
+        .iter()
+        .filter(|f| crate::plan::FIXABLE.contains(&f.check.name))
+        .map(|f| f.check.id)
+        .collect();
+    fixes.dedup();
+    if fixes.is_empty() {
+        return None;
+    }
+    let wirings = snapshot.wirings();
+    if wirings.iter().any(|w| {
+        crate::checks::owned_by_aks_extension(&w.workload.labels)
+            || crate::checks::owned_by_aks_extension(&w.workload.template_labels)
+    }) {
+        return Some(FixAll {
+            command: crate::checks::EXTENSION_IDENTITY.to_string(),
+            fixes,
+        });
+    }
+    let mode = if wirings.iter().any(|w| w.mode == WiringMode::Webhook) {
+        "--mode webhook "
+    } else if wirings.iter().any(|w| w.mode == WiringMode::Manual) {
+        "--mode manual "
+    } else {
+        match snapshot.webhooks.known() {
+            Some(hooks) if !hooks.is_empty() => "--mode webhook ",
+            Some(_) => "--mode manual ",
+            None => "",
+        }
+    };
+    Some(FixAll {
+        command: crate::checks::enable_command(snapshot, &format!("{mode}{}", crate::checks::IDS)),
+        fixes,
+    })
 }
 
 /// The Flux version the controllers report: Flux's `app.kubernetes.io/version` label, agreed
@@ -117,6 +168,7 @@ impl Report {
             flux_version: flux_version(snapshot),
             controllers: controllers(snapshot),
             paths: paths(snapshot),
+            fix_all: fix_all(snapshot, &diagnosis),
             diagnosis,
             error,
         }

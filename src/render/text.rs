@@ -16,6 +16,8 @@ pub struct TextOptions {
     /// How the user invoked us (`kubectl azflux` or `flux azflux`), for the hints we print.
     pub program: &'static str,
     pub show_all: bool,
+    /// Every check by area, passed and skipped ones too (`-v`).
+    pub verbose: bool,
     /// Whether the cluster sections are worth printing (false when it was unreachable).
     pub local_only: bool,
 }
@@ -85,7 +87,6 @@ fn count_by_namespace(findings: &[&Finding]) -> String {
 }
 
 pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
-    let diagnosis = &report.diagnosis;
     let version = report
         .flux_version
         .as_deref()
@@ -105,8 +106,245 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
         )?,
     }
     for note in &report.input_notes {
-        writeln!(out, "  {note}")?;
+        writeln!(out, "{}", wrap(note, WIDTH, "  "))?;
     }
+    if options.verbose {
+        write_by_area(report, options, out)?;
+    } else {
+        write_problems(report, options, out)?;
+    }
+    writeln!(out)?;
+    write_summary(report, options, out)
+}
+
+/// Where text is wrapped: wide enough for object paths, narrow enough for a split terminal.
+const WIDTH: usize = 100;
+
+/// Problems first, worst first, each once: the check, the object, what is wrong, the fix.
+fn write_problems(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
+    let diagnosis = &report.diagnosis;
+    let mut by_check: Vec<(&CheckResult, Vec<&Finding>)> = diagnosis
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .filter(|r| !options.local_only || matches!(r.check.area, Area::Local))
+        .map(|r| {
+            let findings = diagnosis
+                .findings
+                .iter()
+                .filter(|f| f.check.id == r.check.id)
+                .collect();
+            (r, findings)
+        })
+        .collect();
+    // Stable: within a severity the catalogue's order (gathered state, local, cluster, ...).
+    by_check
+        .sort_by_key(|(_, findings)| std::cmp::Reverse(findings.iter().map(|f| f.severity).max()));
+    if by_check.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    for (result, findings) in by_check {
+        if findings.len() > FINDINGS_SHOWN && !options.show_all {
+            writeln!(
+                out,
+                "{} {} {}: {}",
+                mark(result, &findings),
+                result.check.id,
+                result.check.name,
+                count_by_namespace(&findings)
+            )?;
+        }
+        let shown = if options.show_all {
+            findings.len()
+        } else {
+            FINDINGS_SHOWN.min(findings.len())
+        };
+        for finding in &findings[..shown] {
+            writeln!(
+                out,
+                "{} {} {} {}",
+                paint(
+                    severity_mark(finding.severity),
+                    severity_style(finding.severity)
+                ),
+                result.check.id,
+                result.check.name,
+                paint(&finding.subject.to_string(), Style::new().bold())
+            )?;
+            writeln!(out, "{}", wrap(&finding.message, WIDTH, "    "))?;
+            writeln!(
+                out,
+                "{}",
+                wrap(&format!("fix: {}", finding.fix), WIDTH, "    ")
+            )?;
+        }
+        if shown < findings.len() {
+            writeln!(
+                out,
+                "    … and {} more (--show-all lists them, -o json has them all)",
+                findings.len() - shown
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn severity_mark(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "✗",
+        Severity::Warning => "⚠",
+        Severity::Info => "ℹ",
+    }
+}
+
+/// What passed per area, what was skipped grouped by its reason, the verdict, and the one
+/// command that fixes what `enable` can fix.
+fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
+    let diagnosis = &report.diagnosis;
+    if !options.verbose {
+        let total = diagnosis
+            .results
+            .iter()
+            .filter(|r| r.status == Status::Pass)
+            .count();
+        let told = ruled_out(report);
+        let not_run = if told == 0 {
+            String::new()
+        } else {
+            let why = if report.context.is_some() {
+                "not asked for"
+            } else {
+                "manifest mode"
+            };
+            format!(", {told} not run ({why})")
+        };
+        writeln!(
+            out,
+            "{}",
+            wrap(
+                &format!(
+                    "{} {} passed{not_run}; -v lists every check",
+                    paint("✔", Style::new().green()),
+                    plural(total, "check", "checks"),
+                ),
+                WIDTH,
+                ""
+            )
+        )?;
+        write_skips(report, out)?;
+    }
+    let errors = diagnosis.count(Severity::Error);
+    let warnings = diagnosis.count(Severity::Warning);
+    let infos = diagnosis.count(Severity::Info);
+    let and = |n: usize, one: &str, many: &str| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(", {}", plural(n, one, many))
+        }
+    };
+    let verdict = match (errors, warnings) {
+        (0, 0) if infos == 0 => "No problem found.".to_string(),
+        (0, 0) => format!("No problem found; {}.", plural(infos, "note", "notes")),
+        (0, _) => format!(
+            "Azure authentication works, with {}{}",
+            plural(warnings, "warning", "warnings"),
+            and(infos, "note", "notes")
+        ),
+        _ => format!(
+            "Azure authentication is broken: {}{}",
+            plural(errors, "error", "errors"),
+            and(warnings, "warning", "warnings")
+        ),
+    };
+    let explain = if diagnosis.findings.is_empty() {
+        String::new()
+    } else {
+        format!(" (`{} explain ID` for more).", options.program)
+    };
+    writeln!(out, "{}{explain}", paint(&verdict, Style::new().bold()))?;
+    if let Some(fix) = &report.fix_all {
+        writeln!(
+            out,
+            "{}",
+            wrap(
+                &format!("Fix {}: {}", fix.fixes.join(", "), fix.command),
+                WIDTH,
+                ""
+            )
+        )?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the mode or the flags ruled out (manifest mode, `--azure=never`, no `--probe`): no
+/// news to the user, so counted rather than listed.
+fn is_ruled_out(reason: &str) -> bool {
+    reason.starts_with("manifest mode")
+        || reason.starts_with("not asked for")
+        || reason.starts_with("no probe asked for")
+}
+
+fn ruled_out(report: &Report) -> usize {
+    report
+        .diagnosis
+        .results
+        .iter()
+        .filter(|r| matches!(&r.status, Status::Skip(reason) if is_ruled_out(reason)))
+        .count()
+}
+
+/// The other skipped checks, grouped by reason, one line each.
+fn write_skips(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut groups: Vec<(&str, Vec<&CheckResult>)> = Vec::new();
+    for result in &report.diagnosis.results {
+        let Status::Skip(reason) = &result.status else {
+            continue;
+        };
+        if is_ruled_out(reason) {
+            continue;
+        }
+        match groups.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, results)) => results.push(result),
+            None => groups.push((reason, vec![result])),
+        }
+    }
+    for (reason, results) in groups {
+        let mut areas: Vec<&str> = results.iter().map(|r| r.check.area.title()).collect();
+        areas.dedup();
+        let what = match areas.as_slice() {
+            [one] => format!("{} {one}", results.len()),
+            _ => format!("{} ({})", results.len(), areas.join(", ")),
+        };
+        let noun = if results.len() == 1 {
+            "check"
+        } else {
+            "checks"
+        };
+        writeln!(
+            out,
+            "{}",
+            wrap(
+                &format!(
+                    "{} {what} {noun} skipped: {reason}",
+                    paint("–", Style::new().dimmed())
+                ),
+                WIDTH,
+                ""
+            )
+        )?;
+    }
+    Ok(())
+}
+
+/// `-v`: every check by area, passed and skipped ones too.
+fn write_by_area(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
+    let diagnosis = &report.diagnosis;
     let mut current_area: Option<Area> = None;
     for result in &diagnosis.results {
         if options.local_only && !matches!(result.check.area, Area::Local) {
@@ -133,7 +371,7 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
             result.check.name
         );
         match &result.status {
-            Status::Pass => writeln!(out, "{head}")?,
+            Status::Pass => writeln!(out, "{head}: no finding")?,
             Status::Skip(reason) => writeln!(
                 out,
                 "{head} {}",
@@ -141,9 +379,6 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
             )?,
             Status::Fail => {
                 writeln!(out, "{head}: {}", result.check.title)?;
-                if findings.len() > FINDINGS_SHOWN {
-                    writeln!(out, "      {}", count_by_namespace(&findings))?;
-                }
                 let shown = if options.show_all {
                     findings.len()
                 } else {
@@ -159,30 +394,26 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
                         findings.len() - shown
                     )?;
                 }
-                writeln!(
-                    out,
-                    "      see: {} explain {}",
-                    options.program, result.check.id
-                )?;
             }
         }
     }
-    let count = |wanted: fn(&Status) -> bool| {
-        diagnosis
-            .results
-            .iter()
-            .filter(|r| wanted(&r.status))
-            .count()
-    };
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{} error(s), {} warning(s), {} info; {} check(s) passed, {} failed, {} skipped",
-        diagnosis.count(Severity::Error),
-        diagnosis.count(Severity::Warning),
-        diagnosis.count(Severity::Info),
-        count(|s| *s == Status::Pass),
-        count(|s| *s == Status::Fail),
-        count(|s| matches!(s, Status::Skip(_))),
-    )
+    Ok(())
+}
+
+/// `text` wrapped at `width` columns, every line starting with `indent`.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut lines = Vec::new();
+    let mut line = String::from(indent);
+    for word in text.split_whitespace() {
+        let used = line.chars().count();
+        if used > indent.len() && used + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut line, String::from(indent)));
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines.join("\n")
 }

@@ -244,6 +244,7 @@ fn write_text(
             let options = TextOptions {
                 program,
                 show_all: args.show_all,
+                verbose: args.show_passed,
                 local_only: report.error.is_some(),
             };
             render::text::render(report, options, out)?;
