@@ -647,3 +647,61 @@ fn rule_6_pod_identity_installed_by_the_kustomization_that_needs_it() {
     let (_, message) = finding(&resolve(&objects), "legacy-aad-pod-identity").unwrap();
     assert!(!message.contains("AAD Pod Identity itself"), "{message}");
 }
+
+/// Rule 4, the other kinds. An OCIRepository's `secretRef` makes the keychain non-anonymous
+/// and provider login never runs (fluxcd/source-controller
+/// internal/controller/ocirepository_controller.go @ v1.6.0); an Event Hubs Provider with a
+/// SAS in its Secret and a `serviceAccountName` is refused (fluxcd/notification-controller
+/// internal/notifier/azure_eventhub.go @ v1.6.0); from image-reflector-controller v1.0.0 the
+/// provider wins over an ImageRepository's `secretRef` (internal/registry/options.go @ v1.0.0).
+#[test]
+fn rule_4_oci_image_and_notification_kinds() {
+    let mut objects = flux::install(7);
+    flux::wire_webhook(&mut objects, "source-controller");
+    flux::wire_webhook(&mut objects, "image-reflector-controller");
+    let mut oci = flux::oci_repository(7, NS, "app");
+    oci["spec"]["secretRef"] = json!({"name": "registry"});
+    objects.push(oci);
+    objects.push(flux::object(
+        7,
+        "ImageRepository",
+        NS,
+        "images",
+        json!({"interval": "5m",
+        "image": "contoso.azurecr.io/app", "provider": "azure", "secretRef": {"name": "registry"}}),
+    ));
+    objects.push(flux::object(
+        7,
+        "Provider",
+        NS,
+        "events",
+        json!({"type": "azureeventhub",
+        "secretRef": {"name": "hub"}, "serviceAccountName": "events"}),
+    ));
+    objects.push(secret("registry", &[".dockerconfigjson"]));
+    objects.push(secret("hub", &["address"]));
+    let resolved = resolve(&objects);
+    assert!(
+        matches!(credential(&resolved, "app"), Credential::Secret { name, .. } if name == "registry")
+    );
+    assert_eq!(credential(&resolved, "images"), &Credential::Controller);
+    let events = resolved
+        .uses()
+        .find(|u| u.object.name == "events")
+        .unwrap()
+        .path;
+    assert!(
+        events.refused.as_deref().is_some_and(|r| r
+            .contains("serviceAccountName and SAS authentication cannot be set at the same time")),
+        "{events:?}"
+    );
+    let bypassed: Vec<String> = findings(&resolved)
+        .into_iter()
+        .filter(|f| f.0 == "secret-overrides-workload-identity")
+        .map(|f| f.1)
+        .collect();
+    assert!(
+        bypassed.contains(&"flux-system/OCIRepository/app".to_string()),
+        "{bypassed:?}"
+    );
+}
