@@ -203,6 +203,20 @@ pub enum OutputFormat {
     Yaml,
 }
 
+/// doctor's formats: the common ones plus the CI reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Yaml,
+    /// SARIF 2.1.0, for code scanning
+    Sarif,
+    /// JUnit XML, for test report viewers
+    Junit,
+    /// GitHub Actions workflow commands: an annotation per finding
+    Github,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     Error,
@@ -223,8 +237,8 @@ impl FailOn {
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
     /// Output format
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
     /// Lowest severity that makes the exit code 1
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,

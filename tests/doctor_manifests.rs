@@ -821,3 +821,73 @@ fn readme_shows_the_report_the_bundled_example_gives() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), shown);
 }
+
+/// CI formats: SARIF 2.1.0 (deserialized into the types generated from the OASIS schema), JUnit
+/// XML and GitHub workflow commands, each with every finding and, for `-f` inputs, its file.
+#[test]
+fn ci_formats_carry_every_finding_with_its_file() {
+    let sandbox = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let json = sandbox.run(&["doctor", "-f", example, "-o", "json"]);
+    let findings = json.findings();
+
+    let sarif = sandbox.run(&["doctor", "-f", example, "-o", "sarif"]);
+    assert_eq!(sarif.code, json.code);
+    let typed: serde_sarif::sarif::Sarif = serde_json::from_str(&sarif.stdout).unwrap();
+    assert_eq!(typed.runs.len(), 1);
+    let doc: Value = serde_json::from_str(&sarif.stdout).unwrap();
+    assert_eq!(doc["version"], "2.1.0");
+    let results = doc["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    let rules = doc["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
+    for result in results {
+        let index = usize::try_from(result["ruleIndex"].as_u64().unwrap()).unwrap();
+        assert_eq!(rules[index]["id"], result["ruleId"]);
+        let uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+        assert!(
+            uri.starts_with(example)
+                && std::path::Path::new(uri)
+                    .extension()
+                    .is_some_and(|e| e == "yaml"),
+            "{result:#}"
+        );
+    }
+    assert!(
+        results.iter().any(|r| r["level"] == "error")
+            && results.iter().any(|r| r["level"] == "warning")
+    );
+
+    let junit = sandbox.run(&["doctor", "-f", example, "-o", "junit"]);
+    assert!(junit.stdout.starts_with(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"kubectl-azflux doctor\""
+    ));
+    assert_eq!(
+        junit.stdout.matches("<failure ").count(),
+        json.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "fail")
+            .count()
+    );
+    assert!(
+        junit
+            .stdout
+            .contains("<testsuite name=\"Flux controllers\""),
+        "{}",
+        junit.stdout
+    );
+
+    let github = sandbox.run(&["doctor", "-f", example, "-o", "github"]);
+    let annotations: Vec<&str> = github.stdout.lines().collect();
+    assert_eq!(annotations.len(), findings.len(), "{}", github.stdout);
+    assert!(
+        annotations.iter().any(|a| a.starts_with("::error file=") && a.contains("title=AZF025 label-on-wrong-object flux-system/ServiceAccount/source-controller::")),
+        "{}",
+        github.stdout
+    );
+}

@@ -391,9 +391,9 @@ mod tests {
     fn option_values() {
         assert_eq!(
             complete(&["doctor", "-o", ""]).0,
-            vec!["text", "json", "yaml"]
+            vec!["text", "json", "yaml", "sarif", "junit", "github"]
         );
-        assert_eq!(complete(&["doctor", "--output=j"]).0, vec!["json"]);
+        assert_eq!(complete(&["doctor", "--output=js"]).0, vec!["json"]);
         assert_eq!(
             complete(&["doctor", "--fail-on", "w"]).0,
             vec!["warning"],

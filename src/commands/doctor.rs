@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checks::{Area, diagnose};
-use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat};
+use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat, ReportFormat};
 use crate::gather::{live, local, manifests};
 use crate::kubeconfig::{self, ConnectionOptions, one_line};
 use crate::model::{Fact, Snapshot, Source};
@@ -48,8 +48,11 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     // kubeconfig secret in an error that ends up anywhere in the report.
     let mut rendered = Vec::new();
     match args.output {
-        OutputFormat::Json => render::json::render(&report, &mut rendered),
-        OutputFormat::Yaml => {
+        ReportFormat::Json => render::json::render(&report, &mut rendered),
+        ReportFormat::Sarif => render::ci::sarif(&report, &mut rendered),
+        ReportFormat::Junit => render::ci::junit(&report, &mut rendered),
+        ReportFormat::Github => render::ci::github(&report, &mut rendered),
+        ReportFormat::Yaml => {
             let mut json = Vec::new();
             render::json::render(&report, &mut json).and_then(|()| {
                 let doc: serde_json::Value =
@@ -57,7 +60,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                 super::write_document(&mut rendered, OutputFormat::Yaml, &doc)
             })
         }
-        OutputFormat::Text => {
+        ReportFormat::Text => {
             // With the cluster unreachable, the report is worth showing only for what the
             // local side explains; the cause itself goes to stderr below.
             if error.is_none() || has_local_findings {

@@ -258,6 +258,10 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
         if let Some((subject, checks)) = extract::silenced_checks(value, flux_namespace) {
             snapshot.silenced.insert(subject, checks);
         }
+        snapshot
+            .origins
+            .entry(extract::object_ref_of(value, flux_namespace))
+            .or_insert_with(|| doc.origin.clone());
         let api_version = extract::api_version_of(value);
         let group = api_version.split('/').next().unwrap_or_default();
         match (api_version, extract::kind_of(value)) {

@@ -439,17 +439,22 @@ pub fn silenced_checks(value: &Value, default_namespace: &str) -> Option<(Object
         .filter(|k| !k.is_empty())
         .map(str::to_string)
         .collect();
+    Some((object_ref_of(value, default_namespace), keys))
+}
+
+/// The reference findings use for an object: cluster-scoped kinds without a namespace,
+/// namespaced ones in `default_namespace` when the manifest names none.
+pub fn object_ref_of(value: &Value, default_namespace: &str) -> ObjectRef {
     let kind = kind_of(value);
     let name = name_of(value);
-    let subject = if matches!(
+    if matches!(
         kind,
-        "Namespace" | "Node" | "ClusterRole" | "ClusterRoleBinding"
+        "Namespace" | "Node" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
     ) {
         ObjectRef::cluster_scoped(kind, name)
     } else {
         ObjectRef::namespaced(kind, namespace_of(value).unwrap_or(default_namespace), name)
-    };
-    Some((subject, keys))
+    }
 }
 
 #[cfg(test)]

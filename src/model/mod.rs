@@ -94,6 +94,8 @@ pub struct Snapshot {
     /// Objects whose `azflux.io/ignore` annotation silences checks on them: the check IDs or
     /// names it lists.
     pub silenced: BTreeMap<ObjectRef, Vec<String>>,
+    /// Where each object of the manifests was read: a file, or how a folder was built.
+    pub origins: BTreeMap<ObjectRef, String>,
 }
 
 impl Snapshot {
@@ -123,6 +125,7 @@ impl Snapshot {
             unreadable: Vec::new(),
             input_notes: Vec::new(),
             silenced: BTreeMap::new(),
+            origins: BTreeMap::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Renderers: a doctor report as text for people or as versioned JSON for machines. They write
 //! to the writer they are given and decide nothing about exit codes.
 
+pub mod ci;
 pub mod json;
 pub mod text;
 
@@ -27,6 +28,8 @@ pub struct Report {
     pub error: Option<String>,
     /// The one command that fixes every finding `enable` can fix, when there is one.
     pub fix_all: Option<FixAll>,
+    /// Where each object of the manifests was read.
+    pub origins: std::collections::BTreeMap<crate::model::ObjectRef, String>,
 }
 
 /// A command that fixes several findings at once.
@@ -169,6 +172,7 @@ impl Report {
             controllers: controllers(snapshot),
             paths: paths(snapshot),
             fix_all: fix_all(snapshot, &diagnosis),
+            origins: snapshot.origins.clone(),
             diagnosis,
             error,
         }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{live_snapshot, spinner};
 use crate::checks::{Area, Severity, diagnose};
-use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat};
+use crate::cli::{DoctorArgs, GlobalArgs, OutputFormat, ReportFormat};
 use crate::commands::clusters::write_table;
 use crate::kubeconfig;
 use crate::model::{Snapshot, Source};
@@ -21,6 +21,7 @@ use crate::render::text::TextOptions;
 use crate::render::{self, Report};
 use crate::resolve::Resolved;
 use crate::wiring::Cloud;
+use clap::ValueEnum;
 
 /// Longest top problem or error shown in the table; the detail below has it whole.
 const CELL_CHARS: usize = 100;
@@ -261,6 +262,20 @@ fn fails(report: &Report, args: &DoctorArgs) -> bool {
 }
 
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
+    let format = match args.output {
+        ReportFormat::Text => OutputFormat::Text,
+        ReportFormat::Json => OutputFormat::Json,
+        ReportFormat::Yaml => OutputFormat::Yaml,
+        other => {
+            return Err(format!(
+                "-o {}: one context at a time (the fleet report is text, json or yaml)",
+                other
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default()
+            ));
+        }
+    };
     let names = contexts(global, args)?;
     let parallel = usize::from(args.parallel);
     let progress = spinner(format!(
@@ -284,7 +299,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     progress.finish_and_clear();
     let secrets: Vec<String> = diagnosed.iter().flat_map(|d| d.secrets.clone()).collect();
     let mut rendered = Vec::new();
-    match args.output {
+    match format {
         OutputFormat::Json | OutputFormat::Yaml => {
             let unreadable = diagnosed
                 .iter()
@@ -304,7 +319,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                 },
                 "reports": diagnosed.iter().map(|d| report_value(&d.report)).collect::<Vec<_>>(),
             });
-            crate::commands::write_document(&mut rendered, args.output, &doc)
+            crate::commands::write_document(&mut rendered, format, &doc)
         }
         OutputFormat::Text => write_text(&mut rendered, &diagnosed, program, args),
     }
