@@ -254,6 +254,10 @@ pub struct DoctorArgs {
     /// List every finding in text output (JSON always has them all)
     #[arg(long)]
     pub show_all: bool,
+    /// Show each Azure-using object's chain to Azure, link by link, in text output (JSON
+    /// always has it)
+    #[arg(long)]
+    pub chain: bool,
     /// List every check in text output, passed and skipped ones too, by area
     #[arg(short = 'v', long = "show-passed")]
     pub show_passed: bool,

@@ -891,3 +891,53 @@ fn ci_formats_carry_every_finding_with_its_file() {
         github.stdout
     );
 }
+
+/// `--chain`: each Azure-using object's chain to Azure with the state of every link; JSON
+/// carries it with each path.
+#[test]
+fn chains_show_where_the_path_to_azure_breaks() {
+    let sandbox = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let text = sandbox.run(&["doctor", "-f", example, "--chain"]);
+    let chains = text.stdout.split("\nChains\n").nth(1).unwrap_or_default();
+    assert!(
+        chains.starts_with("  OCIRepository flux-system/platform ✔ -> source-controller "),
+        "{}",
+        text.stdout
+    );
+    let json = sandbox.run(&["doctor", "-f", example, "-o", "json"]);
+    let paths = json.json()["paths"].as_array().unwrap().clone();
+    let chain_of = |name: &str| -> Vec<(String, String)> {
+        paths.iter().find(|p| p["object"]["name"] == name).unwrap()["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["link"].as_str().unwrap().to_string(),
+                    l["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // source-controller's label sits on its ServiceAccount: the pod wiring link is broken.
+    let platform = chain_of("platform");
+    assert!(
+        platform.contains(&("pod wiring".into(), "error".into())),
+        "{platform:?}"
+    );
+    // Without Azure credentials nothing is known of the federated credential.
+    assert!(
+        platform.contains(&("federated credential".into(), "unknown".into())),
+        "{platform:?}"
+    );
+    // kustomize-controller's client ID is not a UUID: its ServiceAccount link is broken.
+    let apps = chain_of("apps");
+    assert!(
+        apps.contains(&(
+            "ServiceAccount flux-system/kustomize-controller".into(),
+            "error".into()
+        )),
+        "{apps:?}"
+    );
+}

@@ -68,6 +68,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
                     program,
                     show_all: args.show_all,
                     verbose: args.show_passed,
+                    chain: args.chain,
                     local_only: error.is_some(),
                 };
                 render::text::render(&report, options, &mut rendered)

@@ -64,6 +64,16 @@ pub fn report_value(report: &Report) -> Value {
             .filter(|r| status(&r.status))
             .count()
     };
+    let paths: Vec<Value> = report
+        .paths
+        .iter()
+        .zip(&report.chains)
+        .map(|(path, chain)| {
+            let mut path = path.clone();
+            path["chain"] = json!(chain.links);
+            path
+        })
+        .collect();
     let mut value = json!({
         "schemaVersion": SCHEMA_VERSION,
         "kind": "DoctorReport",
@@ -72,7 +82,7 @@ pub fn report_value(report: &Report) -> Value {
         "fluxNamespace": report.flux_namespace,
         "fluxVersion": report.flux_version,
         "controllers": report.controllers,
-        "paths": report.paths,
+        "paths": paths,
         "summary": {
             "errors": diagnosis.count(Severity::Error),
             "warnings": diagnosis.count(Severity::Warning),

@@ -1,6 +1,7 @@
 //! Renderers: a doctor report as text for people or as versioned JSON for machines. They write
 //! to the writer they are given and decide nothing about exit codes.
 
+pub mod chain;
 pub mod ci;
 pub mod json;
 pub mod text;
@@ -30,6 +31,8 @@ pub struct Report {
     pub fix_all: Option<FixAll>,
     /// Where each object of the manifests was read.
     pub origins: std::collections::BTreeMap<crate::model::ObjectRef, String>,
+    /// Each Azure-using object's chain to Azure, in the order of `paths`.
+    pub chains: Vec<chain::Chain>,
 }
 
 /// A command that fixes several findings at once.
@@ -172,6 +175,7 @@ impl Report {
             controllers: controllers(snapshot),
             paths: paths(snapshot),
             fix_all: fix_all(snapshot, &diagnosis),
+            chains: chain::chains(snapshot, &diagnosis),
             origins: snapshot.origins.clone(),
             diagnosis,
             error,

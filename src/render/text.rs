@@ -18,6 +18,8 @@ pub struct TextOptions {
     pub show_all: bool,
     /// Every check by area, passed and skipped ones too (`-v`).
     pub verbose: bool,
+    /// Each Azure-using object's chain to Azure (`--chain`).
+    pub chain: bool,
     /// Whether the cluster sections are worth printing (false when it was unreachable).
     pub local_only: bool,
 }
@@ -112,6 +114,13 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
         write_by_area(report, options, out)?;
     } else {
         write_problems(report, options, out)?;
+    }
+    if options.chain && !report.chains.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", paint("Chains", Style::new().bold().underline()))?;
+        for chain in &report.chains {
+            writeln!(out, "{}", wrap(&super::chain::line(chain), WIDTH, "  "))?;
+        }
     }
     writeln!(out)?;
     write_summary(report, options, out)

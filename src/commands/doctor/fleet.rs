@@ -246,6 +246,7 @@ fn write_text(
                 program,
                 show_all: args.show_all,
                 verbose: args.show_passed,
+                chain: args.chain,
                 local_only: report.error.is_some(),
             };
             render::text::render(report, options, out)?;
