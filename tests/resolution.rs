@@ -705,3 +705,113 @@ fn rule_4_oci_image_and_notification_kinds() {
         "{bypassed:?}"
     );
 }
+
+/// Every command a fix names parses as written: `kubectl azflux ...` with the binary's own
+/// command line, `kubectl ...` and `az ...` with the shell (`bash -n`). Placeholders the tool
+/// cannot fill (CLIENT_ID, DIR, FILE) are plain words.
+#[test]
+fn every_fix_command_parses_as_written() {
+    use clap::Parser;
+    let mut scenarios: Vec<Vec<Value>> = Vec::new();
+    let mut unwired = flux::install(7);
+    unwired.push(flux::oci_repository(7, NS, "app"));
+    scenarios.push(unwired.clone());
+    let mut partial = unwired.clone();
+    flux::wire_webhook(&mut partial, "source-controller");
+    let sa = flux::find(&mut partial, "ServiceAccount", "source-controller");
+    sa["metadata"]["annotations"] =
+        json!({"azure.workload.identity/client-id": "<AZURE_CLIENT_ID>"});
+    flux::add_arg(
+        &mut partial,
+        "kustomize-controller",
+        "--default-decryption-service-account=sops",
+    );
+    partial.push(sops_kustomization(7, "apps", None));
+    partial.push(key_vault_file());
+    scenarios.push(partial);
+    let mut old = flux::install(7);
+    set_image(&mut old, "kustomize-controller", "v0.35.1");
+    flux::wire_webhook(&mut old, "kustomize-controller");
+    let deployment = flux::find(&mut old, "Deployment", "kustomize-controller");
+    deployment["spec"]["template"]["metadata"]["labels"]["aadpodidbinding"] = json!("sops");
+    old.push(sops_kustomization(7, "apps", None));
+    old.push(key_vault_file());
+    scenarios.push(old);
+    let mut manual = flux::install(7);
+    flux::wire_manual(&mut manual, "source-controller");
+    let container = &mut flux::find(&mut manual, "Deployment", "source-controller")["spec"]["template"]
+        ["spec"]["containers"][0];
+    container["env"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["name"] != "AZURE_TENANT_ID");
+    manual.push(flux::oci_repository(7, NS, "app"));
+    let mut tenant = flux::oci_repository(7, "team-a", "tenant");
+    tenant["spec"]["serviceAccountName"] = json!("missing");
+    manual.push(tenant);
+    scenarios.push(manual);
+    let mut extension = unwired.clone();
+    for controller in flux::CONTROLLERS {
+        flux::find(&mut extension, "Deployment", controller)["metadata"]["labels"]["app.kubernetes.io/name"] =
+            json!("microsoft.flux");
+    }
+    scenarios.push(extension);
+
+    let mut commands = Vec::new();
+    for objects in &scenarios {
+        for finding in diagnose(&resolve(objects)).findings {
+            commands.extend(commands_in(&finding.fix));
+        }
+    }
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with("kubectl azflux enable")),
+        "{commands:#?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.starts_with("az ")),
+        "{commands:#?}"
+    );
+    for command in &commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        if let Some(args) = command.strip_prefix("kubectl azflux ") {
+            let argv: Vec<&str> = std::iter::once("kubectl-azflux")
+                .chain(args.split_whitespace())
+                .collect();
+            if let Err(e) = kubectl_azflux::cli::Cli::try_parse_from(&argv) {
+                panic!("{command}: {e}");
+            }
+        } else {
+            let status = std::process::Command::new("bash")
+                .args(["-n", "-c", command])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{command} ({words:?})");
+        }
+    }
+}
+
+/// The commands in a fix text: from `kubectl ` or `az ` to where the prose resumes.
+fn commands_in(fix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = fix;
+    while let Some(start) = ["kubectl ", "az "]
+        .iter()
+        .filter_map(|p| {
+            rest.find(p)
+                .filter(|&i| i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric())
+        })
+        .min()
+    {
+        let tail = &rest[start..];
+        let end = [")", "`", "; ", ", then", " and ", " or "]
+            .iter()
+            .filter_map(|stop| tail.find(stop))
+            .min()
+            .unwrap_or(tail.len());
+        found.push(tail[..end].trim_end_matches(['.', ',']).to_string());
+        rest = &tail[end..];
+    }
+    found
+}
