@@ -215,3 +215,37 @@ fn help_and_output_follow_kubectl_habits() {
     let both = sandbox.run(&["doctor", "-k", example, "-A", "-n", "apps"]);
     assert_eq!(both.code, 2, "{}", both.stderr);
 }
+
+/// Completion offers the kubeconfig's contexts (merged from KUBECONFIG, as kubectl merges it)
+/// and the namespaces they name, without contacting any cluster.
+#[test]
+fn completion_offers_contexts_and_namespaces_from_the_kubeconfig() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.write(
+        "config",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: aks-prod\n  context: {cluster: c, user: u, namespace: apps}\n- name: aks-dev\n  context: {cluster: c, user: u}\ncurrent-context: aks-prod\n",
+    );
+    let complete = |words: &[&str]| {
+        let output = sandbox
+            .command()
+            .env("KUBECONFIG", &config)
+            .arg("__complete")
+            .args(words)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(':'))
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        complete(&["doctor", "--context", "aks-"]),
+        ["aks-prod", "aks-dev"]
+    );
+    assert_eq!(
+        complete(&["doctor", "--contexts", "aks-prod,"]),
+        ["aks-prod,aks-dev"]
+    );
+    assert_eq!(complete(&["doctor", "-n", ""]), ["apps", "flux-system"]);
+}

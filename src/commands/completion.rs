@@ -278,8 +278,64 @@ fn candidates(root: &Command, words: &[String]) -> (Vec<Candidate>, u8) {
     (found, DIRECTIVE_NO_FILES)
 }
 
-/// Values for `arg`: its possible values, the check catalogue for `explain`, or file names.
+/// The kubeconfig's contexts (merged from KUBECONFIG as kubectl does) and the namespaces they
+/// name: completion reads no cluster, so it stays instant.
+fn kubeconfig_names() -> (Vec<String>, Vec<String>) {
+    let Ok((config, _)) =
+        crate::kubeconfig::load_merged(&crate::kubeconfig::ConnectionOptions::default())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let contexts = config.contexts.iter().map(|c| c.name.clone()).collect();
+    let mut namespaces: Vec<String> = config
+        .contexts
+        .iter()
+        .filter_map(|c| c.context.as_ref()?.namespace.clone())
+        .collect();
+    namespaces.push("flux-system".to_string());
+    namespaces.sort();
+    namespaces.dedup();
+    (contexts, namespaces)
+}
+
+/// Candidates for a comma-separated list value: the part after the last comma is completed,
+/// the earlier ones kept.
+fn listed(current: &str, names: impl IntoIterator<Item = String>) -> Vec<Candidate> {
+    let (done, last) = current
+        .rsplit_once(',')
+        .map_or(("", current), |(d, l)| (d, l));
+    let prefix = if done.is_empty() {
+        String::new()
+    } else {
+        format!("{done},")
+    };
+    names
+        .into_iter()
+        .filter(|n| n.starts_with(last) && !done.split(',').any(|d| d == n))
+        .map(|n| Candidate::new(format!("{prefix}{n}"), None))
+        .collect()
+}
+
+/// Values for `arg`: its possible values, the check catalogue for `explain`, `--select` and
+/// `--ignore`, kubeconfig contexts and namespaces, Flux controllers, or file names.
 fn values(command: &Command, arg: &Arg, current: &str) -> (Vec<Candidate>, u8) {
+    match arg.get_id().as_str() {
+        "context" | "contexts" => {
+            return (listed(current, kubeconfig_names().0), DIRECTIVE_NO_FILES);
+        }
+        "namespace" => return (listed(current, kubeconfig_names().1), DIRECTIVE_NO_FILES),
+        "controllers" => {
+            let names = crate::wiring::FLUX_CONTROLLERS
+                .iter()
+                .map(ToString::to_string);
+            return (listed(current, names), DIRECTIVE_NO_FILES);
+        }
+        "select" | "ignore" => {
+            let names = catalogue().flat_map(|c| [c.id.to_string(), c.name.to_string()]);
+            return (listed(current, names), DIRECTIVE_NO_FILES);
+        }
+        _ => {}
+    }
     if command.get_name() == "explain" && arg.get_id() == "check" {
         let mut found: Vec<Candidate> = catalogue()
             .filter(|c| c.id.starts_with(current))
@@ -407,6 +463,21 @@ mod tests {
         assert!(files.is_empty());
         assert_eq!(directive, DIRECTIVE_FILES, "file names for -f");
         assert_eq!(complete(&["completion", "ba"]).0, vec!["bash"]);
+    }
+
+    #[test]
+    fn lists_complete_after_the_last_comma() {
+        assert_eq!(
+            complete(&["enable", "--controllers", "source-controller,kus"]).0,
+            vec!["source-controller,kustomize-controller"]
+        );
+        let checks = complete(&["doctor", "--select", "AZF023,AZF02"]).0;
+        assert!(checks.contains(&"AZF023,AZF024".to_string()), "{checks:?}");
+        assert!(!checks.contains(&"AZF023,AZF023".to_string()), "{checks:?}");
+        assert!(
+            checks.iter().all(|c| c.starts_with("AZF023,AZF02")),
+            "{checks:?}"
+        );
     }
 
     #[test]
