@@ -164,11 +164,7 @@ fn write_problems(report: &Report, options: TextOptions, out: &mut dyn Write) ->
                 count_by_namespace(&findings)
             )?;
         }
-        let shown = if options.show_all {
-            findings.len()
-        } else {
-            FINDINGS_SHOWN.min(findings.len())
-        };
+        let shown = shown(options, findings.len());
         for finding in &findings[..shown] {
             writeln!(
                 out,
@@ -188,13 +184,28 @@ fn write_problems(report: &Report, options: TextOptions, out: &mut dyn Write) ->
                 wrap(&format!("fix: {}", finding.fix), WIDTH, "    ")
             )?;
         }
-        if shown < findings.len() {
-            writeln!(
-                out,
-                "    … and {} more (--show-all lists them, -o json has them all)",
-                findings.len() - shown
-            )?;
-        }
+        write_more(out, "    ", shown, findings.len())?;
+    }
+    Ok(())
+}
+
+/// How many of `total` findings of one check to list.
+fn shown(options: TextOptions, total: usize) -> usize {
+    if options.show_all {
+        total
+    } else {
+        FINDINGS_SHOWN.min(total)
+    }
+}
+
+/// The count of the findings left out of the list, if any.
+fn write_more(out: &mut dyn Write, indent: &str, shown: usize, total: usize) -> io::Result<()> {
+    if shown < total {
+        writeln!(
+            out,
+            "{indent}… and {} more (--show-all lists them, -o json has them all)",
+            total - shown
+        )?;
     }
     Ok(())
 }
@@ -388,21 +399,11 @@ fn write_by_area(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
             )?,
             Status::Fail => {
                 writeln!(out, "{head}: {}", result.check.title)?;
-                let shown = if options.show_all {
-                    findings.len()
-                } else {
-                    FINDINGS_SHOWN.min(findings.len())
-                };
+                let shown = shown(options, findings.len());
                 for finding in &findings[..shown] {
                     write_finding(out, finding)?;
                 }
-                if shown < findings.len() {
-                    writeln!(
-                        out,
-                        "      … and {} more (--show-all lists them, -o json has them all)",
-                        findings.len() - shown
-                    )?;
-                }
+                write_more(out, "      ", shown, findings.len())?;
             }
         }
     }
