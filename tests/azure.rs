@@ -18,9 +18,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::fake_apiserver::FakeConfig;
+use support::fake_azure::roles::RoleDefinition;
 use support::fake_azure::{
-    ACR_PULL, AzureFault, Credential, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER, Login, READER,
-    Resource, RoleAssignment, RunningAzure, STORAGE_BLOB_DATA_READER,
+    ACR_PULL, AzureFault, Credential, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER, Login, Resource,
+    RoleAssignment, RunningAzure, STORAGE_BLOB_DATA_READER,
 };
 use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
 use support::run::{Cluster, Outcome};
@@ -108,6 +109,7 @@ fn acr_pull_at(scope: &str) -> RoleAssignment {
         principal_id: PRINCIPAL.into(),
         role: ACR_PULL.into(),
         scope: scope.into(),
+        condition: None,
     }
 }
 
@@ -708,7 +710,7 @@ fn roles_are_found_at_any_covering_scope_and_missing_ones_reported() {
     let wrong = [
         acr_pull_at(&format!("/subscriptions/{SUB}/resourceGroups/rg-other")),
         RoleAssignment {
-            role: READER.into(),
+            role: STORAGE_BLOB_DATA_READER.into(),
             ..acr_pull_at(&registry_id("contoso"))
         },
     ];
@@ -726,7 +728,9 @@ fn roles_are_found_at_any_covering_scope_and_missing_ones_reported() {
         );
         let message = &messages_of(&out, "role-missing")[0];
         assert!(
-            message.contains("has no AcrPull (or AcrPush, Contributor, Owner) on registry contoso"),
+            message.contains(
+                "has no role that allows action Microsoft.ContainerRegistry/registries/pull/read (AcrPull does) on registry contoso"
+            ),
             "{message}"
         );
         assert!(
@@ -740,6 +744,116 @@ fn roles_are_found_at_any_covering_scope_and_missing_ones_reported() {
             .clone();
         assert!(
             command.contains(&json!(ACR_PULL)) && command.contains(&json!(registry_id("contoso")))
+        );
+    }
+}
+
+fn with_bucket(world: &mut World) -> String {
+    world.objects.push(flux::object(MINOR, "Bucket", NS, "configs", json!({
+        "interval": "5m", "bucketName": "configs", "endpoint": "https://configsacct.blob.core.windows.net", "provider": "azure"})));
+    let account = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/configsacct"
+    );
+    world.azure.resources.push(Resource {
+        id: account.clone(),
+        name: "configsacct".into(),
+        kind: "Microsoft.Storage/storageAccounts".into(),
+        properties: json!({}),
+    });
+    account
+}
+
+fn custom_role(id: &str, data_actions: &[&str], not_data_actions: &[&str]) -> RoleDefinition {
+    RoleDefinition {
+        id: id.into(),
+        name: "Flux bucket reader".into(),
+        custom: true,
+        data_actions: data_actions.iter().map(|s| (*s).to_string()).collect(),
+        not_data_actions: not_data_actions.iter().map(|s| (*s).to_string()).collect(),
+        ..RoleDefinition::default()
+    }
+}
+
+const CUSTOM: &str = "c0ffee00-0000-4000-8000-00000000b10b";
+const BLOBS_ALL: &str = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*";
+const BLOBS_READ: &str = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read";
+
+#[test]
+fn custom_roles_are_judged_by_the_data_actions_they_grant() {
+    // A custom role whose wildcard covers the read passes, read from its definition.
+    let mut world = healthy();
+    let account = with_bucket(&mut world);
+    world.azure.custom_roles = vec![custom_role(CUSTOM, &[BLOBS_ALL], &[])];
+    world.azure.role_assignments.push(RoleAssignment {
+        role: CUSTOM.into(),
+        ..acr_pull_at(&account)
+    });
+    let running = world.start();
+    let out = running.doctor(&[]);
+    assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+    assert_eq!(
+        running
+            .requests_to(&format!("/roleDefinitions/{CUSTOM}?api-version=2022-04-01"))
+            .len(),
+        1,
+        "each role's definition is read once"
+    );
+
+    // notDataActions take the read away again.
+    let mut world = healthy();
+    let account = with_bucket(&mut world);
+    world.azure.custom_roles = vec![custom_role(CUSTOM, &[BLOBS_ALL], &[BLOBS_READ])];
+    world.azure.role_assignments.push(RoleAssignment {
+        role: CUSTOM.into(),
+        ..acr_pull_at(&account)
+    });
+    let out = world.start().doctor(&[]);
+    let messages = messages_of(&out, "role-missing");
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].contains(&format!("has no role that allows data action {BLOBS_READ} (Storage Blob Data Reader does) on storage account configsacct")),
+        "{}",
+        messages[0]
+    );
+
+    // A role whose definition cannot be read, and a condition on a blob container, are not
+    // evaluable: a warning, never a pass or an error.
+    for (role, condition) in [
+        ("0bad0000-0000-4000-8000-000000000000", None),
+        (
+            STORAGE_BLOB_DATA_READER,
+            Some(
+                "((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})) OR (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'configs'))",
+            ),
+        ),
+    ] {
+        let mut world = healthy();
+        let account = with_bucket(&mut world);
+        world.azure.role_assignments.push(RoleAssignment {
+            role: role.into(),
+            condition: condition.map(str::to_string),
+            ..acr_pull_at(&account)
+        });
+        let out = world.start().doctor(&[]);
+        let findings: Vec<_> = azure_findings(&out);
+        assert_eq!(
+            findings,
+            vec![(
+                "role-missing".into(),
+                "flux-system/ServiceAccount/source-controller".into(),
+                "warning".into()
+            )],
+            "{role}"
+        );
+        let message = &messages_of(&out, "role-missing")[0];
+        let why = if condition.is_some() {
+            "has a condition"
+        } else {
+            "its role definition could not be read"
+        };
+        assert!(
+            message.contains("not evaluable") && message.contains(why),
+            "{message}"
         );
     }
 }

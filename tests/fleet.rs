@@ -70,6 +70,7 @@ fn role(role: &str, scope: &str) -> RoleAssignment {
         principal_id: LOGIN_OBJECT_ID.into(),
         role: role.into(),
         scope: scope.into(),
+        condition: None,
     }
 }
 

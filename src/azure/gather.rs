@@ -11,10 +11,11 @@ use serde_json::Value;
 use super::arm::{
     API_AKS, API_AUTHORIZATION, API_MSI, API_SUBSCRIPTIONS, Arm, ArmError, encode, kql_string,
 };
-use super::roles::{requirement, role_guid};
+use super::permissions::{Permission, RoleDefinition};
+use super::roles::{need, role_guid};
 use super::state::{
-    AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity, ResourceKind,
-    RoleAssignment, subscription_of,
+    AccessPolicy, AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity,
+    ResourceKind, ResourceSettings, RoleAssignment, subscription_of,
 };
 use super::subjects::{Target, WiSubject};
 use crate::model::{Fact, Snapshot, Source};
@@ -202,12 +203,50 @@ pub async fn find_identities(
     )
 }
 
-/// Resolves every registry, storage account and remote cluster the subjects use to its ARM
-/// resource, in one Resource Graph query.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A vault's `accessPolicies[]`: who, and which key permissions.
+fn access_policy(value: &Value) -> AccessPolicy {
+    AccessPolicy {
+        tenant_id: text(value, "/tenantId").unwrap_or_default(),
+        object_id: text(value, "/objectId").unwrap_or_default(),
+        application_id: text(value, "/applicationId").filter(|a| !a.is_empty()),
+        keys: strings(value.pointer("/permissions/keys")),
+    }
+}
+
+/// The data-access settings of a Resource Graph row (empty strings are `tostring(null)`).
+fn settings(row: &Value) -> ResourceSettings {
+    let present = |pointer: &str| text(row, pointer).filter(|v| !v.is_empty());
+    ResourceSettings {
+        role_assignment_mode: present("/roleAssignmentMode"),
+        arm_token_policy: present("/armTokenPolicy"),
+        rbac_authorization: row.get("enableRbacAuthorization").and_then(Value::as_bool),
+        access_policies: row
+            .get("accessPolicies")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(access_policy).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Resolves every registry, storage account, vault and remote cluster the subjects use to its
+/// ARM resource, with its data-access settings, in one Resource Graph query.
 async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureResource>> {
     let mut registries = BTreeSet::new();
     let mut accounts = BTreeSet::new();
     let mut clusters = BTreeSet::new();
+    let mut vaults = BTreeSet::new();
     for target in subjects
         .iter()
         .flat_map(|s| s.uses.iter().map(|u| &u.target))
@@ -216,6 +255,7 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
             Target::Registry(host) => registries.insert(host.to_ascii_lowercase()),
             Target::StorageAccount(name) => accounts.insert(name.to_ascii_lowercase()),
             Target::Cluster(id) => clusters.insert(id.to_ascii_lowercase()),
+            Target::KeyVault(Some(name)) => vaults.insert(name.to_ascii_lowercase()),
             _ => false,
         };
     }
@@ -245,11 +285,20 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
             set(&clusters)
         ));
     }
+    if !vaults.is_empty() {
+        clauses.push(format!(
+            "(type =~ 'microsoft.keyvault/vaults' and tolower(name) in ({}))",
+            set(&vaults)
+        ));
+    }
     if clauses.is_empty() {
         return Fact::Known(Vec::new());
     }
+    // The settings that decide data access come along: a registry's role assignment mode and
+    // ARM-token policy, a vault's permission model and access policies (REST property names,
+    // which Resource Graph keeps).
     let query = format!(
-        "Resources | where {} | project id, name, type, loginServer = tostring(properties.loginServer)",
+        "Resources | where {} | project id, name, type, loginServer = tostring(properties.loginServer), roleAssignmentMode = tostring(properties.roleAssignmentMode), armTokenPolicy = tostring(properties.policies.azureADAuthenticationAsArmPolicy.status), enableRbacAuthorization = properties.enableRbacAuthorization, accessPolicies = properties.accessPolicies",
         clauses.join(" or ")
     );
     let rows = match arm.graph(&query, &[]).await {
@@ -273,6 +322,7 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
                     "microsoft.containerservice/managedclusters" => {
                         (ResourceKind::ManagedCluster, id.clone())
                     }
+                    "microsoft.keyvault/vaults" => (ResourceKind::KeyVault, name.clone()),
                     _ => return None,
                 };
                 Some(AzureResource {
@@ -280,6 +330,7 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
                     key: key.to_ascii_lowercase(),
                     id,
                     name,
+                    settings: settings(row),
                 })
             })
             .collect(),
@@ -306,14 +357,15 @@ async fn list_role_assignments(
         for use_ in subject
             .uses
             .iter()
-            .filter(|u| requirement(u.service).is_some())
+            .filter(|u| need(u.service, false).is_some())
         {
             let subscriptions = wanted.entry(identity.principal_id.clone()).or_default();
             subscriptions.insert(identity.subscription_id.to_ascii_lowercase());
             let resource = resources.iter().find(|r| match &use_.target {
-                Target::Registry(key) | Target::StorageAccount(key) | Target::Cluster(key) => {
-                    r.key.eq_ignore_ascii_case(key)
-                }
+                Target::Registry(key)
+                | Target::StorageAccount(key)
+                | Target::Cluster(key)
+                | Target::KeyVault(Some(key)) => r.key.eq_ignore_ascii_case(key),
                 _ => false,
             });
             if let Some(sub) = resource.and_then(AzureResource::subscription_id) {
@@ -334,11 +386,18 @@ async fn list_role_assignments(
         arm.list(&path).await.map(|items| {
             items
                 .iter()
-                .map(|item| RoleAssignment {
-                    principal_id: text(item, "/properties/principalId").unwrap_or_default(),
-                    role: role_guid(&text(item, "/properties/roleDefinitionId").unwrap_or_default()),
-                    scope: text(item, "/properties/scope").unwrap_or_default(),
-                    listed_in: subscription.clone(),
+                .map(|item| {
+                    let definition_id =
+                        text(item, "/properties/roleDefinitionId").unwrap_or_default();
+                    RoleAssignment {
+                        principal_id: text(item, "/properties/principalId").unwrap_or_default(),
+                        role: role_guid(&definition_id),
+                        definition_id,
+                        scope: text(item, "/properties/scope").unwrap_or_default(),
+                        condition: text(item, "/properties/condition").filter(|c| !c.is_empty()),
+                        condition_version: text(item, "/properties/conditionVersion"),
+                        listed_in: subscription.clone(),
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -352,6 +411,56 @@ async fn list_role_assignments(
         }
     }
     Fact::Known(all)
+}
+
+fn role_definition(value: &Value) -> RoleDefinition {
+    let properties = value.get("properties").cloned().unwrap_or_default();
+    let role_type = text(&properties, "/type").or_else(|| text(&properties, "/roleType"));
+    RoleDefinition {
+        id: text(value, "/name")
+            .unwrap_or_else(|| role_guid(&text(value, "/id").unwrap_or_default()))
+            .to_ascii_lowercase(),
+        name: text(&properties, "/roleName").unwrap_or_default(),
+        custom: role_type.is_some_and(|t| t.eq_ignore_ascii_case("CustomRole")),
+        permissions: properties
+            .get("permissions")
+            .and_then(Value::as_array)
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(|b| Permission {
+                        actions: strings(b.get("actions")),
+                        not_actions: strings(b.get("notActions")),
+                        data_actions: strings(b.get("dataActions")),
+                        not_data_actions: strings(b.get("notDataActions")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The definition of every role the assignments name, read by the `roleDefinitionId` each
+/// lists: one call per distinct role, built-in and custom alike. A definition that cannot be
+/// read is left out, and the assignments naming it are reported as not evaluable.
+async fn read_role_definitions(arm: &Arm, assignments: &[RoleAssignment]) -> Vec<RoleDefinition> {
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for assignment in assignments {
+        ids.entry(assignment.role.clone())
+            .or_insert_with(|| assignment.definition_id.clone());
+    }
+    let read = join_all(
+        ids.values()
+            .filter(|id| id.starts_with('/'))
+            .map(|id| async move {
+                arm.get(&format!("{id}?api-version={API_AUTHORIZATION}"))
+                    .await
+                    .ok()
+                    .map(|value| role_definition(&value))
+            }),
+    )
+    .await;
+    read.into_iter().flatten().collect()
 }
 
 /// Lists the readable subscriptions: the first call, which also proves the login works.
@@ -393,6 +502,10 @@ pub async fn read(
         }
         (Fact::Unknown(reason), _) | (_, Fact::Unknown(reason)) => Fact::Unknown(reason.clone()),
     };
+    let role_definitions = match &role_assignments {
+        Fact::Known(assignments) => Fact::Known(read_role_definitions(arm, assignments).await),
+        Fact::Unknown(reason) => Fact::Unknown(reason.clone()),
+    };
     Fact::Known(AzureState {
         login: login.to_string(),
         subscriptions,
@@ -400,6 +513,7 @@ pub async fn read(
         identities,
         resources,
         role_assignments,
+        role_definitions,
     })
 }
 
@@ -423,5 +537,23 @@ mod tests {
         assert_eq!(cluster.issuer_url.as_deref(), Some("https://j/"));
         assert!(!cluster.oidc_issuer_enabled);
         assert!(!cluster.workload_identity_enabled);
+    }
+
+    #[test]
+    fn role_definitions_and_vault_policies_are_read_from_their_rest_shapes() {
+        let definition = json!({"id": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/ABC",
+            "name": "ABC", "properties": {"roleName": "Pull only", "type": "CustomRole",
+            "permissions": [{"actions": [], "notActions": [], "dataActions": ["x/read"], "notDataActions": ["x/y/read"]}]}});
+        let definition = role_definition(&definition);
+        assert_eq!(definition.id, "abc");
+        assert!(definition.custom);
+        assert_eq!(definition.permissions[0].not_data_actions, vec!["x/y/read"]);
+        let row = json!({"id": "v", "enableRbacAuthorization": null, "roleAssignmentMode": "",
+            "accessPolicies": [{"tenantId": "t", "objectId": "o", "permissions": {"keys": ["Get", "Decrypt"], "secrets": []}}]});
+        let settings = settings(&row);
+        assert_eq!(settings.rbac_authorization, None);
+        assert_eq!(settings.role_assignment_mode, None);
+        assert!(settings.access_policies[0].decrypts_for("O"));
+        assert!(!settings.vault_rbac());
     }
 }

@@ -10,12 +10,14 @@
 pub mod aadsts;
 pub mod arm;
 pub mod clusters;
+pub mod condition;
 pub mod credential;
 pub mod endpoints;
 pub mod federate;
 pub mod fic;
 pub mod gather;
 pub mod jwt;
+pub mod permissions;
 pub mod probe;
 pub mod roles;
 pub mod state;

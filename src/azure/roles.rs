@@ -1,6 +1,9 @@
-//! The built-in roles each Flux integration needs, and whether an assignment's scope covers a
-//! resource. Role definition IDs of built-in roles are the same in every tenant and cloud.
+//! What each Flux integration must be allowed to do, judged against the definitions of the
+//! roles assigned (built-in or custom) on a scope that covers the resource, with their
+//! conditions. Role definition IDs of built-in roles are the same in every tenant and cloud.
 
+use super::condition::{self, Outcome, Repository};
+use super::permissions::{Operation, RoleDefinition};
 use super::state::RoleAssignment;
 use crate::model::azure_use::AzureService;
 
@@ -14,111 +17,212 @@ pub const ACR_PULL: BuiltinRole = BuiltinRole {
     name: "AcrPull",
     id: "7f951dda-4ed3-4680-a7ca-43fe172d538d",
 };
-pub const ACR_PUSH: BuiltinRole = BuiltinRole {
-    name: "AcrPush",
-    id: "8311e382-0749-4cb8-b61a-304f252e45ec",
-};
 pub const STORAGE_BLOB_DATA_READER: BuiltinRole = BuiltinRole {
     name: "Storage Blob Data Reader",
     id: "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
-};
-pub const STORAGE_BLOB_DATA_CONTRIBUTOR: BuiltinRole = BuiltinRole {
-    name: "Storage Blob Data Contributor",
-    id: "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-};
-pub const STORAGE_BLOB_DATA_OWNER: BuiltinRole = BuiltinRole {
-    name: "Storage Blob Data Owner",
-    id: "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
 };
 pub const KEY_VAULT_CRYPTO_USER: BuiltinRole = BuiltinRole {
     name: "Key Vault Crypto User",
     id: "12338af0-0e69-4776-bea7-57ae8d297424",
 };
-pub const KEY_VAULT_CRYPTO_OFFICER: BuiltinRole = BuiltinRole {
-    name: "Key Vault Crypto Officer",
-    id: "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
-};
-pub const KEY_VAULT_ADMINISTRATOR: BuiltinRole = BuiltinRole {
-    name: "Key Vault Administrator",
-    id: "00482a5a-887f-4fb3-b363-3b7fe8e74483",
-};
 pub const EVENT_HUBS_DATA_SENDER: BuiltinRole = BuiltinRole {
     name: "Azure Event Hubs Data Sender",
     id: "2b629674-e913-4c01-ae53-ef4638d8f975",
-};
-pub const EVENT_HUBS_DATA_OWNER: BuiltinRole = BuiltinRole {
-    name: "Azure Event Hubs Data Owner",
-    id: "f526a384-b230-433a-b45c-95f59c4a2dec",
 };
 pub const AKS_CLUSTER_USER: BuiltinRole = BuiltinRole {
     name: "Azure Kubernetes Service Cluster User Role",
     id: "4abbcc35-e782-43d8-92c5-2d3f1bd2253f",
 };
-pub const CONTRIBUTOR: BuiltinRole = BuiltinRole {
-    name: "Contributor",
-    id: "b24988ac-6180-42a0-ab88-20f7382dd24c",
-};
+/// Carries every action and no data action: enough for a legacy registry, nothing in ABAC mode.
 pub const OWNER: BuiltinRole = BuiltinRole {
     name: "Owner",
     id: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
 };
-/// Grants none of what Flux needs; known so that it is not mistaken for a custom role.
-pub const READER: BuiltinRole = BuiltinRole {
-    name: "Reader",
-    id: "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+
+/// ACR roles honoured by registries in ABAC mode ("RBAC Registry + ABAC Repository
+/// Permissions"); role IDs from the built-in role reference
+/// (learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers).
+pub const REPOSITORY_READER: BuiltinRole = BuiltinRole {
+    name: "Container Registry Repository Reader",
+    id: "b93aa761-3e63-49ed-ac28-beffa264f7ac",
 };
 
-/// The role Flux's documentation recommends for a service, and the built-in roles that also
-/// grant what it needs. Contributor and Owner carry every action but no data action, so they
-/// satisfy only the services that authorize with actions (ACR pulls, AKS credentials).
+/// Pulling from a registry in legacy mode (AcrPull's only action).
+pub const ACR_PULL_ACTION: Operation =
+    Operation::Action("Microsoft.ContainerRegistry/registries/pull/read");
+/// Reading manifests and blobs of a repository in ABAC mode.
+pub const ACR_CONTENT_READ: Operation =
+    Operation::DataAction("Microsoft.ContainerRegistry/registries/repositories/content/read");
+/// Listing a repository's tags in ABAC mode (ImageRepository scans, OCIRepository semver).
+pub const ACR_METADATA_READ: Operation =
+    Operation::DataAction("Microsoft.ContainerRegistry/registries/repositories/metadata/read");
+/// Listing and reading a Bucket's blobs.
+pub const BLOB_READ: Operation =
+    Operation::DataAction("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read");
+/// What SOPS asks of Key Vault to unwrap a data key.
+pub const KEY_DECRYPT: Operation =
+    Operation::DataAction("Microsoft.KeyVault/vaults/keys/decrypt/action");
+/// Sending an event to a hub of the namespace.
+pub const EVENT_SEND: Operation =
+    Operation::DataAction("Microsoft.EventHub/namespaces/messages/send/action");
+/// Reading a remote AKS cluster (its Entra integration) and its user kubeconfig.
+pub const AKS_READ: Operation =
+    Operation::Action("Microsoft.ContainerService/managedClusters/read");
+pub const AKS_USER_CREDENTIAL: Operation = Operation::Action(
+    "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
+);
+
+/// What a Flux integration must be allowed to do, and the built-in role that allows it which
+/// Flux's and the service's documentation name.
 #[derive(Debug, Clone, Copy)]
-pub struct Requirement {
+pub struct Need {
+    pub operations: &'static [Operation],
     pub role: BuiltinRole,
-    pub also: &'static [BuiltinRole],
 }
 
-impl Requirement {
-    pub fn satisfied_by(&self, role_id: &str) -> bool {
-        std::iter::once(&self.role)
-            .chain(self.also)
-            .any(|r| r.id.eq_ignore_ascii_case(role_id))
-    }
-
-    /// "AcrPull (or AcrPush, Contributor, Owner)".
-    pub fn describe(&self) -> String {
-        if self.also.is_empty() {
-            return self.role.name.to_string();
-        }
-        let also: Vec<&str> = self.also.iter().map(|r| r.name).collect();
-        format!("{} (or {})", self.role.name, also.join(", "))
-    }
-}
-
-/// What an identity needs for a service; Azure DevOps has its own permission system.
-pub fn requirement(service: AzureService) -> Option<Requirement> {
+/// What an identity needs for a service; `abac` is whether the registry is in ABAC mode.
+/// Azure DevOps has its own permission system.
+pub fn need(service: AzureService, abac: bool) -> Option<Need> {
     Some(match service {
-        AzureService::ContainerRegistry => Requirement {
+        AzureService::ContainerRegistry if abac => Need {
+            operations: &[ACR_CONTENT_READ, ACR_METADATA_READ],
+            role: REPOSITORY_READER,
+        },
+        AzureService::ContainerRegistry => Need {
+            operations: &[ACR_PULL_ACTION],
             role: ACR_PULL,
-            also: &[ACR_PUSH, CONTRIBUTOR, OWNER],
         },
-        AzureService::BlobStorage => Requirement {
+        AzureService::BlobStorage => Need {
+            operations: &[BLOB_READ],
             role: STORAGE_BLOB_DATA_READER,
-            also: &[STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_OWNER],
         },
-        AzureService::KeyVault => Requirement {
+        AzureService::KeyVault => Need {
+            operations: &[KEY_DECRYPT],
             role: KEY_VAULT_CRYPTO_USER,
-            also: &[KEY_VAULT_CRYPTO_OFFICER, KEY_VAULT_ADMINISTRATOR],
         },
-        AzureService::EventHubs => Requirement {
+        AzureService::EventHubs => Need {
+            operations: &[EVENT_SEND],
             role: EVENT_HUBS_DATA_SENDER,
-            also: &[EVENT_HUBS_DATA_OWNER],
         },
-        AzureService::KubernetesService => Requirement {
+        AzureService::KubernetesService => Need {
+            operations: &[AKS_READ, AKS_USER_CREDENTIAL],
             role: AKS_CLUSTER_USER,
-            also: &[CONTRIBUTOR, OWNER],
         },
         AzureService::DevOps => return None,
     })
+}
+
+/// Whether the assignments that apply allow what is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    Yes,
+    /// Some assignment could allow it; why doctor cannot tell, one reason per assignment.
+    Maybe(Vec<String>),
+    /// Nothing allows it; notes say why assignments that look related do not count.
+    No(Vec<String>),
+}
+
+fn describe_assignment(assignment: &RoleAssignment, definition: Option<&RoleDefinition>) -> String {
+    let name = definition.map_or(assignment.role.as_str(), |d| d.name.as_str());
+    let custom = if definition.is_some_and(|d| d.custom) {
+        " (custom role)"
+    } else {
+        ""
+    };
+    format!("{name}{custom} at {}", assignment.scope)
+}
+
+enum Verdict {
+    Yes,
+    Maybe(String),
+    No(Option<String>),
+}
+
+fn judge_one(
+    assignment: &RoleAssignment,
+    definitions: &[RoleDefinition],
+    operation: Operation,
+    repository: Option<&Repository>,
+) -> Verdict {
+    let definition = definitions
+        .iter()
+        .find(|d| d.id.eq_ignore_ascii_case(&assignment.role));
+    let who = describe_assignment(assignment, definition);
+    let Some(definition) = definition else {
+        return Verdict::Maybe(format!("{who}: its role definition could not be read"));
+    };
+    if !definition.allows(operation) {
+        return Verdict::No(None);
+    }
+    let Some(condition) = assignment
+        .condition
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return Verdict::Yes;
+    };
+    match condition::assess(
+        condition,
+        assignment.condition_version.as_deref(),
+        operation.name(),
+        repository,
+    ) {
+        Outcome::Allows => Verdict::Yes,
+        Outcome::Denies => Verdict::No(Some(format!(
+            "{who} has a condition that excludes {}",
+            repository.map_or_else(|| "this use".to_string(), describe_repository)
+        ))),
+        Outcome::Unknown(reason) => Verdict::Maybe(format!("{who} has a condition: {reason}")),
+    }
+}
+
+/// "repository manifests/app", "repositories under charts/".
+pub fn describe_repository(repository: &Repository) -> String {
+    match repository {
+        Repository::Exact(name) => format!("repository {name}"),
+        Repository::Under(prefix) => format!("repositories under {prefix}"),
+    }
+}
+
+/// Judges the assignments that apply to a resource against what is needed: every operation
+/// must be allowed by some assignment whose role allows it and whose condition, if any, holds.
+pub fn grant(
+    applying: &[&RoleAssignment],
+    definitions: &[RoleDefinition],
+    need: &Need,
+    repository: Option<&Repository>,
+) -> Grant {
+    let mut maybe = Vec::new();
+    let mut notes = Vec::new();
+    let mut all_granted = true;
+    for operation in need.operations {
+        let mut granted = false;
+        let mut possible = false;
+        for assignment in applying {
+            match judge_one(assignment, definitions, *operation, repository) {
+                Verdict::Yes => granted = true,
+                Verdict::Maybe(reason) => {
+                    possible = true;
+                    maybe.push(reason);
+                }
+                Verdict::No(note) => notes.extend(note),
+            }
+        }
+        if !granted {
+            all_granted = false;
+            if !possible {
+                notes.sort();
+                notes.dedup();
+                return Grant::No(notes);
+            }
+        }
+    }
+    if all_granted {
+        return Grant::Yes;
+    }
+    maybe.sort();
+    maybe.dedup();
+    Grant::Maybe(maybe)
 }
 
 /// The GUID at the end of a `roleDefinitionId`, lowercased.
@@ -170,7 +274,10 @@ mod tests {
         RoleAssignment {
             principal_id: "p".into(),
             role: ACR_PULL.id.into(),
+            definition_id: String::new(),
             scope: scope.into(),
+            condition: None,
+            condition_version: None,
             listed_in: SUB.into(),
         }
     }
@@ -210,15 +317,83 @@ mod tests {
         assert!(!covers(&mg, &other));
     }
 
+    fn definition(id: &str, name: &str, actions: &[&str], data: &[&str]) -> RoleDefinition {
+        RoleDefinition {
+            id: id.into(),
+            name: name.into(),
+            custom: false,
+            permissions: vec![crate::azure::permissions::Permission {
+                actions: actions.iter().map(|s| (*s).to_string()).collect(),
+                data_actions: data.iter().map(|s| (*s).to_string()).collect(),
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn definitions() -> Vec<RoleDefinition> {
+        vec![
+            definition(ACR_PULL.id, "AcrPull", &[ACR_PULL_ACTION.name()], &[]),
+            definition(OWNER.id, "Owner", &["*"], &[]),
+            definition(
+                REPOSITORY_READER.id,
+                "Container Registry Repository Reader",
+                &[],
+                &[ACR_CONTENT_READ.name(), ACR_METADATA_READ.name()],
+            ),
+        ]
+    }
+
+    fn with_role(role: &str, condition: Option<&str>) -> RoleAssignment {
+        RoleAssignment {
+            role: role.into(),
+            condition: condition.map(str::to_string),
+            condition_version: condition.map(|_| "2.0".to_string()),
+            ..assignment(&registry())
+        }
+    }
+
     #[test]
-    fn requirements_accept_broader_built_ins_only_where_they_carry_the_permission() {
-        let acr = requirement(AzureService::ContainerRegistry).unwrap();
-        assert!(acr.satisfied_by(&CONTRIBUTOR.id.to_uppercase()));
-        let blob = requirement(AzureService::BlobStorage).unwrap();
-        assert!(!blob.satisfied_by(CONTRIBUTOR.id));
-        assert!(blob.satisfied_by(STORAGE_BLOB_DATA_OWNER.id));
-        assert!(requirement(AzureService::DevOps).is_none());
-        assert_eq!(acr.describe(), "AcrPull (or AcrPush, Contributor, Owner)");
+    fn legacy_registries_honour_pull_actions_and_abac_ones_only_data_actions() {
+        let legacy = need(AzureService::ContainerRegistry, false).unwrap();
+        let abac = need(AzureService::ContainerRegistry, true).unwrap();
+        let defs = definitions();
+        for role in [ACR_PULL.id, OWNER.id] {
+            let a = with_role(role, None);
+            assert_eq!(grant(&[&a], &defs, &legacy, None), Grant::Yes, "{role}");
+            assert_eq!(
+                grant(&[&a], &defs, &abac, None),
+                Grant::No(vec![]),
+                "{role}"
+            );
+        }
+        let reader = with_role(REPOSITORY_READER.id, None);
+        assert_eq!(grant(&[&reader], &defs, &abac, None), Grant::Yes);
+        assert_eq!(abac.role, REPOSITORY_READER);
+        assert!(need(AzureService::DevOps, false).is_none());
+    }
+
+    #[test]
+    fn repository_conditions_are_evaluated_and_others_reported() {
+        let abac = need(AzureService::ContainerRegistry, true).unwrap();
+        let defs = definitions();
+        let condition = "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'}) AND !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase 'app'))";
+        let scoped = with_role(REPOSITORY_READER.id, Some(condition));
+        let app = Repository::Exact("app".into());
+        let other = Repository::Exact("db".into());
+        assert_eq!(grant(&[&scoped], &defs, &abac, Some(&app)), Grant::Yes);
+        let Grant::No(notes) = grant(&[&scoped], &defs, &abac, Some(&other)) else {
+            panic!("a condition for another repository grants nothing here");
+        };
+        assert!(notes[0].contains("excludes repository db"), "{notes:?}");
+        assert!(matches!(
+            grant(&[&scoped], &defs, &abac, None),
+            Grant::Maybe(_)
+        ));
+        let unknown_role = with_role("0000aaaa-0000-4000-8000-000000000000", None);
+        let Grant::Maybe(reasons) = grant(&[&unknown_role], &defs, &abac, None) else {
+            panic!("an unreadable definition is not evaluable");
+        };
+        assert!(reasons[0].contains("could not be read"), "{reasons:?}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use crate::model::Fact;
 
+pub use super::permissions::{Permission, RoleDefinition};
+
 /// Everything read through Azure Resource Manager with the caller's login.
 #[derive(Debug, Clone)]
 pub struct AzureState {
@@ -19,6 +21,8 @@ pub struct AzureState {
     pub resources: Fact<Vec<AzureResource>>,
     /// Role assignments of the identities' principals, listed per subscription of interest.
     pub role_assignments: Fact<Vec<RoleAssignment>>,
+    /// The definitions (built-in and custom) of the roles those assignments name.
+    pub role_definitions: Fact<Vec<RoleDefinition>>,
 }
 
 impl AzureState {
@@ -69,6 +73,7 @@ pub enum ResourceKind {
     ContainerRegistry,
     StorageAccount,
     ManagedCluster,
+    KeyVault,
 }
 
 impl ResourceKind {
@@ -77,6 +82,7 @@ impl ResourceKind {
             ResourceKind::ContainerRegistry => "registry",
             ResourceKind::StorageAccount => "storage account",
             ResourceKind::ManagedCluster => "AKS cluster",
+            ResourceKind::KeyVault => "Key Vault",
         }
     }
 }
@@ -84,11 +90,72 @@ impl ResourceKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureResource {
     pub kind: ResourceKind,
-    /// What it was looked up by, lowercased: a registry login server, a storage account name,
-    /// or an ARM ID.
+    /// What it was looked up by, lowercased: a registry login server, a storage account or
+    /// vault name, or an ARM ID.
     pub key: String,
     pub id: String,
     pub name: String,
+    pub settings: ResourceSettings,
+}
+
+/// The settings of a resource that decide who may use its data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceSettings {
+    /// A registry's `roleAssignmentMode`: `AbacRepositoryPermissions` or
+    /// `LegacyRegistryPermissions` (absent on registries that predate the setting).
+    pub role_assignment_mode: Option<String>,
+    /// A registry's `policies.azureADAuthenticationAsArmPolicy.status`: `enabled` or
+    /// `disabled` (absent means enabled).
+    pub arm_token_policy: Option<String>,
+    /// A vault's `enableRbacAuthorization`; absent or false means access policies.
+    pub rbac_authorization: Option<bool>,
+    /// A vault's `accessPolicies`.
+    pub access_policies: Vec<AccessPolicy>,
+}
+
+impl ResourceSettings {
+    /// The registry authorizes with ABAC repository permissions.
+    pub fn abac(&self) -> bool {
+        self.role_assignment_mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("AbacRepositoryPermissions"))
+    }
+
+    /// The registry refuses Entra tokens issued for Resource Manager.
+    pub fn refuses_arm_tokens(&self) -> bool {
+        self.arm_token_policy
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("disabled"))
+    }
+
+    /// The vault authorizes data access with Azure RBAC rather than its access policies.
+    pub fn vault_rbac(&self) -> bool {
+        self.rbac_authorization == Some(true)
+    }
+}
+
+/// One entry of a vault's access policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub tenant_id: String,
+    pub object_id: String,
+    /// Set for a compound identity (an application acting for a user), which the identity
+    /// alone does not match.
+    pub application_id: Option<String>,
+    /// `permissions.keys`, as written (`decrypt`, `Decrypt`, `all`…).
+    pub keys: Vec<String>,
+}
+
+impl AccessPolicy {
+    /// Whether it lets `object_id` decrypt with the vault's keys.
+    pub fn decrypts_for(&self, object_id: &str) -> bool {
+        self.object_id.eq_ignore_ascii_case(object_id)
+            && self.application_id.as_deref().is_none_or(str::is_empty)
+            && self
+                .keys
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case("decrypt") || k.eq_ignore_ascii_case("all"))
+    }
 }
 
 impl AzureResource {
@@ -114,7 +181,12 @@ pub struct RoleAssignment {
     pub principal_id: String,
     /// The role definition's GUID, lowercased (the last segment of `roleDefinitionId`).
     pub role: String,
+    /// `roleDefinitionId` as listed, to read the definition by.
+    pub definition_id: String,
     pub scope: String,
+    /// An ABAC `condition`, with its `conditionVersion`.
+    pub condition: Option<String>,
+    pub condition_version: Option<String>,
     /// The subscription whose list returned it: assignments inherited from a management group
     /// apply to that subscription.
     pub listed_in: String,

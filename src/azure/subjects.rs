@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::condition::Repository;
 use super::fic::kube_subject;
 use crate::model::azure_use::{AzureService, WiringMode};
-use crate::model::{ObjectRef, Snapshot};
+use crate::model::{FluxKind, FluxObject, ObjectRef, Snapshot};
 use crate::resolve::{AzureUse, Resolved};
 use crate::wiring::{
     CLIENT_ID_ANNOTATION, CLOUDS, ENV_CLIENT_ID, ENV_TENANT_ID, TENANT_ID_ANNOTATION, host_of,
@@ -22,8 +23,9 @@ pub enum Target {
     StorageAccount(String),
     /// An AKS cluster's ARM ID (from the remote-cluster ConfigMap).
     Cluster(String),
-    /// A Key Vault the SOPS metadata names; the cluster does not say which.
-    KeyVault,
+    /// The Key Vault SOPS metadata (`sops.azure_kv[].vault_url`) names, by vault name; `None`
+    /// when no encrypted document says (the cluster never does).
+    KeyVault(Option<String>),
     /// An Event Hubs namespace named in the Provider's channel, which doctor does not read.
     EventHubs,
     DevOps,
@@ -36,6 +38,24 @@ pub struct SubjectUse {
     pub object: ObjectRef,
     pub service: AzureService,
     pub target: Target,
+    /// The registry repository it reads, for ABAC conditions.
+    pub repository: Option<Repository>,
+}
+
+/// The repository an OCI source or ImageRepository reads: the URL's path. An OCI
+/// HelmRepository names only the start of it; the chart completes it.
+fn repository_of(object: &FluxObject) -> Option<Repository> {
+    let url = object.url.as_deref()?;
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (_, path) = without_scheme.split_once('/')?;
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    Some(match object.kind {
+        Some(FluxKind::HelmRepository) => Repository::Under(format!("{path}/")),
+        _ => Repository::Exact(path.to_string()),
+    })
 }
 
 /// One Kubernetes ServiceAccount that authenticates to Azure through workload identity.
@@ -90,6 +110,13 @@ fn storage_account(host: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The vault name of a Key Vault URL (`https://NAME.vault.azure.net/`), in any cloud.
+pub fn vault_name(url: &str) -> Option<String> {
+    let host = host_of(url);
+    let (name, rest) = host.split_once('.')?;
+    (rest.starts_with("vault.") && !name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
 fn target_of(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Target {
     let url = azure_use.object.url.as_deref().unwrap_or_default();
     let host = host_of(url);
@@ -98,7 +125,7 @@ fn target_of(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Target {
         AzureService::BlobStorage => {
             storage_account(&host).map_or(Target::Unresolved, Target::StorageAccount)
         }
-        AzureService::KeyVault => Target::KeyVault,
+        AzureService::KeyVault => Target::KeyVault(None),
         AzureService::EventHubs => Target::EventHubs,
         AzureService::DevOps => Target::DevOps,
         AzureService::KubernetesService => azure_use
@@ -114,12 +141,29 @@ fn target_of(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Target {
     }
 }
 
-fn subject_use(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> SubjectUse {
-    SubjectUse {
+/// The uses of one object: one per vault for SOPS, since a Kustomization decrypts whatever
+/// vaults its documents were encrypted with.
+fn subject_uses(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Vec<SubjectUse> {
+    let one = |target| SubjectUse {
         object: azure_use.object.object_ref(),
         service: azure_use.service,
-        target: target_of(snapshot, azure_use),
+        target,
+        repository: (azure_use.service == AzureService::ContainerRegistry)
+            .then(|| repository_of(azure_use.object))
+            .flatten(),
+    };
+    let vaults: Vec<String> = snapshot
+        .sops_key_vaults
+        .iter()
+        .filter_map(|url| vault_name(url))
+        .collect();
+    if azure_use.service == AzureService::KeyVault && !vaults.is_empty() {
+        return vaults
+            .into_iter()
+            .map(|v| one(Target::KeyVault(Some(v))))
+            .collect();
     }
+    vec![one(target_of(snapshot, azure_use))]
 }
 
 fn literal_env(workload: &crate::model::Workload, name: &str) -> Option<String> {
@@ -165,7 +209,7 @@ pub fn subjects(snapshot: &Resolved) -> Vec<WiSubject> {
                 uses: wiring
                     .needed_by
                     .iter()
-                    .map(|u| subject_use(snapshot, u))
+                    .flat_map(|u| subject_uses(snapshot, u))
                     .collect(),
             },
         );
@@ -178,7 +222,7 @@ pub fn subjects(snapshot: &Resolved) -> Vec<WiSubject> {
         let namespace = azure_use.object.namespace.clone();
         let account = snapshot.service_account(&namespace, &name);
         let annotation = |key: &str| account.and_then(|sa| sa.annotations.get(key).cloned());
-        let use_ = subject_use(snapshot, &azure_use);
+        let uses = subject_uses(snapshot, &azure_use);
         by_account
             .entry((namespace.clone(), name.clone()))
             .or_insert_with(|| WiSubject {
@@ -190,7 +234,7 @@ pub fn subjects(snapshot: &Resolved) -> Vec<WiSubject> {
                 uses: Vec::new(),
             })
             .uses
-            .push(use_);
+            .extend(uses);
     }
     by_account.into_values().collect()
 }
@@ -199,8 +243,7 @@ pub fn subjects(snapshot: &Resolved) -> Vec<WiSubject> {
 mod tests {
     use super::*;
     use crate::model::{
-        Container, EnvVar, Fact, FluxKind, FluxObject, ServiceAccount, ServiceAccounts, Source,
-        Workload,
+        Container, EnvVar, Fact, ServiceAccount, ServiceAccounts, Source, Workload,
     };
 
     const CLIENT: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
@@ -272,8 +315,26 @@ mod tests {
             controller.uses[0].target,
             Target::Registry("contoso.azurecr.io".into())
         );
+        assert_eq!(
+            controller.uses[0].repository,
+            Some(Repository::Exact("manifests".into()))
+        );
         let tenant = &found[1];
         assert_eq!(tenant.controller, None);
         assert_eq!(tenant.uses[0].target, Target::StorageAccount("acct".into()));
+    }
+
+    #[test]
+    fn sops_vaults_are_named_by_their_url_in_any_cloud() {
+        assert_eq!(
+            vault_name("https://Flux-Sops.vault.azure.net/").as_deref(),
+            Some("flux-sops")
+        );
+        assert_eq!(
+            vault_name("https://kv1.vault.azure.cn").as_deref(),
+            Some("kv1")
+        );
+        assert_eq!(vault_name("an unnamed vault"), None);
+        assert_eq!(vault_name("https://example.com/"), None);
     }
 }

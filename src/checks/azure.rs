@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 
 use super::{Area, Check, Findings, FixAction, Severity};
 use crate::azure::aadsts::{self, About};
+use crate::azure::condition::Repository;
 use crate::azure::federate::FIC_LIMIT;
 use crate::azure::fic::{Difference, Expected, Verdict, assess, closeness};
-use crate::azure::roles::{self, Requirement, covers, requirement};
+use crate::azure::roles::{self, Grant, Need, covers, need};
 use crate::azure::state::{
     AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity, Probe,
-    ProbeOutcome, RoleAssignment, TokenClaims,
+    ProbeOutcome, ResourceKind, RoleAssignment, RoleDefinition, TokenClaims,
 };
 use crate::azure::subjects::{SubjectUse, Target, WiSubject, subjects};
 use crate::model::azure_use::{AzureService, join_words};
@@ -521,27 +522,11 @@ fn fic_limit_reached(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
     Ok(())
 }
 
-/// Roles doctor knows by ID; a covering assignment of any other role may be a custom role that
-/// grants the permission, which doctor does not evaluate.
-const KNOWN_ROLES: &[&str] = &[
-    roles::ACR_PULL.id,
-    roles::ACR_PUSH.id,
-    roles::STORAGE_BLOB_DATA_READER.id,
-    roles::STORAGE_BLOB_DATA_CONTRIBUTOR.id,
-    roles::STORAGE_BLOB_DATA_OWNER.id,
-    roles::KEY_VAULT_CRYPTO_USER.id,
-    roles::KEY_VAULT_CRYPTO_OFFICER.id,
-    roles::KEY_VAULT_ADMINISTRATOR.id,
-    roles::EVENT_HUBS_DATA_SENDER.id,
-    roles::EVENT_HUBS_DATA_OWNER.id,
-    roles::AKS_CLUSTER_USER.id,
-    roles::CONTRIBUTOR.id,
-    roles::OWNER.id,
-    roles::READER.id,
-];
-
 fn resource_for<'a>(resources: &'a [AzureResource], target: &Target) -> Option<&'a AzureResource> {
-    let (Target::Registry(key) | Target::StorageAccount(key) | Target::Cluster(key)) = target
+    let (Target::Registry(key)
+    | Target::StorageAccount(key)
+    | Target::Cluster(key)
+    | Target::KeyVault(Some(key))) = target
     else {
         return None;
     };
@@ -553,7 +538,8 @@ fn target_text(target: &Target) -> String {
         Target::Registry(host) => format!("registry {host}"),
         Target::StorageAccount(account) => format!("storage account {account}"),
         Target::Cluster(id) => format!("AKS cluster {id}"),
-        Target::KeyVault => "the Key Vault of its SOPS keys".into(),
+        Target::KeyVault(Some(vault)) => format!("Key Vault {vault}"),
+        Target::KeyVault(None) => "the Key Vault of its SOPS keys".into(),
         Target::EventHubs => "its Event Hubs namespace".into(),
         Target::DevOps => "Azure DevOps".into(),
         Target::Unresolved => "an unresolved endpoint".into(),
@@ -565,62 +551,40 @@ fn objects_text(uses: &[&SubjectUse]) -> String {
     join_words(&names)
 }
 
-/// Whether the assignments grant the requirement on the resource, or could (a role doctor does
-/// not know at a covering scope).
-enum Grant {
-    Yes,
-    Maybe(Vec<String>),
-    No,
-}
-
-fn grant(
-    assignments: &[&RoleAssignment],
-    requirement: &Requirement,
-    applies: impl Fn(&RoleAssignment) -> bool,
-) -> Grant {
-    let applying: Vec<&&RoleAssignment> = assignments.iter().filter(|a| applies(a)).collect();
-    if applying.iter().any(|a| requirement.satisfied_by(&a.role)) {
-        return Grant::Yes;
-    }
-    let unknown: Vec<String> = applying
-        .iter()
-        .filter(|a| !KNOWN_ROLES.contains(&a.role.as_str()))
-        .map(|a| format!("{} at {}", a.role, a.scope))
-        .collect();
-    if unknown.is_empty() {
-        Grant::No
-    } else {
-        Grant::Maybe(unknown)
-    }
-}
-
 pub static ROLE_MISSING: Check = Check {
     id: "AZF069",
     name: "role-missing",
     area: Area::Azure,
     severity: Severity::Error,
-    title: "An identity lacks the role a Flux integration needs",
+    title: "An identity is not allowed what a Flux integration does",
     explanation: "A federated token only proves who the controller is; the identity also needs \
-a role on the resource, at its scope or one that covers it (resource < resource group < \
-subscription < management group): AcrPull on the registry (OCIRepository, ImageRepository, OCI \
-HelmRepository), Storage Blob Data Reader on the container or account (Bucket), Key Vault Crypto \
-User on the vault (SOPS), Azure Event Hubs Data Sender (Provider) and Azure Kubernetes Service \
-Cluster User Role (remote AKS clusters). Without it pulls fail with 401/403 although the token \
-exchange works. Registries, storage accounts and clusters are resolved to their ARM IDs; the \
-vault and Event Hubs namespace are not named in the cluster, so for those any assignment in the \
-subscriptions read counts. Custom roles are not evaluated.",
+a role that allows what the controller does, assigned at the resource's scope or one that covers \
+it (resource < resource group < subscription < management group). doctor reads the definition \
+of every role assigned, built-in or custom, and looks for the operation: the action \
+`Microsoft.ContainerRegistry/registries/pull/read` for a registry in legacy mode (AcrPull), the \
+data actions `…/repositories/content/read` and `…/metadata/read` for a registry in ABAC mode \
+(Container Registry Repository Reader: there AcrPull, AcrPush, Owner and Contributor give no \
+data access), `…/blobs/read` for a Bucket (Storage Blob Data Reader), \
+`Microsoft.KeyVault/vaults/keys/decrypt/action` for SOPS (Key Vault Crypto User), \
+`Microsoft.EventHub/namespaces/messages/send/action` for a Provider (Azure Event Hubs Data \
+Sender) and the AKS credential action for a remote cluster (Azure Kubernetes Service Cluster \
+User Role). `notActions` and `notDataActions` subtract; a condition is evaluated when it limits \
+ACR repositories, and reported as not evaluable otherwise. A vault with access policies instead \
+of RBAC is judged by its policy: `decrypt` among the key permissions for the identity's object \
+ID. Without the permission pulls and decryption fail with 401/403 although the token exchange \
+works. The vault is named by the SOPS metadata of the manifests; without it, and for the Event \
+Hubs namespace, any assignment in the subscriptions read counts.",
     fix: "Grant the role at the resource's scope (the `az role assignment create` command in the \
-finding).",
+finding), or for an access-policy vault `az keyvault set-policy --key-permissions decrypt`.",
     run: role_missing,
 };
 
-/// How one identity fares for one target: granted, or the finding to report.
-struct RoleVerdict {
-    grant: Grant,
+/// Where one identity's assignments are looked for, for one target.
+struct Scope {
     /// "on registry contoso (/subscriptions/…)".
-    scope_text: String,
+    text: String,
     /// The scope to grant at, with placeholders where doctor cannot know it.
-    grant_scope: String,
+    grant_at: String,
 }
 
 fn subscriptions_read(identity: &ManagedIdentity, mine: &[&RoleAssignment]) -> String {
@@ -631,62 +595,212 @@ fn subscriptions_read(identity: &ManagedIdentity, mine: &[&RoleAssignment]) -> S
     subscriptions.join(", ")
 }
 
-/// `None` when the target's resource could not be found (reported by the caller) or needs no
-/// Azure role.
-fn role_verdict(
+/// The assignments that apply to the target and where they were looked for; `None` when the
+/// target needs no Azure role.
+fn applying<'a>(
     identity: &ManagedIdentity,
-    mine: &[&RoleAssignment],
+    mine: &[&'a RoleAssignment],
     resource: Option<&AzureResource>,
     target: &Target,
     service: AzureService,
-    requirement: &Requirement,
-) -> Option<RoleVerdict> {
-    match target {
-        Target::Registry(_) | Target::StorageAccount(_) | Target::Cluster(_) => {
-            let resource = resource?;
-            // A Bucket's container is not in the snapshot; a grant on any container of the
-            // account is taken as the Bucket's.
-            let container_ok = service == AzureService::BlobStorage;
-            Some(RoleVerdict {
-                grant: grant(mine, requirement, |a| {
-                    covers(a, &resource.id) || (container_ok && roles::below(a, &resource.id))
-                }),
-                scope_text: format!(
+) -> Option<(Vec<&'a RoleAssignment>, Scope)> {
+    if let Some(resource) = resource {
+        // A Bucket's container is not in the snapshot; a grant on any container of the
+        // account is taken as the Bucket's.
+        let container_ok = service == AzureService::BlobStorage;
+        let found = mine
+            .iter()
+            .copied()
+            .filter(|a| covers(a, &resource.id) || (container_ok && roles::below(a, &resource.id)))
+            .collect();
+        return Some((
+            found,
+            Scope {
+                text: format!(
                     "on {} {} ({})",
                     resource.kind.noun(),
                     resource.name,
                     resource.id
                 ),
-                grant_scope: resource.id.clone(),
-            })
-        }
-        Target::KeyVault | Target::EventHubs => {
-            let (what, provider) = if service == AzureService::KeyVault {
-                ("the vault", "Microsoft.KeyVault/vaults/VAULT")
+                grant_at: resource.id.clone(),
+            },
+        ));
+    }
+    let (what, provider) = match target {
+        Target::KeyVault(None) => ("the vault", "Microsoft.KeyVault/vaults/VAULT"),
+        Target::EventHubs => ("the namespace", "Microsoft.EventHub/namespaces/NAMESPACE"),
+        _ => return None,
+    };
+    Some((
+        mine.to_vec(),
+        Scope {
+            text: format!(
+                "at any scope in subscription(s) {} ({what} is not named in the inputs)",
+                subscriptions_read(identity, mine)
+            ),
+            grant_at: format!(
+                "/subscriptions/{}/resourceGroups/RESOURCE_GROUP/providers/{provider}",
+                identity.subscription_id
+            ),
+        },
+    ))
+}
+
+/// The assignments of roles an ABAC registry ignores, by the action they carry.
+fn ignored_by_abac(applying: &[&RoleAssignment], definitions: &[RoleDefinition]) -> Vec<String> {
+    applying
+        .iter()
+        .filter_map(|a| {
+            let definition = definitions.iter().find(|d| d.id == a.role)?;
+            definition
+                .allows(roles::ACR_PULL_ACTION)
+                .then(|| format!("{} at {}", definition.name, a.scope))
+        })
+        .collect()
+}
+
+/// Everything one role finding says.
+struct RoleCase<'a> {
+    subject: &'a WiSubject,
+    identity: &'a ManagedIdentity,
+    uses: &'a [&'a SubjectUse],
+    resource: Option<&'a AzureResource>,
+    need: Need,
+}
+
+fn operations_text(need: &Need) -> String {
+    let names: Vec<String> = need.operations.iter().map(|o| o.describe()).collect();
+    join_words(&names)
+}
+
+fn report_grant(
+    findings: &mut Findings<'_>,
+    case: &RoleCase<'_>,
+    scope: &Scope,
+    grant: Grant,
+    abac_ignored: &[String],
+) {
+    let command = format!(
+        "az role assignment create --assignee-object-id {} --assignee-principal-type ServicePrincipal --role {} --scope {}",
+        case.identity.principal_id, case.need.role.id, scope.grant_at
+    );
+    let message = format!(
+        "{} has no role that allows {} ({} does) {}, needed by {} through {}",
+        describe_identity(case.identity),
+        operations_text(&case.need),
+        case.need.role.name,
+        scope.text,
+        objects_text(case.uses),
+        case.subject.describe()
+    );
+    let fix = format!("grant {}: `{command}`", case.need.role.name);
+    match grant {
+        Grant::Yes => {}
+        Grant::No(notes) => {
+            let mut why = notes;
+            if !abac_ignored.is_empty() {
+                why.insert(
+                    0,
+                    format!(
+                        "the registry uses ABAC repository permissions, where {} give no data access",
+                        join_words(abac_ignored)
+                    ),
+                );
+            }
+            let why = if why.is_empty() {
+                String::new()
             } else {
-                ("the namespace", "Microsoft.EventHub/namespaces/NAMESPACE")
+                format!("; {}", why.join("; "))
             };
-            Some(RoleVerdict {
-                grant: grant(mine, requirement, |_| true),
-                scope_text: format!(
-                    "at any scope in subscription(s) {} ({what} is not named in the cluster)",
-                    subscriptions_read(identity, mine)
-                ),
-                grant_scope: format!(
-                    "/subscriptions/{}/resourceGroups/RESOURCE_GROUP/providers/{provider}",
-                    identity.subscription_id
-                ),
-            })
+            findings
+                .add(case.subject.object_ref(), format!("{message}{why}"), fix)
+                .action(run_action(&command));
         }
-        Target::DevOps | Target::Unresolved => None,
+        Grant::Maybe(reasons) => {
+            findings
+                .add(
+                    case.subject.object_ref(),
+                    format!(
+                        "{message}, as far as doctor can tell; not evaluable: {}",
+                        reasons.join("; ")
+                    ),
+                    format!("check that those assignments allow it, or {fix}"),
+                )
+                .severity(Severity::Warning);
+        }
     }
 }
+
+/// A vault with access policies: its policy, not RBAC, decides.
+fn access_policy_finding(findings: &mut Findings<'_>, case: &RoleCase<'_>, vault: &AzureResource) {
+    let policies = &vault.settings.access_policies;
+    if policies
+        .iter()
+        .any(|p| p.decrypts_for(&case.identity.principal_id))
+    {
+        return;
+    }
+    let has_entry = policies.iter().any(|p| {
+        p.object_id
+            .eq_ignore_ascii_case(&case.identity.principal_id)
+    });
+    let entry = if has_entry {
+        "its entry for the identity lacks the key permission decrypt"
+    } else {
+        "it has no entry for the identity's object ID"
+    };
+    let command = format!(
+        "az keyvault set-policy --name {} --object-id {} --key-permissions decrypt",
+        vault.name, case.identity.principal_id
+    );
+    findings
+        .add(
+            case.subject.object_ref(),
+            format!(
+                "Key Vault {} ({}) authorizes with access policies, not Azure RBAC, and {entry}: {} cannot decrypt for {} through {}",
+                vault.name,
+                vault.id,
+                describe_identity(case.identity),
+                objects_text(case.uses),
+                case.subject.describe()
+            ),
+            format!("add decrypt to the identity's key permissions: `{command}`"),
+        )
+        .action(run_action(&command));
+}
+
+fn unresolved_finding(
+    findings: &mut Findings<'_>,
+    state: &AzureState,
+    subject: &WiSubject,
+    identity: &ManagedIdentity,
+    target: &Target,
+    uses: &[&SubjectUse],
+) {
+    findings
+        .add(
+            subject.object_ref(),
+            format!(
+                "{} used by {} ({}) is not among the resources {} can read, so the roles of {} on it cannot be checked",
+                target_text(target),
+                objects_text(uses),
+                subject.describe(),
+                state.login,
+                describe_identity(identity)
+            ),
+            "check the endpoint's host, or give this login Reader on the resource's subscription",
+        )
+        .severity(Severity::Warning);
+}
+
+type UseGroup<'a> = (&'a Target, AzureService, Option<&'a Repository>);
 
 fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
     state.identities.get()?;
     let resources = state.resources.get()?;
     let assignments = state.role_assignments.get()?;
+    let definitions = state.role_definitions.get()?;
     for subject in subjects(snapshot) {
         let Some(identity) = subject.valid_client_id().and_then(|c| state.identity(c)) else {
             continue;
@@ -695,78 +809,55 @@ fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), 
             .iter()
             .filter(|a| a.principal_id.eq_ignore_ascii_case(&identity.principal_id))
             .collect();
-        let mut by_target: BTreeMap<(&Target, AzureService), Vec<&SubjectUse>> = BTreeMap::new();
+        let mut groups: BTreeMap<UseGroup<'_>, Vec<&SubjectUse>> = BTreeMap::new();
         for use_ in &subject.uses {
-            by_target
-                .entry((&use_.target, use_.service))
+            groups
+                .entry((&use_.target, use_.service, use_.repository.as_ref()))
                 .or_default()
                 .push(use_);
         }
-        for ((target, service), uses) in by_target {
-            let Some(requirement) = requirement(service) else {
-                continue;
-            };
+        for ((target, service, repository), uses) in groups {
             let resource = resource_for(resources, target);
             let resolvable = matches!(
                 target,
-                Target::Registry(_) | Target::StorageAccount(_) | Target::Cluster(_)
+                Target::Registry(_)
+                    | Target::StorageAccount(_)
+                    | Target::Cluster(_)
+                    | Target::KeyVault(Some(_))
             );
             if resolvable && resource.is_none() {
-                findings
-                    .add(
-                        subject.object_ref(),
-                        format!(
-                            "{} used by {} ({}) is not among the resources {} can read, so the {} assignment of {} cannot be checked",
-                            target_text(target),
-                            objects_text(&uses),
-                            subject.describe(),
-                            state.login,
-                            requirement.role.name,
-                            describe_identity(identity)
-                        ),
-                        "check the endpoint's host, or give this login Reader on the resource's subscription",
-                    )
-                    .severity(Severity::Warning);
+                unresolved_finding(findings, state, &subject, identity, target, &uses);
                 continue;
             }
-            let Some(verdict) =
-                role_verdict(identity, &mine, resource, target, service, &requirement)
+            let abac = resource.is_some_and(|r| r.settings.abac());
+            let Some(need) = need(service, abac) else {
+                continue;
+            };
+            let case = RoleCase {
+                subject: &subject,
+                identity,
+                uses: &uses,
+                resource,
+                need,
+            };
+            if let Some(vault) = case
+                .resource
+                .filter(|r| r.kind == ResourceKind::KeyVault && !r.settings.vault_rbac())
+            {
+                access_policy_finding(findings, &case, vault);
+                continue;
+            }
+            let Some((applying, scope)) = applying(identity, &mine, resource, target, service)
             else {
                 continue;
             };
-            let command = format!(
-                "az role assignment create --assignee-object-id {} --assignee-principal-type ServicePrincipal --role {} --scope {}",
-                identity.principal_id, requirement.role.id, verdict.grant_scope
-            );
-            let message = format!(
-                "{} has no {} {}, needed by {} through {}",
-                describe_identity(identity),
-                requirement.describe(),
-                verdict.scope_text,
-                objects_text(&uses),
-                subject.describe()
-            );
-            let fix = format!("grant {}: `{command}`", requirement.role.name);
-            match verdict.grant {
-                Grant::Yes => {}
-                Grant::No => {
-                    findings
-                        .add(subject.object_ref(), message, fix)
-                        .action(run_action(&command));
-                }
-                Grant::Maybe(unknown) => {
-                    findings
-                        .add(
-                            subject.object_ref(),
-                            format!(
-                                "{message}; it has role(s) doctor does not evaluate (custom?): {}",
-                                unknown.join(", ")
-                            ),
-                            format!("check that those roles allow it, or {fix}"),
-                        )
-                        .severity(Severity::Warning);
-                }
-            }
+            let grant = roles::grant(&applying, definitions, &need, repository);
+            let ignored = if abac {
+                ignored_by_abac(&applying, definitions)
+            } else {
+                Vec::new()
+            };
+            report_grant(findings, &case, &scope, grant, &ignored);
         }
     }
     Ok(())

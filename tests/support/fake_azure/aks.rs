@@ -1,6 +1,6 @@
 //! AKS as the fleet commands use it: managed clusters listed per subscription (paged), the
 //! caller's effective permissions on a cluster (from the role assignments the fake holds, with
-//! the real built-in roles' actions), and the credential kubeconfigs:
+//! the role definitions of `roles`), and the credential kubeconfigs:
 //! `listClusterUserCredential` (exec format for Entra ID clusters with `format=exec`, the
 //! retired `azure` auth provider without it, a local-account certificate for clusters without
 //! Entra ID) and `listClusterAdminCredential`, each refused with 403 `AuthorizationFailed`
@@ -11,50 +11,16 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use super::server::{Answer, Shared, page, query_param};
-use super::{AKS_CLUSTER_ADMIN, AKS_CLUSTER_USER, CONTRIBUTOR, FakeAzure, READER, Resource};
+use super::{FakeAzure, Resource, roles};
 
 const MANAGED_CLUSTERS: &str = "microsoft.containerservice/managedclusters";
 const USER_ACTION: &str =
     "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action";
 const ADMIN_ACTION: &str =
     "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action";
-const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 /// The Azure CLI's application, which AKS puts into exec kubeconfigs.
 const AZURE_CLI_CLIENT: &str = "80faf920-1908-4b52-b5ef-a8e7bedfc67a";
 const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
-
-/// `actions` and `notActions` of the built-in roles the fake knows.
-fn role_permissions(role: &str) -> (Vec<&'static str>, Vec<&'static str>) {
-    match role.to_ascii_lowercase().as_str() {
-        AKS_CLUSTER_USER => (
-            vec![
-                USER_ACTION,
-                "Microsoft.ContainerService/managedClusters/read",
-            ],
-            vec![],
-        ),
-        AKS_CLUSTER_ADMIN => (
-            vec![
-                ADMIN_ACTION,
-                "Microsoft.ContainerService/managedClusters/accessProfiles/listCredential/action",
-                "Microsoft.ContainerService/managedClusters/read",
-                "Microsoft.ContainerService/managedClusters/runcommand/action",
-            ],
-            vec![],
-        ),
-        READER => (vec!["*/read"], vec![]),
-        CONTRIBUTOR => (
-            vec!["*"],
-            vec![
-                "Microsoft.Authorization/*/Delete",
-                "Microsoft.Authorization/*/Write",
-                "Microsoft.Authorization/elevateAccess/Action",
-            ],
-        ),
-        OWNER => (vec!["*"], vec![]),
-        _ => (vec![], vec![]),
-    }
-}
 
 /// `*` matches any run, ignoring case, as Azure matches actions.
 fn wildcard(pattern: &str, text: &str) -> bool {
@@ -101,8 +67,9 @@ fn effective(config: &FakeAzure, object_id: &str, id: &str) -> Vec<Value> {
         .iter()
         .filter(|a| a.principal_id.eq_ignore_ascii_case(object_id) && covers(&a.scope, id))
         .map(|a| {
-            let (actions, not_actions) = role_permissions(&a.role);
-            json!({"actions": actions, "notActions": not_actions, "dataActions": [], "notDataActions": []})
+            let role = roles::find(config, &a.role).unwrap_or_default();
+            json!({"actions": role.actions, "notActions": role.not_actions,
+                "dataActions": role.data_actions, "notDataActions": role.not_data_actions})
         })
         .collect()
 }

@@ -1,7 +1,9 @@
 //! A loopback stand-in for the parts of Azure doctor talks to: the Entra ID token endpoint
 //! (client secret and client assertion grants, judged the way Entra ID judges them), and Azure
 //! Resource Manager (subscriptions, Resource Graph, AKS, managed identities with their federated
-//! credentials, role assignments), and for the fleet commands the AKS cluster list, the
+//! credentials, role assignments with their conditions, built-in and custom role definitions,
+//! registries with their role assignment mode and ARM-token policy, vaults with their
+//! permission model and access policies), and for the fleet commands the AKS cluster list, the
 //! caller's effective permissions and the credential kubeconfigs (`aks`).
 //!
 //! It answers like the real services for what it implements: Entra ID errors carry
@@ -14,6 +16,7 @@
 
 mod aks;
 mod entra;
+pub mod roles;
 mod server;
 
 use std::sync::Arc;
@@ -32,6 +35,7 @@ pub const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 pub const STORAGE_BLOB_DATA_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
 pub const KEY_VAULT_CRYPTO_USER: &str = "12338af0-0e69-4776-bea7-57ae8d297424";
 pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+pub const REPOSITORY_READER: &str = "b93aa761-3e63-49ed-ac28-beffa264f7ac";
 pub const AKS_CLUSTER_USER: &str = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f";
 pub const AKS_CLUSTER_ADMIN: &str = "0ab0b1a8-8aac-4efd-b8c2-3ee1fb270be8";
 pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
@@ -118,12 +122,14 @@ impl Resource {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RoleAssignment {
     pub principal_id: String,
     /// The role definition GUID.
     pub role: String,
     pub scope: String,
+    /// An ABAC condition (served with `conditionVersion` 2.0).
+    pub condition: Option<String>,
 }
 
 /// A fault injected for requests whose method matches (any when `None`) and whose path with
@@ -176,6 +182,8 @@ pub struct FakeAzure {
     /// Managed clusters, registries, storage accounts...
     pub resources: Vec<Resource>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Custom role definitions, served next to the built-in ones of `roles`.
+    pub custom_roles: Vec<roles::RoleDefinition>,
     /// The only token scope accepted (the cloud's Resource Manager scope).
     pub scope: String,
     /// Items per page of every list and Resource Graph query; all in one page when `None`.

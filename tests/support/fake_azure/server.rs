@@ -18,7 +18,7 @@ use super::{
     API_AKS, API_AUTHORIZATION, API_MSI, API_RESOURCE_GRAPH, API_SUBSCRIPTIONS, AzureFault,
     AzureRequest, Credential, FakeAzure, Identity, percent_decode, url_decode_form,
 };
-use super::{aks, entra};
+use super::{aks, entra, roles};
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long a federated credential write holds the identity: long enough for a concurrent
@@ -244,6 +244,9 @@ async fn answer(
         ("POST", ["providers", "microsoft.resourcegraph", "resources"]) => {
             expect(API_RESOURCE_GRAPH).unwrap_or_else(|| graph(shared, body))
         }
+        ("GET", ["subscriptions", subscription, "providers", "microsoft.authorization", "roledefinitions", id]) => {
+            expect(API_AUTHORIZATION).unwrap_or_else(|| role_definition(shared, subscription, id))
+        }
         ("GET", ["subscriptions", subscription, "providers", "microsoft.authorization", "roleassignments"]) => {
             expect(API_AUTHORIZATION).unwrap_or_else(|| role_assignments(shared, path, query, subscription))
         }
@@ -392,16 +395,15 @@ fn graph(shared: &Shared, body: &str) -> Answer {
                         "microsoft.containerregistry/registries" => {
                             r.properties["loginServer"].as_str().is_some_and(wanted)
                         }
-                        "microsoft.storage/storageaccounts" => wanted(&r.name),
+                        "microsoft.storage/storageaccounts" | "microsoft.keyvault/vaults" => {
+                            wanted(&r.name)
+                        }
                         "microsoft.containerservice/managedclusters" => wanted(&r.id),
                         _ => false,
                     }
             })
             .filter(|r| in_scope(r.subscription()))
-            .map(|r| {
-                json!({"id": r.id, "name": r.name, "type": r.kind,
-                "loginServer": r.properties["loginServer"].as_str().unwrap_or_default()})
-            })
+            .map(resource_row)
             .collect()
     };
     let size = config.page_size.unwrap_or(usize::MAX);
@@ -417,6 +419,41 @@ fn graph(shared: &Shared, body: &str) -> Answer {
         body["$skipToken"] = json!(end.to_string());
     }
     Answer::ok(body)
+}
+
+/// A resource as doctor's query projects it; `tostring()` of a missing property is "".
+fn resource_row(r: &super::Resource) -> Value {
+    let text = |pointer: &str| {
+        r.properties
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    json!({"id": r.id, "name": r.name, "type": r.kind,
+        "loginServer": text("/loginServer"),
+        "roleAssignmentMode": text("/roleAssignmentMode"),
+        "armTokenPolicy": text("/policies/azureADAuthenticationAsArmPolicy/status"),
+        "enableRbacAuthorization": r.properties.get("enableRbacAuthorization").cloned().unwrap_or(Value::Null),
+        "accessPolicies": r.properties.get("accessPolicies").cloned().unwrap_or(Value::Null)})
+}
+
+fn role_definition(shared: &Shared, subscription: &str, id: &str) -> Answer {
+    let config = lock(&shared.config).clone();
+    roles::find(&config, id).map_or_else(
+        || {
+            Answer::error(
+                404,
+                "RoleDefinitionDoesNotExist",
+                &format!("The specified role definition with ID '{id}' does not exist."),
+            )
+        },
+        |role| {
+            Answer::ok(roles::definition_json(
+                &role,
+                &format!("/subscriptions/{subscription}"),
+            ))
+        },
+    )
 }
 
 fn role_assignments(
@@ -449,6 +486,8 @@ fn role_assignments(
                 "principalId": a.principal_id,
                 "principalType": "ServicePrincipal",
                 "scope": a.scope,
+                "condition": a.condition,
+                "conditionVersion": a.condition.as_ref().map(|_| "2.0"),
             }
         }))
         .collect();
