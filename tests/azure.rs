@@ -18,10 +18,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use support::fake_apiserver::FakeConfig;
-use support::fake_azure::roles::RoleDefinition;
+use support::fake_azure::roles::{self, RoleDefinition};
 use support::fake_azure::{
-    ACR_PULL, AzureFault, Credential, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER, Login, Resource,
-    RoleAssignment, RunningAzure, STORAGE_BLOB_DATA_READER,
+    ACR_PULL, AzureFault, Credential, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER, Login, READER,
+    REPOSITORY_READER, Resource, RoleAssignment, RunningAzure, STORAGE_BLOB_DATA_READER,
 };
 use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
 use support::run::{Cluster, Outcome};
@@ -39,7 +39,7 @@ const SC_SUBJECT: &str = "system:serviceaccount:flux-system:source-controller";
 const PUBLIC_SCOPE: &str = "https://management.azure.com/.default";
 const CHINA_SCOPE: &str = "https://management.chinacloudapi.cn/.default";
 
-const AZURE_CHECKS: [&str; 12] = [
+const AZURE_CHECKS: [&str; 13] = [
     "aks-oidc-issuer-disabled",
     "aks-workload-identity-disabled",
     "issuer-mismatch-cluster",
@@ -50,6 +50,7 @@ const AZURE_CHECKS: [&str; 12] = [
     "fic-audience-mismatch",
     "fic-limit-reached",
     "role-missing",
+    "registry-refuses-arm-tokens",
     "azure-devops-onboarding-unknown",
     "token-exchange-failed",
 ];
@@ -388,7 +389,7 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
         .collect();
     assert_eq!(skipped.len(), 1, "{}", text.stdout);
     assert!(
-        skipped[0].starts_with("– 11 Azure checks skipped: no Azure credentials found"),
+        skipped[0].starts_with("– 12 Azure checks skipped: no Azure credentials found"),
         "{}",
         text.stdout
     );
@@ -746,6 +747,174 @@ fn roles_are_found_at_any_covering_scope_and_missing_ones_reported() {
             command.contains(&json!(ACR_PULL)) && command.contains(&json!(registry_id("contoso")))
         );
     }
+}
+
+fn abac_registry(name: &str, login_server: &str) -> Resource {
+    let mut registry = registry(name, login_server);
+    registry.properties["roleAssignmentMode"] = json!("AbacRepositoryPermissions");
+    registry
+}
+
+/// The condition ACR's documentation gives for limiting a role to one repository.
+fn repository_condition(repository: &str) -> String {
+    format!(
+        "((!(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/content/read'}}) AND !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'}})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase '{repository}'))"
+    )
+}
+
+#[test]
+fn abac_registries_honour_repository_roles_and_not_acr_pull() {
+    let with = |role: &str, condition: Option<String>| {
+        let mut world = healthy();
+        world.azure.resources[1] = abac_registry("contoso", "contoso.azurecr.io");
+        world.azure.role_assignments = vec![RoleAssignment {
+            role: role.into(),
+            condition,
+            ..acr_pull_at(&registry_id("contoso"))
+        }];
+        world.start().doctor(&[])
+    };
+    // Repository Reader passes, registry wide or limited to the repository the
+    // OCIRepository reads (oci://contoso.azurecr.io/manifests/app).
+    for condition in [None, Some(repository_condition("manifests/app"))] {
+        let out = with(REPOSITORY_READER, condition.clone());
+        assert_eq!(
+            out.status("role-missing"),
+            "pass",
+            "{condition:?}: {:#?}",
+            out.findings()
+        );
+    }
+    // AcrPull, Owner and Reader carry actions only, which an ABAC registry ignores.
+    for role in [ACR_PULL, roles::OWNER, READER] {
+        let out = with(role, None);
+        assert_eq!(
+            azure_findings(&out),
+            vec![(
+                "role-missing".into(),
+                "flux-system/ServiceAccount/source-controller".into(),
+                "error".into()
+            )],
+            "{role}"
+        );
+        let message = &messages_of(&out, "role-missing")[0];
+        assert!(
+            message.contains("(Container Registry Repository Reader does) on registry contoso")
+                && message.contains("the registry uses ABAC repository permissions, where"),
+            "{message}"
+        );
+        let report = out.json();
+        let command = report["findings"][0]["actions"][0]["command"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(command.contains(&json!(REPOSITORY_READER)), "{command:?}");
+    }
+    // A Repository Reader limited to another repository grants nothing here.
+    let out = with(
+        REPOSITORY_READER,
+        Some(repository_condition("manifests/other")),
+    );
+    let message = &messages_of(&out, "role-missing")[0];
+    assert!(
+        message.contains("has a condition that excludes repository manifests/app"),
+        "{message}"
+    );
+    // In legacy mode Reader's `*/read` covers the pull action, as ACR's role matrix says.
+    let mut world = healthy();
+    world.azure.role_assignments = vec![RoleAssignment {
+        role: READER.into(),
+        ..acr_pull_at(&registry_id("contoso"))
+    }];
+    assert_eq!(world.start().doctor(&[]).status("role-missing"), "pass");
+}
+
+fn refusing_arm_tokens(world: &mut World) {
+    world.azure.resources[1].properties["policies"] =
+        json!({"azureADAuthenticationAsArmPolicy": {"status": "disabled"}});
+}
+
+fn set_image(objects: &mut [Value], controller: &str, tag: &str) {
+    let image = format!("ghcr.io/fluxcd/{controller}:{tag}");
+    for object in objects.iter_mut() {
+        let named = object["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n == controller || n.starts_with(&format!("{controller}-")));
+        let containers = match object["kind"].as_str() {
+            Some("Deployment") => &mut object["spec"]["template"]["spec"]["containers"],
+            Some("Pod") => &mut object["spec"]["containers"],
+            _ => continue,
+        };
+        if named {
+            containers[0]["image"] = json!(image);
+        }
+    }
+}
+
+#[test]
+fn registries_refusing_arm_tokens_break_flux_before_acr_scoped_tokens() {
+    // Flux 2.7 (source-controller v1.7.0) asks for a Resource Manager token.
+    let mut world = healthy();
+    refusing_arm_tokens(&mut world);
+    let out = world.start().doctor(&[]);
+    assert_eq!(
+        azure_findings(&out),
+        vec![(
+            "registry-refuses-arm-tokens".into(),
+            "Registry/contoso".into(),
+            "error".into()
+        )]
+    );
+    let message = &messages_of(&out, "registry-refuses-arm-tokens")[0];
+    assert!(
+        message.contains("source-controller v1.7.0 asks for one")
+            && message.contains("flux-system/OCIRepository/platform")
+            && message.contains("from v1.8.1 (Flux v2.8.2)"),
+        "{message}"
+    );
+    assert!(
+        out.json()["findings"][0]["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(
+                "az acr config authentication-as-arm update --registry contoso --status enabled"
+            )
+    );
+
+    // source-controller v1.8.1 asks for an ACR-scoped token: nothing to report.
+    let mut world = healthy();
+    refusing_arm_tokens(&mut world);
+    set_image(&mut world.objects, "source-controller", "v1.8.1");
+    let out = world.start().doctor(&[]);
+    assert_eq!(
+        out.status("registry-refuses-arm-tokens"),
+        "pass",
+        "{:#?}",
+        out.findings()
+    );
+
+    // image-reflector-controller has its own release line: v1.0.4 (Flux 2.7) breaks.
+    let mut world = healthy();
+    refusing_arm_tokens(&mut world);
+    set_image(&mut world.objects, "source-controller", "v1.8.1");
+    flux::wire_webhook(&mut world.objects, "image-reflector-controller");
+    world.objects.push(flux::object(
+        MINOR,
+        "ImageRepository",
+        NS,
+        "app",
+        json!({
+        "interval": "5m", "image": "contoso.azurecr.io/manifests/app", "provider": "azure"}),
+    ));
+    let out = world.start().doctor(&[]);
+    let messages = messages_of(&out, "registry-refuses-arm-tokens");
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].contains("image-reflector-controller v1.0.4 asks for one")
+            && messages[0].contains("flux-system/ImageRepository/app"),
+        "{}",
+        messages[0]
+    );
 }
 
 fn with_bucket(world: &mut World) -> String {

@@ -1,4 +1,4 @@
-//! AZF060-AZF071: the Azure side of the chain, judged from what `--azure` read through Resource
+//! AZF060-AZF072: the Azure side of the chain, judged from what `--azure` read through Resource
 //! Manager and what `--probe` saw at Entra ID: the AKS cluster's OIDC issuer and workload
 //! identity settings, the identities the wiring names, their federated credentials, their
 //! roles on the resources Flux objects reach, and the token exchange itself.
@@ -16,9 +16,10 @@ use crate::azure::state::{
     ProbeOutcome, ResourceKind, RoleAssignment, RoleDefinition, TokenClaims,
 };
 use crate::azure::subjects::{SubjectUse, Target, WiSubject, subjects};
-use crate::model::azure_use::{AzureService, join_words};
+use crate::model::azure_use::{AzureService, controller_for, join_words};
 use crate::model::{FluxKind, ObjectRef, Skip, Snapshot};
 use crate::resolve::Resolved;
+use crate::resolve::features::{self, Feature};
 use crate::wiring::{TOKEN_AUDIENCE, host_of};
 
 fn azure(snapshot: &Resolved) -> Result<&AzureState, Skip> {
@@ -858,6 +859,107 @@ fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), 
                 Vec::new()
             };
             report_grant(findings, &case, &scope, grant, &ignored);
+        }
+    }
+    Ok(())
+}
+
+pub static REGISTRY_REFUSES_ARM_TOKENS: Check = Check {
+    id: "AZF072",
+    name: "registry-refuses-arm-tokens",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "A registry refuses the Resource Manager tokens this Flux release presents",
+    explanation: "Flux exchanges an Entra ID token for an ACR refresh token at the registry's \
+`/oauth2/exchange`. Until source-controller v1.8.1 and image-reflector-controller v1.1.1 (both \
+first in Flux v2.8.2) that token was issued for Resource Manager \
+(`https://management.azure.com/.default`); later releases ask for the registry's own audience \
+(`https://containerregistry.azure.net/.default`). A registry whose \
+`policies.azureADAuthenticationAsArmPolicy.status` is `disabled` (`az acr config \
+authentication-as-arm update --status disabled`, enforced by the built-in Azure Policy \
+\"Container registries should have ARM audience token authentication disabled\") refuses the \
+older token, so every pull from it fails with 401 although the identity and its role are right. \
+The AKS Flux extension still ships an older release.",
+    fix: "Upgrade Flux to v2.8.2 or later; or, where policy allows, re-enable ARM audience \
+tokens on the registry (`az acr config authentication-as-arm update -r REGISTRY --status \
+enabled`).",
+    run: registry_refuses_arm_tokens,
+};
+
+/// The release of each controller that first asks ACR for an ACR-scoped token.
+fn acr_scoped_token(controller: &str) -> Option<&'static Feature> {
+    match controller {
+        "source-controller" => Some(&features::SOURCE_ACR_SCOPED_TOKEN),
+        "image-reflector-controller" => Some(&features::IMAGE_REFLECTOR_ACR_SCOPED_TOKEN),
+        _ => None,
+    }
+}
+
+fn registry_refuses_arm_tokens(
+    snapshot: &Resolved,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    let resources = azure(snapshot)?.resources.get()?;
+    let mut by_registry: BTreeMap<(&str, &str), Vec<SubjectUse>> = BTreeMap::new();
+    let subjects = subjects(snapshot);
+    for use_ in subjects.iter().flat_map(|s| &s.uses) {
+        let Some(registry) = resource_for(resources, &use_.target).filter(|r| {
+            r.kind == ResourceKind::ContainerRegistry && r.settings.refuses_arm_tokens()
+        }) else {
+            continue;
+        };
+        let Some(kind) = FluxKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == use_.object.kind)
+        else {
+            continue;
+        };
+        by_registry
+            .entry((registry.id.as_str(), controller_for(kind)))
+            .or_default()
+            .push(use_.clone());
+    }
+    for ((registry_id, controller), uses) in by_registry {
+        let Some(feature) = acr_scoped_token(controller) else {
+            continue;
+        };
+        let Some(registry) = resources.iter().find(|r| r.id == registry_id) else {
+            continue;
+        };
+        let running = snapshot
+            .controller_path(controller)
+            .map(|p| p.running)
+            .unwrap_or_default();
+        let has = running.has(feature);
+        if has == Some(true) {
+            continue;
+        }
+        let refs: Vec<&SubjectUse> = uses.iter().collect();
+        let release = match has {
+            Some(_) => format!("{controller} {} asks for one", running.describe()),
+            None => format!(
+                "the release of {controller} cannot be told, and before {} it asks for one",
+                feature.since
+            ),
+        };
+        let finding = findings.add(
+            ObjectRef::cluster_scoped("Registry", &registry.name),
+            format!(
+                "registry {} ({}) refuses Entra ID tokens issued for Resource Manager (azureADAuthenticationAsArmPolicy disabled), and {release}: {} cannot pull from it. {controller} asks for ACR-scoped tokens from {} (Flux {})",
+                registry.name,
+                registry.id,
+                objects_text(&refs),
+                feature.since,
+                feature.upgrade_to()
+            ),
+            format!(
+                "upgrade Flux to {} or later, or re-enable ARM audience tokens: `az acr config authentication-as-arm update --registry {} --status enabled`",
+                feature.upgrade_to(),
+                registry.name
+            ),
+        );
+        if has.is_none() {
+            finding.severity(Severity::Warning);
         }
     }
     Ok(())

@@ -157,6 +157,7 @@ pub static CHECKS: &[&Check] = &[
     &azure::ROLE_MISSING,
     &azure::AZURE_DEVOPS_ONBOARDING_UNKNOWN,
     &azure::TOKEN_EXCHANGE_FAILED,
+    &azure::REGISTRY_REFUSES_ARM_TOKENS,
 ];
 
 /// A check's documentation, whatever it runs on.

@@ -206,6 +206,15 @@ pub const SOURCE_ACR_SCOPED_TOKEN: Feature = Feature {
     source: "fluxcd/source-controller CHANGELOG.md 1.8.1",
 };
 
+/// The same fix in image-reflector-controller: "using the ACR-specific auth scope".
+pub const IMAGE_REFLECTOR_ACR_SCOPED_TOKEN: Feature = Feature {
+    what: "ACR-scoped tokens",
+    controller: IMAGE_REFLECTOR,
+    since: Version::new(1, 1, 1),
+    flux: Version::new(2, 8, 2),
+    source: "fluxcd/image-reflector-controller CHANGELOG.md 1.1.1",
+};
+
 /// The release of `controller` a Flux controller Deployment runs, as far as it can be told:
 /// its image tag, else the Flux release label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
