@@ -1027,6 +1027,157 @@ fn custom_roles_are_judged_by_the_data_actions_they_grant() {
     }
 }
 
+const VAULT_URL: &str = "https://flux-sops.vault.azure.net";
+
+fn vault_id(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-kv/providers/Microsoft.KeyVault/vaults/{name}")
+}
+
+fn vault(name: &str, properties: Value) -> Resource {
+    Resource {
+        id: vault_id(name),
+        name: name.into(),
+        kind: "Microsoft.KeyVault/vaults".into(),
+        properties,
+    }
+}
+
+/// The manifests of `healthy_aks` with a Kustomization decrypting SOPS documents whose data
+/// key is in the vault at `VAULT_URL`.
+fn sops_manifests(running: &Running) -> String {
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.push(flux::object(MINOR, "Kustomization", NS, "secrets", json!({
+        "interval": "5m", "path": "./", "prune": true, "sourceRef": {"kind": "OCIRepository", "name": "platform"},
+        "decryption": {"provider": "sops", "serviceAccountName": "source-controller"}})));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": NS},
+        "stringData": {"password": "ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]"},
+        "sops": {"azure_kv": [{"vault_url": VAULT_URL, "name": "sops-key", "version": "0123456789abcdef",
+                 "created_at": "2026-01-01T00:00:00Z", "enc": "c29tZS13cmFwcGVkLWtleQ"}],
+                 "lastmodified": "2026-01-01T00:00:00Z", "mac": "ENC[AES256_GCM,data:DDDD,iv:EEEE,tag:FFFF,type:str]",
+                 "version": "3.9.4"}
+    }));
+    let dir = running.cluster.sandbox.path("sops");
+    support::run::write_yaml(&dir.join("flux.yaml"), &objects);
+    dir.display().to_string()
+}
+
+fn doctor_sops(world: World) -> Outcome {
+    let running = world.start();
+    let dir = sops_manifests(&running);
+    running.doctor(&[
+        "-f",
+        &dir,
+        "--resource-group",
+        "rg-aks",
+        "--cluster-name",
+        "aks-prod",
+    ])
+}
+
+fn access_policy(keys: &[&str]) -> Value {
+    json!({"tenantId": TENANT_ID, "objectId": PRINCIPAL,
+           "permissions": {"keys": keys, "secrets": [], "certificates": []}})
+}
+
+#[test]
+fn sops_vaults_are_resolved_and_judged_by_their_permission_model() {
+    // An access-policy vault (enableRbacAuthorization null, as on vaults made before RBAC
+    // became the default) is judged by the identity's key permissions, not by roles.
+    let mut world = healthy();
+    world.azure.resources.push(vault(
+        "flux-sops",
+        json!({"enableRbacAuthorization": null, "accessPolicies": [access_policy(&["Get", "Decrypt"])]}),
+    ));
+    let out = doctor_sops(world);
+    assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+
+    for (policies, says) in [
+        (
+            json!([access_policy(&["get", "encrypt"])]),
+            "its entry for the identity lacks the key permission decrypt",
+        ),
+        (json!([]), "it has no entry for the identity's object ID"),
+    ] {
+        let mut world = healthy();
+        world.azure.resources.push(vault(
+            "flux-sops",
+            json!({"enableRbacAuthorization": false, "accessPolicies": policies}),
+        ));
+        let out = doctor_sops(world);
+        let messages = messages_of(&out, "role-missing");
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(
+            messages[0].contains("Key Vault flux-sops")
+                && messages[0].contains("authorizes with access policies")
+                && messages[0].contains(says),
+            "{}",
+            messages[0]
+        );
+        let report = out.json();
+        let finding = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "role-missing")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            finding["actions"][0]["command"],
+            json!([
+                "az",
+                "keyvault",
+                "set-policy",
+                "--name",
+                "flux-sops",
+                "--object-id",
+                PRINCIPAL,
+                "--key-permissions",
+                "decrypt"
+            ])
+        );
+    }
+
+    // An RBAC vault: Key Vault Crypto User counts on the vault the metadata names, not on
+    // another vault of the subscription.
+    for (scope, passes) in [(vault_id("other"), false), (vault_id("flux-sops"), true)] {
+        let mut world = healthy();
+        world
+            .azure
+            .resources
+            .push(vault("flux-sops", json!({"enableRbacAuthorization": true})));
+        world.azure.role_assignments.push(RoleAssignment {
+            role: KEY_VAULT_CRYPTO_USER.into(),
+            ..acr_pull_at(&scope)
+        });
+        let out = doctor_sops(world);
+        if passes {
+            assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+        } else {
+            let messages = messages_of(&out, "role-missing");
+            assert!(
+                messages.len() == 1
+                    && messages[0].contains(&format!(
+                        "on Key Vault flux-sops ({})",
+                        vault_id("flux-sops")
+                    )),
+                "{messages:#?}"
+            );
+        }
+    }
+
+    // A vault Resource Graph does not return cannot be judged: a warning naming it.
+    let out = doctor_sops(healthy());
+    let messages = messages_of(&out, "role-missing");
+    assert!(
+        messages.len() == 1
+            && messages[0]
+                .contains("Key Vault flux-sops used by flux-system/Kustomization/secrets"),
+        "{messages:#?}"
+    );
+}
+
 #[test]
 fn buckets_and_sops_need_their_data_roles() {
     let mut world = healthy();
