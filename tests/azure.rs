@@ -1178,6 +1178,164 @@ fn sops_vaults_are_resolved_and_judged_by_their_permission_model() {
     );
 }
 
+fn aso_credential(name: &str, issuer: &str, subject: &str, audiences: &[&str]) -> Value {
+    json!({
+        "apiVersion": "managedidentity.azure.com/v1api20230131",
+        "kind": "FederatedIdentityCredential",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"owner": {"name": "flux-source"}, "issuer": issuer, "subject": subject, "audiences": audiences}
+    })
+}
+
+/// doctor on `healthy_aks` manifests plus `extra`, offline (`--azure=never`).
+fn doctor_offline(extra: Vec<Value>) -> Outcome {
+    let sandbox = support::run::Sandbox::new();
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.extend(extra);
+    let dir = sandbox.path("aso");
+    support::run::write_yaml(&dir.join("flux.yaml"), &objects);
+    let dir = dir.display().to_string();
+    sandbox.run(&["doctor", "-o", "json", "-f", &dir, "--azure=never"])
+}
+
+#[test]
+fn declared_federated_credentials_are_checked_offline() {
+    const AUDIENCE: &str = "api://AzureADTokenExchange";
+    // Right in every field: nothing to say.
+    let out = doctor_offline(vec![aso_credential("sc", ISSUER, SC_SUBJECT, &[AUDIENCE])]);
+    assert_eq!(
+        out.status("declared-fic-mismatch"),
+        "pass",
+        "{:#?}",
+        out.findings()
+    );
+
+    let out = doctor_offline(vec![
+        aso_credential("sc", ISSUER.trim_end_matches('/'), SC_SUBJECT, &[AUDIENCE]),
+        aso_credential(
+            "other-ns",
+            ISSUER,
+            "system:serviceaccount:flux:source-controller",
+            &[AUDIENCE],
+        ),
+        aso_credential("two", ISSUER, SC_SUBJECT, &[AUDIENCE, "api://other"]),
+        aso_credential("later", "${ISSUER_URL}", SC_SUBJECT, &[AUDIENCE]),
+    ]);
+    let found: Vec<(String, String)> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "declared-fic-mismatch")
+        .map(|f| (f.1, f.2))
+        .collect();
+    let subject = |name: &str| format!("flux-system/FederatedIdentityCredential/{name}");
+    assert_eq!(
+        found,
+        vec![
+            (subject("later"), "info".into()),
+            (subject("other-ns"), "error".into()),
+            (subject("sc"), "error".into()),
+            (subject("two"), "error".into()),
+        ]
+    );
+    let messages = messages_of(&out, "declared-fic-mismatch");
+    assert!(
+        messages[0].contains("leaves issuer ${ISSUER_URL} to a substitution"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("namespace is flux, not flux-system"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("lacks the trailing slash every AKS issuer URL has"),
+        "{}",
+        messages[2]
+    );
+    assert!(
+        messages[3].contains("declares 2 audiences"),
+        "{}",
+        messages[3]
+    );
+
+    // Credentials are declared, but not for the ServiceAccount Flux authenticates as.
+    let out = doctor_offline(vec![aso_credential(
+        "kc",
+        ISSUER,
+        "system:serviceaccount:flux-system:kustomize-controller",
+        &[AUDIENCE],
+    )]);
+    assert_eq!(
+        out.findings()
+            .into_iter()
+            .filter(|f| f.0 == "declared-fic-mismatch")
+            .collect::<Vec<_>>(),
+        vec![(
+            "declared-fic-mismatch".into(),
+            "flux-system/ServiceAccount/source-controller".into(),
+            "warning".into()
+        )]
+    );
+}
+
+#[test]
+fn declared_credentials_are_compared_with_the_issuer_aks_reports() {
+    // With the AKS cluster read, its issuer is known: a credential for another cluster is a
+    // warning, a close one an error.
+    let running = healthy().start();
+    let dir = running.cluster.sandbox.path("aso-live");
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.push(aso_credential(
+        "mine",
+        &ISSUER.to_uppercase(),
+        SC_SUBJECT,
+        &["api://AzureADTokenExchange"],
+    ));
+    objects.push(aso_credential(
+        "theirs",
+        "https://oidc.example.com/other/",
+        SC_SUBJECT,
+        &["api://AzureADTokenExchange"],
+    ));
+    support::run::write_yaml(&dir.join("flux.yaml"), &objects);
+    let dir = dir.display().to_string();
+    let out = running.doctor(&[
+        "-f",
+        &dir,
+        "--resource-group",
+        "rg-aks",
+        "--cluster-name",
+        "aks-prod",
+    ]);
+    let found: Vec<(String, String)> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "declared-fic-mismatch")
+        .map(|f| (f.1, f.2))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "flux-system/FederatedIdentityCredential/mine".into(),
+                "error".into()
+            ),
+            (
+                "flux-system/FederatedIdentityCredential/theirs".into(),
+                "warning".into()
+            ),
+        ]
+    );
+    let messages = messages_of(&out, "declared-fic-mismatch");
+    assert!(
+        messages[0].contains("letter case differs"),
+        "{}",
+        messages[0]
+    );
+    assert!(messages[1].contains("another cluster"), "{}", messages[1]);
+}
+
 #[test]
 fn buckets_and_sops_need_their_data_roles() {
     let mut world = healthy();

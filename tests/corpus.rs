@@ -31,6 +31,11 @@ fn cases() -> Vec<Case> {
         "azure-endpoint-without-provider",
         "flux-system/HelmRepository/hmctspublic-oci",
     );
+    // The HMCTS folders declare their federated credentials as Azure Service Operator objects
+    // with `issuer: ${ISSUER_URL}`, which the cluster's flux-system Kustomization substitutes
+    // (clusters/ENV/NN, outside the rendered folder): unresolved here, said as info, not wrong.
+    // Audience and subject are right, so nothing else is reported about them.
+    let declared = |name| ("declared-fic-mismatch", name);
     let mut cases = Vec::new();
     // Plain Flux installs: nothing uses Azure, nothing is wired.
     for case in [
@@ -73,6 +78,10 @@ fn cases() -> Vec<Case> {
             tenant("flux-system/ServiceAccount/kustomize-controller"),
             tenant("flux-system/ServiceAccount/source-controller"),
             hmctspublic,
+            declared("flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-fic"),
+            declared(
+                "flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-source-controller-fic",
+            ),
         ],
     ));
     cases.push((
@@ -99,6 +108,11 @@ fn cases() -> Vec<Case> {
                 "azure-endpoint-without-provider",
                 "flux-system/ImageRepository/cath-web",
             ),
+            declared("flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-fic"),
+            declared("flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-fic-automation"),
+            declared(
+                "flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-source-controller-fic",
+            ),
         ],
     ));
     // An ACR chart repository with provider: azure while source-controller has no identity in
@@ -118,6 +132,10 @@ fn cases() -> Vec<Case> {
             (
                 "federated-credential-unused",
                 "flux-system/ServiceAccount/source-controller",
+            ),
+            declared("flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-fic"),
+            declared(
+                "flux-system/FederatedIdentityCredential/aks-${WI_CLUSTER}-source-controller-fic",
             ),
         ],
     ));

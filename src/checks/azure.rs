@@ -1,4 +1,4 @@
-//! AZF060-AZF072: the Azure side of the chain, judged from what `--azure` read through Resource
+//! AZF060-AZF073: the Azure side of the chain, judged from what `--azure` read through Resource
 //! Manager and what `--probe` saw at Entra ID: the AKS cluster's OIDC issuer and workload
 //! identity settings, the identities the wiring names, their federated credentials, their
 //! roles on the resources Flux objects reach, and the token exchange itself.
@@ -961,6 +961,255 @@ fn registry_refuses_arm_tokens(
         if has.is_none() {
             finding.severity(Severity::Warning);
         }
+    }
+    Ok(())
+}
+
+pub static DECLARED_FIC_MISMATCH: Check = Check {
+    id: "AZF073",
+    name: "declared-fic-mismatch",
+    area: Area::Azure,
+    severity: Severity::Error,
+    title: "A federated credential declared in the manifests would not match Flux's tokens",
+    explanation: "Teams that keep their Azure side in Git declare federated credentials as Azure \
+Service Operator `FederatedIdentityCredential` objects. doctor checks them offline, without \
+Azure credentials, the way Entra ID will match them: exactly one audience, \
+`api://AzureADTokenExchange`; the issuer byte for byte the cluster's (the API server's or \
+AKS's when known; AKS issuer URLs end with a slash); the subject \
+`system:serviceaccount:NAMESPACE:NAME` of a ServiceAccount Flux authenticates as, without \
+wildcards, whitespace or another namespace. A value written as a Flux post-build substitution \
+(`${ISSUER_URL}`) is filled in when a Kustomization applies the object; doctor reports it as \
+unresolved, not wrong. When the inputs declare credentials, a ServiceAccount Flux uses that none \
+of them federates is reported too.",
+    fix: "Correct the field of the object named in the finding; declare a credential for each \
+ServiceAccount Flux authenticates as.",
+    run: declared_fic_mismatch,
+};
+
+/// The names of the `${NAME}` substitutions in a value.
+fn substitutions(value: &str) -> Vec<String> {
+    value
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The cluster's issuer when something said it: the API server, else AKS.
+fn known_issuer(snapshot: &Resolved) -> Option<String> {
+    snapshot.issuer.known().cloned().or_else(|| {
+        snapshot
+            .azure
+            .known()
+            .and_then(|s| s.cluster.known())
+            .and_then(|c| c.issuer_url.clone())
+    })
+}
+
+/// What is wrong with a declared issuer, if anything.
+fn issuer_problem(issuer: &str, known: Option<&str>) -> Option<(Severity, String)> {
+    if let Some(known) = known {
+        if issuer == known {
+            return None;
+        }
+        return Some(closeness(known, issuer).map_or_else(
+            || {
+                (
+                    Severity::Warning,
+                    format!(
+                        "issuer {} is not this cluster's issuer {} (a credential for another cluster?)",
+                        quoted(issuer),
+                        quoted(known)
+                    ),
+                )
+            },
+            |how| {
+                (
+                    Severity::Error,
+                    format!(
+                        "issuer {} is not the cluster's {}: {how}",
+                        quoted(issuer),
+                        quoted(known)
+                    ),
+                )
+            },
+        ));
+    }
+    if issuer.trim() != issuer {
+        return Some((
+            Severity::Error,
+            format!(
+                "issuer {} has surrounding whitespace, which Entra ID refuses",
+                quoted(issuer)
+            ),
+        ));
+    }
+    if !issuer.starts_with("https://") {
+        return Some((
+            Severity::Error,
+            format!("issuer {} is not an https URL", quoted(issuer)),
+        ));
+    }
+    (host_of(issuer).ends_with(".oic.prod-aks.azure.com") && !issuer.ends_with('/')).then(|| {
+        (
+            Severity::Error,
+            format!(
+                "issuer {} lacks the trailing slash every AKS issuer URL has",
+                quoted(issuer)
+            ),
+        )
+    })
+}
+
+fn audience_problem(audiences: &[String]) -> Option<String> {
+    match audiences {
+        [one] if one == TOKEN_AUDIENCE => None,
+        [] => Some(format!(
+            "declares no audience; it needs {}",
+            quoted(TOKEN_AUDIENCE)
+        )),
+        [one] => Some(format!(
+            "audience {} is not {}: {}",
+            quoted(one),
+            quoted(TOKEN_AUDIENCE),
+            closeness(TOKEN_AUDIENCE, one)
+                .unwrap_or_else(|| "it is not the token exchange audience".into())
+        )),
+        many => Some(format!(
+            "declares {} audiences; a federated credential has exactly one, {}",
+            many.len(),
+            quoted(TOKEN_AUDIENCE)
+        )),
+    }
+}
+
+/// One declared credential's fields: problems, and fields left to substitution.
+fn judge_declared(
+    declared: &crate::model::DeclaredCredential,
+    issuer: Option<&str>,
+    used: &[String],
+) -> (Vec<(Severity, String)>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut unresolved = Vec::new();
+    let mut pending = |field: &str, value: Option<&str>| -> Option<String> {
+        match value {
+            None => {
+                unresolved.push(format!(
+                    "{field} (not written in the object: from a ConfigMap?)"
+                ));
+                None
+            }
+            Some(v) if !substitutions(v).is_empty() => {
+                unresolved.push(format!("{field} {v}"));
+                None
+            }
+            Some(v) => Some(v.to_string()),
+        }
+    };
+    if let Some(value) = pending("issuer", declared.issuer.as_deref()) {
+        problems.extend(issuer_problem(&value, issuer));
+    }
+    let subject = pending("subject", declared.subject.as_deref());
+    if let Some(value) = subject.filter(|v| !used.contains(v))
+        && let Some((wanted, how)) = used
+            .iter()
+            .find_map(|u| closeness(u, &value).map(|how| (u, how)))
+    {
+        problems.push((
+            Severity::Error,
+            format!(
+                "subject {} is not {}, which Flux authenticates as: {how}",
+                quoted(&value),
+                quoted(wanted)
+            ),
+        ));
+    }
+    let audiences: Vec<String> = declared.audiences.clone();
+    if audiences.iter().any(|a| !substitutions(a).is_empty()) {
+        unresolved.push(format!("audiences {}", audiences.join(", ")));
+    } else if let Some(problem) = audience_problem(&audiences) {
+        problems.push((Severity::Error, problem));
+    }
+    (problems, unresolved)
+}
+
+fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let declared = &snapshot.declared_credentials;
+    if declared.is_empty() {
+        return Ok(());
+    }
+    let issuer = known_issuer(snapshot);
+    let subjects = subjects(snapshot);
+    let used: Vec<String> = subjects
+        .iter()
+        .filter(|s| s.client_id.is_some())
+        .map(WiSubject::subject)
+        .collect();
+    for credential in declared {
+        let object = ObjectRef::namespaced(
+            "FederatedIdentityCredential",
+            &credential.namespace,
+            &credential.name,
+        );
+        let owner = credential.owner.as_deref().unwrap_or("its identity");
+        let (problems, unresolved) = judge_declared(credential, issuer.as_deref(), &used);
+        for (severity, problem) in problems {
+            findings
+                .add(
+                    object.clone(),
+                    format!("FederatedIdentityCredential {}/{} (on {owner}) {problem}", credential.namespace, credential.name),
+                    "correct it in the manifest; Entra ID matches issuer, subject and audience exactly",
+                )
+                .severity(severity);
+        }
+        if !unresolved.is_empty() {
+            let against = issuer.as_ref().map_or_else(String::new, |i| {
+                format!("; it must come out as the cluster's issuer {}", quoted(i))
+            });
+            findings
+                .add(
+                    object.clone(),
+                    format!(
+                        "FederatedIdentityCredential {}/{} (on {owner}) leaves {} to a substitution doctor cannot resolve from these inputs (Flux post-build fills it in when a Kustomization applies it){against}",
+                        credential.namespace,
+                        credential.name,
+                        join_words(&unresolved)
+                    ),
+                    "nothing to change if the applying Kustomization's postBuild.substitute sets it; run doctor on the rendered output to check the values",
+                )
+                .severity(Severity::Info);
+        }
+    }
+    let open_subject = declared.iter().any(|d| {
+        d.subject
+            .as_deref()
+            .is_none_or(|s| !substitutions(s).is_empty())
+    });
+    if open_subject {
+        return Ok(());
+    }
+    for subject in subjects.iter().filter(|s| s.client_id.is_some()) {
+        let kube_subject = subject.subject();
+        if declared
+            .iter()
+            .any(|d| d.subject.as_deref() == Some(kube_subject.as_str()))
+        {
+            continue;
+        }
+        findings
+            .add(
+                subject.object_ref(),
+                format!(
+                    "the manifests declare federated credentials, but none for {} ({}): unless it is made outside Git, its token exchange fails (AADSTS70021)",
+                    quoted(&kube_subject),
+                    subject.describe()
+                ),
+                format!(
+                    "declare a FederatedIdentityCredential with subject {} next to the others",
+                    quoted(&kube_subject)
+                ),
+            )
+            .severity(Severity::Warning);
     }
     Ok(())
 }

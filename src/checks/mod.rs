@@ -158,6 +158,7 @@ pub static CHECKS: &[&Check] = &[
     &azure::AZURE_DEVOPS_ONBOARDING_UNKNOWN,
     &azure::TOKEN_EXCHANGE_FAILED,
     &azure::REGISTRY_REFUSES_ARM_TOKENS,
+    &azure::DECLARED_FIC_MISMATCH,
 ];
 
 /// A check's documentation, whatever it runs on.
