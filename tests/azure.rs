@@ -1987,6 +1987,13 @@ fn enable_federate_creates_missing_credentials_one_by_one_and_reuses_exact_ones(
         "{}",
         applied.stderr
     );
+    assert!(
+        applied
+            .stderr
+            .contains("Entra ID can take several minutes to honour a new federated credential"),
+        "{}",
+        applied.stderr
+    );
     let credentials = running.azure.credentials(CLIENT_ID);
     let subjects: Vec<&str> = credentials.iter().map(|c| c.subject.as_str()).collect();
     assert_eq!(

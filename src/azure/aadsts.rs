@@ -37,8 +37,8 @@ pub struct Aadsts {
 const TABLE: &[Aadsts] = &[
     Aadsts {
         code: 70021,
-        cause: "no federated credential of the identity matches the token's issuer, subject and audience together",
-        fix: "create a federated credential whose issuer, subject and audience equal the token's claims byte for byte",
+        cause: "no federated credential of the identity matches the token's issuer, subject and audience together (or one was created in the last few minutes: Entra ID takes several minutes to honour a new credential)",
+        fix: "create a federated credential whose issuer, subject and audience equal the token's claims byte for byte; if it was just created, wait a few minutes and retry",
         about: About::Match,
     },
     Aadsts {

@@ -576,6 +576,11 @@ pub async fn federate(
                 plan.identity_name,
                 created.join(", ")
             );
+            // Entra ID's workload identity federation considerations: a token request made
+            // several minutes after configuring a credential may still fail (AADSTS70021).
+            text.push_str(
+                "Entra ID can take several minutes to honour a new federated credential; token exchanges may fail with AADSTS70021 until then\n",
+            );
         }
         (_, false) if !plan.create.is_empty() => {
             text.push_str("(preview: add --apply to create the federated credentials)\n");

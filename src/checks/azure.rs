@@ -307,7 +307,8 @@ controller ServiceAccount and each ServiceAccount objects name needs its own; a 
 another cluster's issuer does not count. Without one the exchange fails with AADSTS70021 or \
 AADSTS700213.",
     fix: "Create the credential (`kubectl azflux enable --federate --identity ID`, or the `az \
-identity federated-credential create` command in the finding).",
+identity federated-credential create` command in the finding). Entra ID can take several \
+minutes to honour a new credential; exchanges fail with AADSTS70021 until then.",
     run: fic_missing,
 };
 
@@ -1400,7 +1401,7 @@ fn comparison(about: About, claims: &TokenClaims, credentials: &[FederatedCreden
                     )
                 }
                 Verdict::Match(credential) => format!(
-                    "credential {} matches now (created moments ago? Entra ID takes a few seconds to see new credentials)",
+                    "credential {} matches now (created recently? Entra ID can take several minutes to honour a new federated credential)",
                     credential.name
                 ),
                 Verdict::Missing { .. } => format!(
