@@ -1337,6 +1337,58 @@ fn declared_credentials_are_compared_with_the_issuer_aks_reports() {
 }
 
 #[test]
+fn event_hubs_providers_are_judged_on_the_namespace_their_channel_names() {
+    let namespace_id = |name: &str| {
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/rg-events/providers/Microsoft.EventHub/namespaces/{name}"
+        )
+    };
+    let with = |assignment_scope: Option<String>, known: bool| {
+        let mut world = healthy();
+        flux::wire_webhook(&mut world.objects, "notification-controller");
+        world.objects.push(flux::object(MINOR, "Provider", NS, "events", json!({
+            "type": "azureeventhub", "address": "flux-hub", "channel": "flux-events.servicebus.windows.net"})));
+        if known {
+            world.azure.resources.push(Resource {
+                id: namespace_id("flux-events"),
+                name: "flux-events".into(),
+                kind: "Microsoft.EventHub/namespaces".into(),
+                properties: json!({}),
+            });
+        }
+        if let Some(scope) = assignment_scope {
+            world.azure.role_assignments.push(RoleAssignment {
+                role: roles::EVENT_HUBS_DATA_SENDER.into(),
+                ..acr_pull_at(&scope)
+            });
+        }
+        world.start().doctor(&[])
+    };
+    let out = with(Some(namespace_id("flux-events")), true);
+    assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+    // Data Sender on another namespace of the subscription does not count any more.
+    let out = with(Some(namespace_id("other")), true);
+    let messages = messages_of(&out, "role-missing");
+    assert!(
+        messages.len() == 1
+            && messages[0].contains(&format!(
+                "data action Microsoft.EventHub/namespaces/messages/send/action (Azure Event Hubs Data Sender does) on Event Hubs namespace flux-events ({})",
+                namespace_id("flux-events")
+            )),
+        "{messages:#?}"
+    );
+    // A namespace Resource Graph does not return is a warning naming it.
+    let out = with(None, false);
+    let messages = messages_of(&out, "role-missing");
+    assert!(
+        messages.len() == 1
+            && messages[0]
+                .contains("Event Hubs namespace flux-events used by flux-system/Provider/events"),
+        "{messages:#?}"
+    );
+}
+
+#[test]
 fn buckets_and_sops_need_their_data_roles() {
     let mut world = healthy();
     world.objects.push(flux::object(MINOR, "Bucket", NS, "configs", json!({

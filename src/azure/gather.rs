@@ -240,13 +240,14 @@ fn settings(row: &Value) -> ResourceSettings {
     }
 }
 
-/// Resolves every registry, storage account, vault and remote cluster the subjects use to its
-/// ARM resource, with its data-access settings, in one Resource Graph query.
+/// Resolves every registry, storage account, vault, Event Hubs namespace and remote cluster
+/// the subjects use to its ARM resource, with its data-access settings, in one Resource Graph query.
 async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureResource>> {
     let mut registries = BTreeSet::new();
     let mut accounts = BTreeSet::new();
     let mut clusters = BTreeSet::new();
     let mut vaults = BTreeSet::new();
+    let mut namespaces = BTreeSet::new();
     for target in subjects
         .iter()
         .flat_map(|s| s.uses.iter().map(|u| &u.target))
@@ -256,6 +257,7 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
             Target::StorageAccount(name) => accounts.insert(name.to_ascii_lowercase()),
             Target::Cluster(id) => clusters.insert(id.to_ascii_lowercase()),
             Target::KeyVault(Some(name)) => vaults.insert(name.to_ascii_lowercase()),
+            Target::EventHubs(Some(name)) => namespaces.insert(name.to_ascii_lowercase()),
             _ => false,
         };
     }
@@ -291,6 +293,12 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
             set(&vaults)
         ));
     }
+    if !namespaces.is_empty() {
+        clauses.push(format!(
+            "(type =~ 'microsoft.eventhub/namespaces' and tolower(name) in ({}))",
+            set(&namespaces)
+        ));
+    }
     if clauses.is_empty() {
         return Fact::Known(Vec::new());
     }
@@ -305,36 +313,32 @@ async fn resolve_targets(arm: &Arm, subjects: &[WiSubject]) -> Fact<Vec<AzureRes
         Ok(rows) => rows,
         Err(e) => return unknown(&e),
     };
-    Fact::Known(
-        rows.iter()
-            .filter_map(|row| {
-                let id = text(row, "/id")?;
-                let name = text(row, "/name").unwrap_or_default();
-                let kind = text(row, "/type")?.to_ascii_lowercase();
-                let (kind, key) = match kind.as_str() {
-                    "microsoft.containerregistry/registries" => (
-                        ResourceKind::ContainerRegistry,
-                        text(row, "/loginServer").unwrap_or_default(),
-                    ),
-                    "microsoft.storage/storageaccounts" => {
-                        (ResourceKind::StorageAccount, name.clone())
-                    }
-                    "microsoft.containerservice/managedclusters" => {
-                        (ResourceKind::ManagedCluster, id.clone())
-                    }
-                    "microsoft.keyvault/vaults" => (ResourceKind::KeyVault, name.clone()),
-                    _ => return None,
-                };
-                Some(AzureResource {
-                    kind,
-                    key: key.to_ascii_lowercase(),
-                    id,
-                    name,
-                    settings: settings(row),
-                })
-            })
-            .collect(),
-    )
+    Fact::Known(rows.iter().filter_map(resource_of).collect())
+}
+
+/// A Resource Graph row of `resolve_targets`, as the resource it names.
+fn resource_of(row: &Value) -> Option<AzureResource> {
+    let id = text(row, "/id")?;
+    let name = text(row, "/name").unwrap_or_default();
+    let kind = text(row, "/type")?.to_ascii_lowercase();
+    let (kind, key) = match kind.as_str() {
+        "microsoft.containerregistry/registries" => (
+            ResourceKind::ContainerRegistry,
+            text(row, "/loginServer").unwrap_or_default(),
+        ),
+        "microsoft.storage/storageaccounts" => (ResourceKind::StorageAccount, name.clone()),
+        "microsoft.containerservice/managedclusters" => (ResourceKind::ManagedCluster, id.clone()),
+        "microsoft.keyvault/vaults" => (ResourceKind::KeyVault, name.clone()),
+        "microsoft.eventhub/namespaces" => (ResourceKind::EventHubsNamespace, name.clone()),
+        _ => return None,
+    };
+    Some(AzureResource {
+        kind,
+        key: key.to_ascii_lowercase(),
+        id,
+        name,
+        settings: settings(row),
+    })
 }
 
 /// The role assignments of each identity that needs a role, listed in the subscriptions that
@@ -365,7 +369,8 @@ async fn list_role_assignments(
                 Target::Registry(key)
                 | Target::StorageAccount(key)
                 | Target::Cluster(key)
-                | Target::KeyVault(Some(key)) => r.key.eq_ignore_ascii_case(key),
+                | Target::KeyVault(Some(key))
+                | Target::EventHubs(Some(key)) => r.key.eq_ignore_ascii_case(key),
                 _ => false,
             });
             if let Some(sub) = resource.and_then(AzureResource::subscription_id) {

@@ -74,6 +74,7 @@ pub enum ResourceKind {
     StorageAccount,
     ManagedCluster,
     KeyVault,
+    EventHubsNamespace,
 }
 
 impl ResourceKind {
@@ -83,6 +84,7 @@ impl ResourceKind {
             ResourceKind::StorageAccount => "storage account",
             ResourceKind::ManagedCluster => "AKS cluster",
             ResourceKind::KeyVault => "Key Vault",
+            ResourceKind::EventHubsNamespace => "Event Hubs namespace",
         }
     }
 }
@@ -90,8 +92,8 @@ impl ResourceKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureResource {
     pub kind: ResourceKind,
-    /// What it was looked up by, lowercased: a registry login server, a storage account or
-    /// vault name, or an ARM ID.
+    /// What it was looked up by, lowercased: a registry login server, a storage account,
+    /// vault or Event Hubs namespace name, or an ARM ID.
     pub key: String,
     pub id: String,
     pub name: String,

@@ -26,8 +26,9 @@ pub enum Target {
     /// The Key Vault SOPS metadata (`sops.azure_kv[].vault_url`) names, by vault name; `None`
     /// when no encrypted document says (the cluster never does).
     KeyVault(Option<String>),
-    /// An Event Hubs namespace named in the Provider's channel, which doctor does not read.
-    EventHubs,
+    /// The Event Hubs namespace a Provider names in `spec.channel` (a name or its FQDN),
+    /// lowercased; `None` when it names none.
+    EventHubs(Option<String>),
     DevOps,
     /// The object names no endpoint doctor can resolve.
     Unresolved,
@@ -126,7 +127,14 @@ fn target_of(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Target {
             storage_account(&host).map_or(Target::Unresolved, Target::StorageAccount)
         }
         AzureService::KeyVault => Target::KeyVault(None),
-        AzureService::EventHubs => Target::EventHubs,
+        AzureService::EventHubs => Target::EventHubs(
+            azure_use
+                .object
+                .channel
+                .as_deref()
+                .map(|c| host_of(c).split('.').next().unwrap_or_default().to_string())
+                .filter(|n| !n.is_empty()),
+        ),
         AzureService::DevOps => Target::DevOps,
         AzureService::KubernetesService => azure_use
             .object

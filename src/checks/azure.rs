@@ -528,7 +528,8 @@ fn resource_for<'a>(resources: &'a [AzureResource], target: &Target) -> Option<&
     let (Target::Registry(key)
     | Target::StorageAccount(key)
     | Target::Cluster(key)
-    | Target::KeyVault(Some(key))) = target
+    | Target::KeyVault(Some(key))
+    | Target::EventHubs(Some(key))) = target
     else {
         return None;
     };
@@ -542,7 +543,8 @@ fn target_text(target: &Target) -> String {
         Target::Cluster(id) => format!("AKS cluster {id}"),
         Target::KeyVault(Some(vault)) => format!("Key Vault {vault}"),
         Target::KeyVault(None) => "the Key Vault of its SOPS keys".into(),
-        Target::EventHubs => "its Event Hubs namespace".into(),
+        Target::EventHubs(Some(namespace)) => format!("Event Hubs namespace {namespace}"),
+        Target::EventHubs(None) => "its Event Hubs namespace".into(),
         Target::DevOps => "Azure DevOps".into(),
         Target::Unresolved => "an unresolved endpoint".into(),
     }
@@ -574,8 +576,8 @@ User Role). `notActions` and `notDataActions` subtract; a condition is evaluated
 ACR repositories, and reported as not evaluable otherwise. A vault with access policies instead \
 of RBAC is judged by its policy: `decrypt` among the key permissions for the identity's object \
 ID. Without the permission pulls and decryption fail with 401/403 although the token exchange \
-works. The vault is named by the SOPS metadata of the manifests; without it, and for the Event \
-Hubs namespace, any assignment in the subscriptions read counts.",
+works. The vault is named by the SOPS metadata of the manifests, the Event Hubs namespace by the \
+Provider's `channel`; without them any assignment in the subscriptions read counts.",
     fix: "Grant the role at the resource's scope (the `az role assignment create` command in the \
 finding), or for an access-policy vault `az keyvault set-policy --key-permissions decrypt`.",
     run: role_missing,
@@ -630,7 +632,7 @@ fn applying<'a>(
     }
     let (what, provider) = match target {
         Target::KeyVault(None) => ("the vault", "Microsoft.KeyVault/vaults/VAULT"),
-        Target::EventHubs => ("the namespace", "Microsoft.EventHub/namespaces/NAMESPACE"),
+        Target::EventHubs(None) => ("the namespace", "Microsoft.EventHub/namespaces/NAMESPACE"),
         _ => return None,
     };
     Some((
@@ -826,6 +828,7 @@ fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), 
                     | Target::StorageAccount(_)
                     | Target::Cluster(_)
                     | Target::KeyVault(Some(_))
+                    | Target::EventHubs(Some(_))
             );
             if resolvable && resource.is_none() {
                 unresolved_finding(findings, state, &subject, identity, target, &uses);

@@ -395,9 +395,9 @@ fn graph(shared: &Shared, body: &str) -> Answer {
                         "microsoft.containerregistry/registries" => {
                             r.properties["loginServer"].as_str().is_some_and(wanted)
                         }
-                        "microsoft.storage/storageaccounts" | "microsoft.keyvault/vaults" => {
-                            wanted(&r.name)
-                        }
+                        "microsoft.storage/storageaccounts"
+                        | "microsoft.keyvault/vaults"
+                        | "microsoft.eventhub/namespaces" => wanted(&r.name),
                         "microsoft.containerservice/managedclusters" => wanted(&r.id),
                         _ => false,
                     }
