@@ -322,6 +322,13 @@ fn healthy_setup_passes_every_azure_check_with_the_documented_calls() {
         &format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments"),
         &format!("api-version=2022-04-01&$filter=principalId%20eq%20%27{PRINCIPAL}%27")
     ));
+    assert!(has(
+        "GET",
+        &format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL}"
+        ),
+        "api-version=2022-04-01"
+    ));
     // Login first, then the exchange the controller would make, both for the ARM scope.
     let tokens = running.requests_to(&token_path);
     assert_eq!(tokens.len(), 2, "{tokens:#?}");

@@ -330,12 +330,22 @@ fn fic_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), S
                 issuers.join(", ")
             )
         };
+        let declared = snapshot
+            .declared_credentials
+            .iter()
+            .find(|d| d.subject.as_deref() == Some(subject.as_str()))
+            .map_or_else(String::new, |d| {
+                format!(
+                    "; FederatedIdentityCredential {}/{} in the inputs declares it: Azure Service Operator has not created it yet (or it was created moments ago: Entra ID can take several minutes to honour it)",
+                    d.namespace, d.name
+                )
+            });
         let command = create_command(judged.identity, &judged.issuer, &subject);
         findings
             .add(
                 judged.subject.object_ref(),
                 format!(
-                    "{} has no federated credential for {} with issuer {}, used by {}{elsewhere}",
+                    "{} has no federated credential for {} with issuer {}, used by {}{elsewhere}{declared}",
                     describe_identity(judged.identity),
                     quoted(&subject),
                     quoted(&judged.issuer),
@@ -1595,6 +1605,31 @@ mod tests {
         );
         assert!(finding.message.contains("issued at 1 and expires at 2"));
         assert!(finding.fix.contains("restart the pod"));
+    }
+
+    #[test]
+    fn declared_issuers_are_judged_by_shape_when_the_cluster_is_unknown() {
+        assert_eq!(
+            substitutions("https://${REGION}.oic/${TENANT}/"),
+            ["REGION", "TENANT"]
+        );
+        assert!(substitutions("https://a/").is_empty());
+        let aks = "https://uksouth.oic.prod-aks.azure.com/t/c/";
+        assert_eq!(issuer_problem(aks, None), None);
+        assert!(
+            issuer_problem(aks.trim_end_matches('/'), None)
+                .is_some_and(|(s, m)| s == Severity::Error && m.contains("trailing slash"))
+        );
+        assert!(issuer_problem(" https://x/", None).is_some_and(|(_, m)| m.contains("whitespace")));
+        assert!(issuer_problem("http://x/", None).is_some_and(|(_, m)| m.contains("https")));
+        // Other issuers may end as they like.
+        assert_eq!(
+            issuer_problem("https://token.actions.example.com", None),
+            None
+        );
+        assert_eq!(issuer_problem(aks, Some(aks)), None);
+        assert!(audience_problem(&["api://AzureADTokenExchange".into()]).is_none());
+        assert!(audience_problem(&[]).is_some_and(|m| m.contains("no audience")));
     }
 
     #[test]
