@@ -987,7 +987,7 @@ fn custom_roles_are_judged_by_the_data_actions_they_grant() {
     let messages = messages_of(&out, "role-missing");
     assert_eq!(messages.len(), 1, "{messages:#?}");
     assert!(
-        messages[0].contains(&format!("has no role that allows data action {BLOBS_READ} (Storage Blob Data Reader does) on storage account configsacct")),
+        messages[0].contains(&format!("has no role that allows data action {BLOBS_READ} (Storage Blob Data Reader does) on container configs of storage account configsacct")),
         "{}",
         messages[0]
     );
@@ -1458,6 +1458,36 @@ fn buckets_and_sops_need_their_data_roles() {
     });
     let out = world.start().doctor(&[]);
     assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+
+    // The Bucket names its container: a grant on another container of the account is not
+    // the Bucket's, and the grant to make is on its container.
+    let mut world = healthy();
+    let account = with_bucket(&mut world);
+    world.azure.role_assignments.push(RoleAssignment {
+        role: STORAGE_BLOB_DATA_READER.into(),
+        ..acr_pull_at(&format!("{account}/blobServices/default/containers/other"))
+    });
+    let out = world.start().doctor(&[]);
+    let messages = messages_of(&out, "role-missing");
+    assert!(
+        messages.len() == 1
+            && messages[0].contains("on container configs of storage account configsacct"),
+        "{messages:#?}"
+    );
+    let report = out.json();
+    let command = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "role-missing")
+        .map(|f| f["actions"][0]["command"].clone())
+        .unwrap();
+    assert!(
+        command.as_array().unwrap().contains(&json!(format!(
+            "{account}/blobServices/default/containers/configs"
+        ))),
+        "{command}"
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub struct SubjectUse {
     pub target: Target,
     /// The registry repository it reads, for ABAC conditions.
     pub repository: Option<Repository>,
+    /// The Blob container a Bucket reads (`bucketName`), a scope of its own.
+    pub container: Option<String>,
 }
 
 /// The repository an OCI source or ImageRepository reads: the URL's path. An OCI
@@ -158,6 +160,9 @@ fn subject_uses(snapshot: &Snapshot, azure_use: &AzureUse<'_>) -> Vec<SubjectUse
         target,
         repository: (azure_use.service == AzureService::ContainerRegistry)
             .then(|| repository_of(azure_use.object))
+            .flatten(),
+        container: (azure_use.service == AzureService::BlobStorage)
+            .then(|| azure_use.object.bucket_name.clone())
             .flatten(),
     };
     let vaults: Vec<String> = snapshot

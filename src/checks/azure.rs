@@ -616,29 +616,47 @@ fn applying<'a>(
     mine: &[&'a RoleAssignment],
     resource: Option<&AzureResource>,
     target: &Target,
-    service: AzureService,
+    container: Option<&str>,
 ) -> Option<(Vec<&'a RoleAssignment>, Scope)> {
     if let Some(resource) = resource {
-        // A Bucket's container is not in the snapshot; a grant on any container of the
-        // account is taken as the Bucket's.
-        let container_ok = service == AzureService::BlobStorage;
+        // A Bucket's container is a scope of its own under the account; without its name a
+        // grant on any container of the account is taken as the Bucket's.
+        let container_scope =
+            container.map(|c| format!("{}/blobServices/default/containers/{c}", resource.id));
+        let blob = resource.kind == ResourceKind::StorageAccount;
         let found = mine
             .iter()
             .copied()
-            .filter(|a| covers(a, &resource.id) || (container_ok && roles::below(a, &resource.id)))
+            .filter(|a| {
+                covers(a, &resource.id)
+                    || match &container_scope {
+                        Some(scope) => covers(a, scope),
+                        None => blob && roles::below(a, &resource.id),
+                    }
+            })
             .collect();
-        return Some((
-            found,
-            Scope {
-                text: format!(
+        let (text, grant_at) = match &container_scope {
+            Some(scope) => (
+                format!(
+                    "on container {} of {} {} ({})",
+                    container.unwrap_or_default(),
+                    resource.kind.noun(),
+                    resource.name,
+                    resource.id
+                ),
+                scope.clone(),
+            ),
+            None => (
+                format!(
                     "on {} {} ({})",
                     resource.kind.noun(),
                     resource.name,
                     resource.id
                 ),
-                grant_at: resource.id.clone(),
-            },
-        ));
+                resource.id.clone(),
+            ),
+        };
+        return Some((found, Scope { text, grant_at }));
     }
     let (what, provider) = match target {
         Target::KeyVault(None) => ("the vault", "Microsoft.KeyVault/vaults/VAULT"),
@@ -807,7 +825,12 @@ fn unresolved_finding(
         .severity(Severity::Warning);
 }
 
-type UseGroup<'a> = (&'a Target, AzureService, Option<&'a Repository>);
+type UseGroup<'a> = (
+    &'a Target,
+    AzureService,
+    Option<&'a Repository>,
+    Option<&'a str>,
+);
 
 fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = azure(snapshot)?;
@@ -826,11 +849,16 @@ fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), 
         let mut groups: BTreeMap<UseGroup<'_>, Vec<&SubjectUse>> = BTreeMap::new();
         for use_ in &subject.uses {
             groups
-                .entry((&use_.target, use_.service, use_.repository.as_ref()))
+                .entry((
+                    &use_.target,
+                    use_.service,
+                    use_.repository.as_ref(),
+                    use_.container.as_deref(),
+                ))
                 .or_default()
                 .push(use_);
         }
-        for ((target, service, repository), uses) in groups {
+        for ((target, service, repository, container), uses) in groups {
             let resource = resource_for(resources, target);
             let resolvable = matches!(
                 target,
@@ -862,7 +890,7 @@ fn role_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), 
                 access_policy_finding(findings, &case, vault);
                 continue;
             }
-            let Some((applying, scope)) = applying(identity, &mine, resource, target, service)
+            let Some((applying, scope)) = applying(identity, &mine, resource, target, container)
             else {
                 continue;
             };

@@ -414,6 +414,9 @@ pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) ->
         channel: (kind == FluxKind::Provider)
             .then(|| string_at(spec, &["channel"]))
             .flatten(),
+        bucket_name: (kind == FluxKind::Bucket)
+            .then(|| string_at(spec, &["bucketName"]))
+            .flatten(),
         source_ref: spec.get("sourceRef").map(|s| SourceRef {
             kind: string_at(s, &["kind"]).unwrap_or_default(),
             namespace: string_at(s, &["namespace"]),

@@ -556,6 +556,8 @@ pub struct FluxObject {
     /// `.spec.channel` of a notification Provider: the Event Hubs namespace for
     /// `azureeventhub` with workload identity.
     pub channel: Option<String>,
+    /// `.spec.bucketName` of a Bucket: the Blob container, with `provider: azure`.
+    pub bucket_name: Option<String>,
     /// The chart a HelmRelease installs (`.spec.chart.spec.chart`).
     pub chart: Option<String>,
     pub labels: StringMap,
