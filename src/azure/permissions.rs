@@ -49,26 +49,10 @@ impl Operation {
     }
 }
 
-/// Whether `pattern` (with `*` wildcards) matches `operation`, ignoring case.
+/// Whether `pattern` (with `*` wildcards) matches `operation`, ignoring case. Operation names
+/// never contain `?`, so the fleet's name matching serves.
 pub fn matches(pattern: &str, operation: &str) -> bool {
-    let pattern = pattern.to_ascii_lowercase();
-    let operation = operation.to_ascii_lowercase();
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = operation.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
+    super::clusters::glob_matches(pattern, operation)
 }
 
 impl Permission {
