@@ -739,14 +739,25 @@ fn report_grant(
                     ),
                 );
             }
+            // A vault doctor cannot name may authorize with access policies instead.
+            let unnamed_vault =
+                case.need.role == roles::KEY_VAULT_CRYPTO_USER && case.resource.is_none();
+            if unnamed_vault {
+                why.push(
+                    "if the vault authorizes with access policies rather than Azure RBAC, its policy decides instead (run doctor on the manifests with the SOPS files to name the vault)".into(),
+                );
+            }
             let why = if why.is_empty() {
                 String::new()
             } else {
                 format!("; {}", why.join("; "))
             };
-            findings
+            let finding = findings
                 .add(case.subject.object_ref(), format!("{message}{why}"), fix)
                 .action(run_action(&command));
+            if unnamed_vault {
+                finding.severity(Severity::Warning);
+            }
         }
         Grant::Maybe(reasons) => {
             findings
