@@ -1343,6 +1343,72 @@ fn declared_credentials_are_compared_with_the_issuer_aks_reports() {
     assert!(messages[1].contains("another cluster"), "{}", messages[1]);
 }
 
+/// doctor on `healthy_aks` manifests plus `extra`, with the AKS cluster and identities read.
+fn doctor_with_azure(world: World, extra: Vec<Value>) -> Outcome {
+    let running = world.start();
+    let dir = running.cluster.sandbox.path("aso-azure");
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.extend(extra);
+    support::run::write_yaml(&dir.join("flux.yaml"), &objects);
+    let dir = dir.display().to_string();
+    running.doctor(&[
+        "-f",
+        &dir,
+        "--resource-group",
+        "rg-aks",
+        "--cluster-name",
+        "aks-prod",
+    ])
+}
+
+#[test]
+fn declared_credentials_are_compared_with_the_identities_azure_has() {
+    // Declared on another identity than the one the ServiceAccount names: the owner is an
+    // Azure Service Operator identity whose Azure name is not flux-source.
+    let mut credential = aso_credential("sc", ISSUER, SC_SUBJECT, &["api://AzureADTokenExchange"]);
+    credential["spec"]["owner"]["name"] = json!("platform-mi");
+    let identity = json!({"apiVersion": "managedidentity.azure.com/v1api20230131", "kind": "UserAssignedIdentity",
+        "metadata": {"name": "platform-mi", "namespace": NS}, "spec": {"azureName": "flux-platform", "location": "westeurope"}});
+    let out = doctor_with_azure(healthy(), vec![credential.clone(), identity.clone()]);
+    let messages = messages_of(&out, "declared-fic-mismatch");
+    assert!(
+        messages.len() == 1
+            && messages[0].contains("with identity flux-platform")
+            && messages[0].contains("names identity flux-source"),
+        "{messages:#?}"
+    );
+    // The same object named flux-source in Azure is the right owner.
+    let mut renamed = identity;
+    renamed["spec"]["azureName"] = json!("flux-source");
+    let out = doctor_with_azure(healthy(), vec![credential, renamed]);
+    assert_eq!(
+        out.status("declared-fic-mismatch"),
+        "pass",
+        "{:#?}",
+        out.findings()
+    );
+
+    // Declared in Git but not in Azure: the operator has not created it yet.
+    let mut world = healthy();
+    world.azure.identities[0].credentials.clear();
+    let out = doctor_with_azure(
+        world,
+        vec![aso_credential(
+            "sc",
+            ISSUER,
+            SC_SUBJECT,
+            &["api://AzureADTokenExchange"],
+        )],
+    );
+    assert_eq!(out.status("declared-fic-mismatch"), "pass");
+    let message = &messages_of(&out, "fic-missing")[0];
+    assert!(
+        message.contains("FederatedIdentityCredential flux-system/sc in the inputs declares it")
+            && message.contains("several minutes"),
+        "{message}"
+    );
+}
+
 #[test]
 fn event_hubs_providers_are_judged_on_the_namespace_their_channel_names() {
     let namespace_id = |name: &str| {

@@ -1025,15 +1025,16 @@ pub static DECLARED_FIC_MISMATCH: Check = Check {
     severity: Severity::Error,
     title: "A federated credential declared in the manifests would not match Flux's tokens",
     explanation: "Teams that keep their Azure side in Git declare federated credentials as Azure \
-Service Operator `FederatedIdentityCredential` objects. doctor checks them offline, without \
-Azure credentials, the way Entra ID will match them: exactly one audience, \
-`api://AzureADTokenExchange`; the issuer byte for byte the cluster's (the API server's or \
+Service Operator `FederatedIdentityCredential` objects, owned by a `UserAssignedIdentity`. \
+doctor checks them offline, without Azure credentials, the way Entra ID will match them: \
+exactly one audience, `api://AzureADTokenExchange`; the issuer byte for byte the cluster's (the API server's or \
 AKS's when known; AKS issuer URLs end with a slash); the subject \
 `system:serviceaccount:NAMESPACE:NAME` of a ServiceAccount Flux authenticates as, without \
 wildcards, whitespace or another namespace. A value written as a Flux post-build substitution \
 (`${ISSUER_URL}`) is filled in when a Kustomization applies the object; doctor reports it as \
 unresolved, not wrong. When the inputs declare credentials, a ServiceAccount Flux uses that none \
-of them federates is reported too.",
+of them federates is reported too; with `--azure`, a credential owned by another identity than \
+the one the ServiceAccount's client ID names.",
     fix: "Correct the field of the object named in the finding; declare a credential for each \
 ServiceAccount Flux authenticates as.",
     run: declared_fic_mismatch,
@@ -1186,6 +1187,38 @@ fn judge_declared(
     (problems, unresolved)
 }
 
+/// With Azure read: a credential declared on another identity than the one the
+/// ServiceAccount's client ID names never serves its token exchange.
+fn owner_problem(
+    snapshot: &Resolved,
+    credential: &crate::model::DeclaredCredential,
+    subjects: &[WiSubject],
+) -> Option<(Severity, String)> {
+    let state = snapshot.azure.known()?;
+    let subject = subjects
+        .iter()
+        .find(|s| credential.subject.as_deref() == Some(s.subject().as_str()))?;
+    let identity = subject.valid_client_id().and_then(|c| state.identity(c))?;
+    let owner = credential.owner.as_deref()?;
+    let azure_name = snapshot
+        .declared_identities
+        .iter()
+        .find(|i| i.namespace == credential.namespace && i.name == owner)
+        .map_or(owner, |i| i.azure_name.as_str());
+    if !substitutions(azure_name).is_empty() || azure_name.eq_ignore_ascii_case(&identity.name) {
+        return None;
+    }
+    Some((
+        Severity::Error,
+        format!(
+            "federates {} with identity {azure_name}, but {} names {}: Entra ID looks for the credential on that identity",
+            subject.subject(),
+            subject.describe(),
+            describe_identity(identity)
+        ),
+    ))
+}
+
 fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let declared = &snapshot.declared_credentials;
     if declared.is_empty() {
@@ -1205,7 +1238,8 @@ fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
             &credential.name,
         );
         let owner = credential.owner.as_deref().unwrap_or("its identity");
-        let (problems, unresolved) = judge_declared(credential, issuer.as_deref(), &used);
+        let (mut problems, unresolved) = judge_declared(credential, issuer.as_deref(), &used);
+        problems.extend(owner_problem(snapshot, credential, &subjects));
         for (severity, problem) in problems {
             findings
                 .add(

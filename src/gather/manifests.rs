@@ -283,6 +283,9 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
                     extract::pod_identity_client_id(value),
                 );
             }
+            (_, "UserAssignedIdentity") if group == "managedidentity.azure.com" => snapshot
+                .declared_identities
+                .push(extract::declared_identity(value, flux_namespace)),
             (_, "FederatedIdentityCredential") if group == "managedidentity.azure.com" => snapshot
                 .declared_credentials
                 .push(extract::declared_credential(value, flux_namespace)),

@@ -6,9 +6,10 @@
 use serde_json::Value;
 
 use super::{
-    AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, Decryption, EnvVar, FluxKind,
-    FluxObject, KubeConfigRef, ObjectRef, Pod, PodIdentityBinding, ProjectedToken, SecretInfo,
-    ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
+    AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, DeclaredIdentity, Decryption,
+    EnvVar, FluxKind, FluxObject, KubeConfigRef, ObjectRef, Pod, PodIdentityBinding,
+    ProjectedToken, SecretInfo, ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook,
+    Workload,
 };
 use crate::wiring::NON_SECRET_ENV;
 
@@ -338,6 +339,16 @@ pub fn declared_credential(value: &Value, default_namespace: &str) -> DeclaredCr
             .iter()
             .filter_map(|a| a.as_str().map(str::to_string))
             .collect(),
+    }
+}
+
+/// An Azure Service Operator `UserAssignedIdentity` (managedidentity.azure.com).
+pub fn declared_identity(value: &Value, default_namespace: &str) -> DeclaredIdentity {
+    let name = name_of(value).to_string();
+    DeclaredIdentity {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        azure_name: string_at(value, &["spec", "azureName"]).unwrap_or_else(|| name.clone()),
+        name,
     }
 }
 

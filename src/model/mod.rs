@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub pod_identity_bindings: Vec<PodIdentityBinding>,
     /// Federated credentials declared as Azure Service Operator objects in the inputs.
     pub declared_credentials: Vec<DeclaredCredential>,
+    /// User-assigned identities declared as Azure Service Operator objects in the inputs.
+    pub declared_identities: Vec<DeclaredIdentity>,
     /// What Azure Resource Manager says about the cluster, identities and roles (`--azure`).
     pub azure: Fact<crate::azure::state::AzureState>,
     /// Token exchanges tried the way the controllers do them (`--probe`).
@@ -120,6 +122,7 @@ impl Snapshot {
             sops_key_vaults: std::collections::BTreeSet::new(),
             pod_identity_bindings: Vec::new(),
             declared_credentials: Vec::new(),
+            declared_identities: Vec::new(),
             azure: Fact::Unknown("Azure was not read (--azure)".to_string()),
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
@@ -624,6 +627,15 @@ pub struct DeclaredCredential {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub audiences: Vec<String>,
+}
+
+/// An Azure Service Operator `UserAssignedIdentity`: the object credentials name as their
+/// owner, and the identity's name in Azure (`spec.azureName`, else the object's name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredIdentity {
+    pub namespace: String,
+    pub name: String,
+    pub azure_name: String,
 }
 
 /// The Flux objects that could be read, and the kinds that could not.
