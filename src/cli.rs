@@ -473,7 +473,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!("error: {message}");
+            // Errors from kube and plugins can surface here from anywhere.
+            eprintln!("error: {}", crate::scrub::redact_known(&message));
             ExitCode::from(2)
         }
     }

@@ -78,6 +78,7 @@ impl LoadedKubeconfig {
         })
     }
 
+    /// The server URL of the cluster in use, without credentials, for display.
     pub fn server(&self, options: &ConnectionOptions) -> Option<String> {
         let cluster = self.cluster_name(options)?;
         self.config
@@ -85,15 +86,97 @@ impl LoadedKubeconfig {
             .iter()
             .find(|c| c.name == cluster)
             .and_then(|c| c.cluster.as_ref())
-            .and_then(|c| c.server.clone())
+            .and_then(|c| c.server.as_deref())
+            .map(crate::scrub::without_credentials)
     }
 }
 
+/// A kubeconfig larger than this is refused: real ones are kilobytes, and the file is read
+/// whole.
+pub const MAX_KUBECONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
-    Kubeconfig::read_from(path).map_err(|e| KubeconfigError::Unreadable {
+    let unreadable = |reason: String| KubeconfigError::Unreadable {
         path: path.display().to_string(),
-        reason: one_line(&e),
-    })
+        reason,
+    };
+    // A FIFO or a device would block or never end; kube reads whatever it is given.
+    let metadata = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(unreadable(
+            "not a regular file (a FIFO, device or folder is not read)".into(),
+        ));
+    }
+    if metadata.len() > MAX_KUBECONFIG_BYTES {
+        return Err(unreadable(format!(
+            "larger than {} MiB",
+            MAX_KUBECONFIG_BYTES / 1024 / 1024
+        )));
+    }
+    Kubeconfig::read_from(path).map_err(|e| unreadable(load_error(&e)))
+}
+
+/// A kubeconfig load error without the lines of the file the YAML parser quotes around the
+/// error, where a token or password may be: only where it is and what is wrong.
+fn load_error(error: &kube::config::KubeconfigError) -> String {
+    match error {
+        kube::config::KubeconfigError::Parse(parse) => yaml_error(parse),
+        other => one_line(other),
+    }
+}
+
+/// A YAML error as its line, column and the parser's description, which may quote a scalar
+/// of the file: quoted parts are left out.
+pub fn yaml_error(error: &serde_saphyr::Error) -> String {
+    let description = yaml_description(error);
+    match error.location() {
+        Some(at) if at.line() > 0 => {
+            format!("line {}, column {}: {description}", at.line(), at.column())
+        }
+        _ => description,
+    }
+}
+
+/// What a YAML error says is wrong, without where and without the scalars it quotes.
+pub fn yaml_description(error: &serde_saphyr::Error) -> String {
+    let plain = error.without_snippet().to_string();
+    let first = plain.lines().next().unwrap_or_default();
+    // The description follows the location the parser puts first.
+    let description = first
+        .find("column ")
+        .and_then(|at| first[at..].split_once(':'))
+        .map_or(first, |(_, rest)| rest);
+    let description = description
+        .split_once(" at line ")
+        .map_or(description, |(before, _)| before);
+    let description = without_quoted(description);
+    if description.trim().is_empty() {
+        "invalid YAML".to_string()
+    } else {
+        description.trim().to_string()
+    }
+}
+
+/// `text` with everything between quotes or backticks replaced by `…`.
+fn without_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    for c in text.chars() {
+        match open {
+            Some(quote) if c == quote => {
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if matches!(c, '"' | '\'' | '`') => {
+                out.push(c);
+                out.push('…');
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// An error and its causes on one line, as CLI errors should be.
@@ -172,56 +255,78 @@ pub fn exec_failure(error: &kube::Error) -> Option<String> {
     None
 }
 
-/// The secret values of a kubeconfig user (token, password, key, exec arguments and
-/// environment, auth-provider settings), to scrub from anything printed: plugins and libraries
-/// may echo them in errors.
-pub fn secret_values(loaded: &LoadedKubeconfig, user: &str) -> Vec<String> {
-    // kube keeps these behind `secrecy`; its serializer is the one way to the values.
-    let Some(auth) = loaded
-        .auth_info(user)
-        .and_then(|a| serde_json::to_value(a).ok())
-    else {
-        return Vec::new();
-    };
-    let strings = |pointer: &str| -> Vec<String> {
-        match auth.pointer(pointer) {
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|item| item.get("value").or(Some(item)))
-                .filter_map(serde_json::Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(serde_json::Value::Object(map)) => map
-                .values()
-                .filter_map(serde_json::Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
+/// The secret values of a kubeconfig, to scrub from anything printed: plugins and libraries
+/// may echo them in errors. Values are secret by what holds them (a token, a password, a
+/// client key, a secret-named exec flag or variable, an auth-provider token, URL credentials),
+/// so identifiers next to them (client and server IDs, login modes) still show.
+pub fn secret_values(config: &Kubeconfig) -> Vec<String> {
+    let mut values = Vec::new();
+    for named in &config.clusters {
+        let Some(cluster) = &named.cluster else {
+            continue;
+        };
+        for url in [&cluster.server, &cluster.proxy_url].into_iter().flatten() {
+            values.extend(crate::scrub::url_credentials(url));
         }
-    };
-    let mut values: Vec<String> = [
-        "/token",
-        "/password",
-        "/client-key-data",
-        "/exec/args",
-        "/exec/env",
-        "/auth-provider/config",
-    ]
-    .iter()
-    .flat_map(|pointer| strings(pointer))
-    .collect();
-    // Short values (`spn`, `true`) and flags are no secrets, and replacing them would mangle
-    // the message.
-    values.retain(|v| v.len() >= 8 && !v.starts_with('-'));
+    }
+    for named in &config.auth_infos {
+        // kube keeps these behind `secrecy`; its serializer is the one way to the values.
+        if let Some(auth) = named
+            .auth_info
+            .as_ref()
+            .and_then(|a| serde_json::to_value(a).ok())
+        {
+            values.extend(user_secrets(&auth));
+        }
+    }
+    values.retain(|v| !v.is_empty());
+    values.sort();
+    values.dedup();
     values
 }
 
-/// `text` with every value of `secrets` replaced.
+fn user_secrets(auth: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let text = |value: &Value| value.as_str().map(str::to_string);
+    let mut values: Vec<String> = ["/token", "/password", "/client-key-data"]
+        .iter()
+        .filter_map(|pointer| auth.pointer(pointer).and_then(text))
+        .collect();
+    if let Some(args) = auth.pointer("/exec/args").and_then(Value::as_array) {
+        let args: Vec<String> = args.iter().filter_map(text).collect();
+        values.extend(crate::scrub::secret_arguments(&args));
+    }
+    for variable in auth
+        .pointer("/exec/env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if variable
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(crate::scrub::is_secret_name)
+        {
+            values.extend(variable.get("value").and_then(text));
+        }
+    }
+    if let Some(settings) = auth
+        .pointer("/auth-provider/config")
+        .and_then(Value::as_object)
+    {
+        values.extend(
+            settings
+                .iter()
+                .filter(|(key, _)| crate::scrub::is_secret_name(key))
+                .filter_map(|(_, value)| text(value)),
+        );
+    }
+    values
+}
+
+/// `text` with every value of `secrets`, and anything token-shaped, replaced.
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |text, secret| {
-        text.replace(secret.as_str(), "[redacted]")
-    })
+    crate::scrub::redact(text, secrets)
 }
 
 /// The files kubectl would read: `--kubeconfig`, else every existing file in KUBECONFIG (missing
@@ -273,6 +378,7 @@ pub fn load_merged(
                 reason: one_line(&e),
             })?;
     }
+    crate::scrub::remember(&secret_values(&merged));
     Ok((merged, files))
 }
 

@@ -16,4 +16,5 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod resolve;
+pub mod scrub;
 pub mod wiring;

@@ -749,3 +749,181 @@ fn kubeconfig_secrets_appear_in_no_error() {
         assert_no_secret(&out, &[password, token]);
     }
 }
+
+const TOKEN_IN_FILE: &str = "CANARY-file-token-31d7";
+const PASSWORD_IN_FILE: &str = "CANARY-file-password-8e02";
+
+#[test]
+fn a_malformed_kubeconfig_is_named_by_line_and_column_without_its_lines() {
+    let sandbox = Sandbox::new();
+    let broken = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: {TOKEN_IN_FILE}\n    password: {PASSWORD_IN_FILE}\n    username: [unclosed\n"
+    );
+    let kubeconfig = sandbox.write("kubeconfig", &broken).display().to_string();
+    for args in [
+        &["doctor", "-o", "json"][..],
+        &["doctor", "-o", "text"],
+        &["doctor", "--all-contexts"],
+        &[
+            "enable",
+            "--client-id",
+            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+        ],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        let out = sandbox.run(&all);
+        assert_one_line_error(
+            &out,
+            &format!("cannot read kubeconfig {kubeconfig}: line 9, column "),
+        );
+        assert_no_secret(&out, &[TOKEN_IN_FILE, PASSWORD_IN_FILE, "unclosed"]);
+    }
+}
+
+#[test]
+fn credentials_in_the_server_and_proxy_urls_are_never_printed() {
+    let sandbox = Sandbox::new();
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = dead.local_addr().expect("address");
+    drop(dead);
+    let password = "CANARY-url-pw";
+    let proxy_password = "CANARY-proxy-pw";
+    for (server, proxy) in [
+        (format!("http://admin:{password}@{address}"), None),
+        (
+            format!("http://{address}"),
+            Some(format!("http://proxy-user:{proxy_password}@{address}")),
+        ),
+    ] {
+        let mut yaml = kubeconfig_yaml(&server, &KubeUser::Token("t".into()));
+        if let Some(proxy) = &proxy {
+            yaml = yaml.replace(
+                "  cluster:\n",
+                &format!("  cluster:\n    proxy-url: {proxy}\n"),
+            );
+        }
+        let kubeconfig = sandbox.write("kubeconfig", &yaml).display().to_string();
+        for format in ["json", "text"] {
+            let out = sandbox.run(&[
+                "doctor",
+                "-o",
+                format,
+                "--kubeconfig",
+                &kubeconfig,
+                "--request-timeout",
+                "5s",
+            ]);
+            assert_eq!(out.code, 2, "{}", out.stderr);
+            assert!(
+                out.stderr.contains(&format!("http://{address}")),
+                "the server is named without its credentials: {}",
+                out.stderr
+            );
+            assert_no_secret(&out, &[password, proxy_password, "admin:", "proxy-user"]);
+        }
+    }
+}
+
+#[test]
+fn exec_secrets_are_scrubbed_by_meaning_and_identifiers_still_show() {
+    let short = "hunter2";
+    let equals = "CANARY-equals-secret-77aa";
+    let opaque = "Zq8mX2vL9pR4tK7wN3bH6jF1cD5sG0aY";
+    let user = exec_user(
+        "kubelogin",
+        &[
+            "get-token",
+            "--login",
+            "devicecode",
+            "--server-id",
+            "a1b2c3d4-0000-4000-8000-000000000001",
+            "--tenant-id",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "--environment",
+            "AzurePublicCloud",
+            &format!("--client-secret={equals}"),
+            "--password",
+            short,
+        ],
+        &[("AZURE_CLIENT_SECRET", ENV_SECRET)],
+    );
+    let cluster = Cluster::start_as(
+        FakeConfig {
+            objects: healthy(),
+            issuer: Some(AKS_ISSUER.into()),
+            ..FakeConfig::default()
+        },
+        user,
+    );
+    // Fails echoing its whole command line, its secret variable and an opaque token.
+    cluster.sandbox.executable(
+        "bin/kubelogin",
+        &format!(
+            "#!/bin/sh\necho \"kubelogin $* env $AZURE_CLIENT_SECRET got {opaque}\" >&2\nexit 1\n"
+        ),
+    );
+    let out = cluster.doctor(&[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for shown in [
+        "--login devicecode",
+        "--server-id a1b2c3d4-0000-4000-8000-000000000001",
+        "--tenant-id 72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "--environment AzurePublicCloud",
+        "--client-secret=[redacted]",
+        "--password [redacted]",
+    ] {
+        assert!(out.stderr.contains(shown), "{shown} hidden: {}", out.stderr);
+    }
+    assert_no_secret(&out, &[short, equals, ENV_SECRET, opaque]);
+    // With a plugin that works, the local findings name the login mode and the server ID.
+    cluster.sandbox.stub_kubelogin("CANARY-issued-token-0b0e");
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let out = cluster
+        .sandbox
+        .run(&["doctor", "-o", "text", "--kubeconfig", &kubeconfig]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    for shown in [
+        "AZF004 kubelogin-devicecode-login",
+        "kubelogin device code",
+        "server ID a1b2c3d4-0000-4000-8000-000000000001",
+        "6dae42f8-4368-4678-94ff-3960e28e3630",
+    ] {
+        assert!(out.stdout.contains(shown), "{shown} hidden: {}", out.stdout);
+    }
+    assert!(!out.stdout.contains("[redacted]"), "{}", out.stdout);
+    assert_no_secret(
+        &out,
+        &[short, equals, ENV_SECRET, "CANARY-issued-token-0b0e"],
+    );
+}
+
+#[test]
+fn auth_provider_tokens_are_never_printed() {
+    let id_token = "CANARY-id-token-aa11";
+    let refresh = "CANARY-refresh-token-bb22";
+    let sandbox = Sandbox::new();
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", dead.local_addr().expect("address"));
+    drop(dead);
+    let yaml = kubeconfig_yaml(&url, &KubeUser::Token("t".into())).replace(
+        "    token: t\n",
+        &format!(
+            "    auth-provider:\n      name: oidc\n      config:\n        client-id: kubernetes\n        idp-issuer-url: {url}\n        id-token: {id_token}\n        refresh-token: {refresh}\n"
+        ),
+    );
+    let kubeconfig = sandbox.write("kubeconfig", &yaml).display().to_string();
+    for format in ["json", "text"] {
+        let out = sandbox.run(&[
+            "doctor",
+            "-o",
+            format,
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "5s",
+        ]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_no_secret(&out, &[id_token, refresh]);
+    }
+}

@@ -41,39 +41,10 @@ pub fn claims(token: &str) -> Option<TokenClaims> {
     })
 }
 
-fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | '+' | '/')
-}
-
 /// Text from a server or a tool with every secret it might echo removed: the exact `secrets`
-/// given, and anything shaped like a JWT (three base64url segments of some length).
+/// given, and anything shaped like a bearer token.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 8) {
-        out = out.replace(secret, "[redacted]");
-    }
-    let mut result = String::with_capacity(out.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, result: &mut String| {
-        let segments: Vec<&str> = word.split('.').collect();
-        let jwt_like = segments.len() == 3 && segments.iter().all(|s| s.len() >= 8);
-        if jwt_like {
-            result.push_str("[redacted]");
-        } else {
-            result.push_str(word);
-        }
-        word.clear();
-    };
-    for c in out.chars() {
-        if is_token_char(c) {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut result);
-            result.push(c);
-        }
-    }
-    flush(&mut word, &mut result);
-    result
+    crate::scrub::redact(text, secrets)
 }
 
 #[cfg(test)]

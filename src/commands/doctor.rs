@@ -246,7 +246,7 @@ pub(crate) fn live_snapshot(
     let cloud = args.cloud.as_deref().and_then(Cloud::by_name);
     let loaded = kubeconfig::load(connection).map_err(|e| e.to_string())?;
     let local = local::gather(&loaded, connection);
-    let secrets = kubeconfig::secret_values(&loaded, &local.user);
+    let secrets = kubeconfig::secret_values(&loaded.config);
     let server = loaded.server(connection).unwrap_or_default();
     let source = Source::Live {
         context: loaded.context.clone(),

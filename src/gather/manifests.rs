@@ -76,12 +76,8 @@ pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestE
         serde_saphyr::from_str::<Value>(doc).map_err(|e| ManifestError::Parse {
             path: origin.to_string(),
             line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
-            reason: e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string(),
+            // Never the quoted source lines: the document may be a Secret.
+            reason: crate::kubeconfig::yaml_description(&e),
         })
     };
     let mut out = Vec::new();
