@@ -474,7 +474,10 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             // Errors from kube and plugins can surface here from anywhere.
-            eprintln!("error: {}", crate::scrub::redact_known(&message));
+            eprintln!(
+                "error: {}",
+                crate::render::printable(&crate::scrub::redact_known(&message))
+            );
             ExitCode::from(2)
         }
     }

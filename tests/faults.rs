@@ -927,3 +927,61 @@ fn auth_provider_tokens_are_never_printed() {
         assert_no_secret(&out, &[id_token, refresh]);
     }
 }
+
+#[test]
+fn terminal_escapes_from_the_cluster_never_reach_the_terminal() {
+    let title = "\u{1b}]0;pwned\u{7}";
+    let clear = "\u{1b}[2J\u{1b}[H";
+    let mut objects = healthy();
+    objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}));
+    objects.push(flux::object(
+        MINOR,
+        "OCIRepository",
+        "team-a",
+        "tenant",
+        json!({"interval": "5m", "ref": {"tag": "latest"},
+            "url": format!("oci://contoso.azurecr.io/{title}app{clear}\r\u{9b}31m\u{202e}x")}),
+    ));
+    let cluster = Cluster::start(FakeConfig {
+        objects,
+        issuer: Some(AKS_ISSUER.into()),
+        ..FakeConfig::default()
+    });
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    for color in ["never", "always", "auto"] {
+        let out = cluster.sandbox.run(&[
+            "doctor",
+            "-o",
+            "text",
+            "--color",
+            color,
+            "--kubeconfig",
+            &kubeconfig,
+        ]);
+        assert_ne!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stdout
+                .contains("oci://contoso.azurecr.io/]0;pwnedapp[2J[H"),
+            "the URL is shown without its control characters: {}",
+            out.stdout
+        );
+        for forbidden in ['\u{7}', '\r', '\u{9b}', '\u{202e}'] {
+            assert!(!out.stdout.contains(forbidden), "{forbidden:?} printed");
+        }
+        let escapes = out.stdout.matches('\u{1b}').count();
+        let colours = out.stdout.matches("\u{1b}[").count();
+        assert_eq!(escapes, colours, "only colour sequences use ESC");
+        assert!(!out.stdout.contains("\u{1b}[2J") && !out.stdout.contains("\u{1b}]"));
+        if color == "never" {
+            assert_eq!(escapes, 0, "{}", out.stdout);
+        }
+    }
+    // JSON keeps the value, escaped.
+    let out = cluster.doctor(&[]);
+    let report = out.json();
+    assert!(
+        report.to_string().contains("\\u001b]0;pwned\\u0007"),
+        "{report}"
+    );
+    assert!(!out.stdout.contains('\u{1b}'));
+}

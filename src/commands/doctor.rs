@@ -83,7 +83,10 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
     }
     if let Some(error) = error {
-        eprintln!("error: {}", kubeconfig::redact(&error, &secrets));
+        eprintln!(
+            "error: {}",
+            render::printable(&kubeconfig::redact(&error, &secrets))
+        );
         return Ok(2);
     }
     Ok(u8::from(

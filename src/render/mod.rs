@@ -159,7 +159,57 @@ fn paths(snapshot: &Resolved) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `text` as it may reach a terminal: control characters (C0, DEL, C1, among them ESC, BEL and
+/// CR) and the bidirectional overrides that reorder what is shown are removed, and line and
+/// tab breaks become spaces. A cluster, file or server chooses much of what is printed, and
+/// must not get to set the terminal's title, clear its screen or move its cursor.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .filter_map(|c| match c {
+            '\n' | '\t' => Some(' '),
+            c if unsafe_char(c) => None,
+            c => Some(c),
+        })
+        .collect::<String>()
+        .into()
+}
+
 impl Report {
+    /// The report with every string it shows made [`printable`], for the text renderer (JSON
+    /// escapes control characters itself).
+    #[must_use]
+    pub fn printable(&self) -> Report {
+        let clean = |text: &str| printable(text).into_owned();
+        let mut report = self.clone();
+        report.context = report.context.as_deref().map(clean);
+        report.inputs = report.inputs.iter().map(|i| clean(i)).collect();
+        report.flux_namespace = clean(&report.flux_namespace);
+        report.flux_version = report.flux_version.as_deref().map(clean);
+        report.error = report.error.as_deref().map(clean);
+        if let Some(fix_all) = &mut report.fix_all {
+            fix_all.command = clean(&fix_all.command);
+        }
+        for result in &mut report.diagnosis.results {
+            if let crate::checks::Status::Skip(reason) = &mut result.status {
+                *reason = clean(reason);
+            }
+        }
+        for finding in &mut report.diagnosis.findings {
+            finding.message = clean(&finding.message);
+            finding.fix = clean(&finding.fix);
+            let subject = &mut finding.subject;
+            subject.kind = clean(&subject.kind);
+            subject.name = clean(&subject.name);
+            subject.namespace = subject.namespace.as_deref().map(clean);
+        }
+        report
+    }
+
     pub fn new(snapshot: &Resolved, diagnosis: Diagnosis, error: Option<String>) -> Report {
         let (context, mode, inputs) = match &snapshot.source {
             Source::Live { context, .. } => (Some(context.clone()), "live", Vec::new()),

@@ -89,6 +89,8 @@ fn count_by_namespace(findings: &[&Finding]) -> String {
 }
 
 pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
+    // The one place text output is cleaned: everything below prints from this copy.
+    let report = &report.printable();
     let version = report
         .flux_version
         .as_deref()

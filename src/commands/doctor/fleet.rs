@@ -237,9 +237,9 @@ fn write_text(
         if report.error.is_none() && report.diagnosis.findings.is_empty() {
             continue;
         }
-        writeln!(out, "\n=== context {} ===", d.context)?;
+        writeln!(out, "\n=== context {} ===", render::printable(&d.context))?;
         if let Some(error) = &report.error {
-            writeln!(out, "error: {error}")?;
+            writeln!(out, "error: {}", render::printable(error))?;
         }
         if report.error.is_none() || has_local {
             let options = TextOptions {
@@ -333,8 +333,8 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         if let Some(error) = &d.report.error {
             eprintln!(
                 "error: context {}: {}",
-                d.context,
-                kubeconfig::redact(error, &secrets)
+                render::printable(&d.context),
+                render::printable(&kubeconfig::redact(error, &secrets))
             );
             code = 2;
         } else if fails(&d.report, args) && code == 0 {
