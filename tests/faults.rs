@@ -216,7 +216,7 @@ fn forbidden_secret_reads_are_named_when_asked_for() {
 }
 
 #[test]
-fn forbidden_discovery_skips_every_flux_object_check() {
+fn a_forbidden_group_version_hides_only_its_own_kinds() {
     // Legacy discovery: the group-version documents are separate requests to refuse.
     let cluster = Cluster::start(FakeConfig {
         objects: healthy(),
@@ -234,17 +234,19 @@ fn forbidden_discovery_skips_every_flux_object_check() {
     let messages = unreadable(&out);
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert!(
-        messages[0].contains("API discovery (/apis): forbidden"),
+        messages[0].contains("API discovery (/apis/source.toolkit.fluxcd.io/v1): forbidden"),
         "{messages:?}"
     );
-    assert_eq!(out.status("controller-identity-unused"), "skip");
+    let requests = cluster.server.requests();
     assert!(
-        cluster
-            .server
-            .requests()
+        requests
             .iter()
             .all(|r| !r.path.ends_with("/ocirepositories")),
         "no list without the versions discovery gives"
+    );
+    assert!(
+        requests.iter().any(|r| r.path.ends_with("/kustomizations")),
+        "the other groups' kinds are still read"
     );
 }
 
@@ -984,4 +986,109 @@ fn terminal_escapes_from_the_cluster_never_reach_the_terminal() {
         "{report}"
     );
     assert!(!out.stdout.contains('\u{1b}'));
+}
+
+/// A fault on every path of the API.
+fn everywhere(status: u16, behaviour: FaultBehaviour) -> Cluster {
+    with_faults(vec![Fault::new("/", status, behaviour)])
+}
+
+#[test]
+fn a_cluster_where_nothing_of_flux_can_be_read_exits_2_naming_why() {
+    for (cluster, why) in [
+        (everywhere(403, FaultBehaviour::Status), "forbidden"),
+        (everywhere(500, FaultBehaviour::Status), "HTTP 500"),
+        (
+            everywhere(200, FaultBehaviour::Html),
+            "an HTML page, not the Kubernetes API",
+        ),
+        (
+            everywhere(503, FaultBehaviour::Html),
+            "HTTP 503: an HTML page",
+        ),
+    ] {
+        for format in ["json", "text"] {
+            let kubeconfig = cluster.kubeconfig.display().to_string();
+            let out = cluster
+                .sandbox
+                .run(&["doctor", "-o", format, "--kubeconfig", &kubeconfig]);
+            assert_one_line_error(&out, "could not read any Flux state from the API server");
+            assert!(
+                out.stderr.contains("deployments in flux-system"),
+                "{}",
+                out.stderr
+            );
+            assert!(out.stderr.contains(why), "{why}: {}", out.stderr);
+            assert!(!out.stderr.contains("<html"), "{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn a_partial_read_keeps_the_partial_report() {
+    // Only the Flux lists fail: the controllers are read, so the report stands.
+    let cluster = with_faults(vec![Fault::new(
+        ".toolkit.fluxcd.io/",
+        403,
+        FaultBehaviour::Status,
+    )]);
+    let out = cluster.doctor(&[]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    assert!(!unreadable(&out).is_empty());
+}
+
+#[test]
+fn paging_stops_on_a_repeated_continue_token() {
+    let cluster = with_faults(vec![Fault::new(
+        "/namespaces/flux-system/pods",
+        200,
+        FaultBehaviour::RepeatedContinue,
+    )]);
+    let out = cluster.doctor(&["--request-timeout", "30s"]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("pods in flux-system"), "{messages:?}");
+    assert!(messages[0].contains("same continue token"), "{messages:?}");
+    assert_eq!(
+        requests_to(&cluster, "/api/v1/namespaces/flux-system/pods"),
+        2
+    );
+}
+
+#[test]
+fn paging_stops_after_the_page_cap() {
+    let cluster = with_faults(vec![Fault::new(
+        "/namespaces/flux-system/pods",
+        200,
+        FaultBehaviour::EndlessContinue,
+    )]);
+    let out = cluster.doctor(&["--request-timeout", "30s"]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("pods in flux-system"), "{messages:?}");
+    assert!(messages[0].contains("more than 1000 pages"), "{messages:?}");
+    assert_eq!(
+        requests_to(&cluster, "/api/v1/namespaces/flux-system/pods"),
+        1000
+    );
+}
+
+#[test]
+fn a_gigabyte_response_is_refused_not_buffered() {
+    let cluster = with_faults(vec![Fault::new(
+        "/namespaces/flux-system/pods",
+        200,
+        FaultBehaviour::Oversized(1024),
+    )]);
+    let out = cluster.doctor(&["--request-timeout", "60s"]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let messages = unreadable(&out);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("pods in flux-system"), "{messages:?}");
+    assert!(
+        messages[0].contains("larger than 32 MiB and was not read"),
+        "{messages:?}"
+    );
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::{StreamExt, stream};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -19,6 +20,15 @@ use crate::model::{
 };
 
 const PAGE_SIZE: usize = 500;
+/// A list longer than this many pages (half a million objects of one kind) is not read to the
+/// end: a server that keeps answering with a `continue` token would otherwise hold doctor
+/// forever.
+pub const MAX_PAGES: usize = 1000;
+/// A response body larger than this is refused as it streams in, never buffered whole: a page
+/// of 500 objects is a few megabytes.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Legacy discovery requests in flight at once; a cluster may serve hundreds of versions.
+pub const DISCOVERY_CONCURRENCY: usize = 8;
 const MAX_RETRIES: u32 = 3;
 /// A server asking to wait longer than this is treated as failing rather than waited on.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -34,6 +44,8 @@ pub enum ReadError {
     /// The request never got an HTTP answer: connection refused, TLS, credentials plugin, timeout.
     Transport(String),
     Decode(String),
+    /// The answer was refused before it was read to the end (too large, paging without end).
+    Refused(String),
 }
 
 impl ReadError {
@@ -43,7 +55,7 @@ impl ReadError {
             ReadError::NotFound => "not found".into(),
             ReadError::Unauthorized => "unauthorized".into(),
             ReadError::Status(code, message) => format!("HTTP {code}: {message}"),
-            ReadError::Transport(message) => message.clone(),
+            ReadError::Transport(message) | ReadError::Refused(message) => message.clone(),
             ReadError::Decode(message) => format!("malformed response: {message}"),
         }
     }
@@ -91,27 +103,44 @@ impl Reader {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| {
-                    ReadError::Transport(if crate::kubeconfig::is_timeout(&e) {
-                        self.no_answer()
-                    } else {
-                        format!(
-                            "connection closed while reading the response: {}",
-                            one_line(&e)
-                        )
-                    })
-                })?
-                .to_bytes()
-                .to_vec();
+            let declared = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+                return Err(too_large());
+            }
+            let body = self.read_body(response.into_body()).await?;
             Ok((status, retry_after, body))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ReadError::Transport(self.no_answer()))?
+    }
+
+    /// The body, frame by frame, given up once it passes [`MAX_RESPONSE_BYTES`].
+    async fn read_body(&self, mut body: kube::client::Body) -> Result<Vec<u8>, ReadError> {
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ReadError::Transport(if crate::kubeconfig::is_timeout(&e) {
+                    self.no_answer()
+                } else {
+                    format!(
+                        "connection closed while reading the response: {}",
+                        one_line(&e)
+                    )
+                })
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > MAX_RESPONSE_BYTES {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
     }
 
     fn no_answer(&self) -> String {
@@ -128,6 +157,9 @@ impl Reader {
         loop {
             let (status, retry_after, body) = self.send_once(path, accept).await?;
             if status.is_success() {
+                if is_html(&body) {
+                    return Err(ReadError::Decode(HTML_PAGE.into()));
+                }
                 return serde_json::from_slice(&body).map_err(|e| ReadError::Decode(e.to_string()));
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
@@ -150,7 +182,8 @@ impl Reader {
     /// one is read.
     pub async fn list(&self, path: &str, mut each: impl FnMut(&Value)) -> Result<(), ReadError> {
         let mut continue_token: Option<String> = None;
-        loop {
+        let mut seen = BTreeSet::new();
+        for _ in 0..MAX_PAGES {
             let separator = if path.contains('?') { '&' } else { '?' };
             let mut url = format!("{path}{separator}limit={PAGE_SIZE}");
             if let Some(token) = &continue_token {
@@ -168,14 +201,42 @@ impl Reader {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
-            if continue_token.is_none() {
-                return Ok(());
+            match &continue_token {
+                None => return Ok(()),
+                Some(token) if !seen.insert(token.clone()) => {
+                    return Err(ReadError::Refused(
+                        "the server sent the same continue token twice; paging stopped".into(),
+                    ));
+                }
+                Some(_) => {}
             }
         }
+        Err(ReadError::Refused(format!(
+            "more than {MAX_PAGES} pages of {PAGE_SIZE}; paging stopped"
+        )))
     }
 }
 
+fn too_large() -> ReadError {
+    ReadError::Refused(format!(
+        "the response is larger than {} MiB and was not read",
+        MAX_RESPONSE_BYTES / 1024 / 1024
+    ))
+}
+
+const HTML_PAGE: &str =
+    "an HTML page, not the Kubernetes API (does the server URL point at a proxy or login page?)";
+
+fn is_html(body: &[u8]) -> bool {
+    let start = body.trim_ascii_start();
+    start.len() >= 5
+        && (start[..5].eq_ignore_ascii_case(b"<!doc") || start[..5].eq_ignore_ascii_case(b"<html"))
+}
+
 fn status_message(body: &[u8]) -> String {
+    if is_html(body) {
+        return HTML_PAGE.into();
+    }
     serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
@@ -254,10 +315,21 @@ fn versions_from_aggregated(doc: &Value) -> BTreeMap<FluxKind, String> {
     found
 }
 
-async fn discover_flux_versions(reader: &Reader) -> Result<BTreeMap<FluxKind, String>, ReadError> {
+/// What discovery found: each served Flux kind's version, and the kinds whose group version
+/// could not be read (with the problem), which are unknown rather than not served.
+#[derive(Default)]
+struct Discovered {
+    versions: BTreeMap<FluxKind, String>,
+    failed: Vec<(FluxKind, Unreadable)>,
+}
+
+async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError> {
     let doc = reader.get_json("/apis", DISCOVERY_ACCEPT).await?;
     if doc.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList") {
-        return Ok(versions_from_aggregated(&doc));
+        return Ok(Discovered {
+            versions: versions_from_aggregated(&doc),
+            failed: Vec::new(),
+        });
     }
     // Legacy discovery: the group list, then each Flux group version, all in one round.
     let mut wanted: Vec<(String, Vec<String>)> = Vec::new();
@@ -296,9 +368,21 @@ async fn discover_flux_versions(reader: &Reader) -> Result<BTreeMap<FluxKind, St
             (group.clone(), version.clone(), list)
         })
     });
+    // In order, so the problem reported for a group is the same from run to run.
+    let answers: Vec<_> = stream::iter(fetches)
+        .buffered(DISCOVERY_CONCURRENCY)
+        .collect()
+        .await;
     let mut found = BTreeMap::new();
-    for (group, version, list) in join_all(fetches).await {
-        let list = list?;
+    let mut failed_groups = Vec::new();
+    for (group, version, list) in answers {
+        let list = match list {
+            Ok(list) => list,
+            Err(error) => {
+                failed_groups.push((group, version, error));
+                continue;
+            }
+        };
         for resource in list
             .get("resources")
             .and_then(Value::as_array)
@@ -326,7 +410,38 @@ async fn discover_flux_versions(reader: &Reader) -> Result<BTreeMap<FluxKind, St
             }
         }
     }
-    Ok(found)
+    Ok(Discovered {
+        failed: hidden_kinds(failed_groups, &found),
+        versions: found,
+    })
+}
+
+/// A group version that could not be read hides only the kinds of its group that no other
+/// version serves.
+fn hidden_kinds(
+    failed_groups: Vec<(String, String, ReadError)>,
+    found: &BTreeMap<FluxKind, String>,
+) -> Vec<(FluxKind, Unreadable)> {
+    let mut failed: Vec<(FluxKind, Unreadable)> = Vec::new();
+    for (group, version, error) in failed_groups {
+        for kind in FluxKind::ALL {
+            if kind.group() == group
+                && !found.contains_key(&kind)
+                && !failed.iter().any(|(k, _)| *k == kind)
+            {
+                let path = format!("/apis/{group}/{version}");
+                failed.push((
+                    kind,
+                    unreadable(
+                        &format!("API discovery ({path})"),
+                        &format!("get on {path}"),
+                        &error,
+                    ),
+                ));
+            }
+        }
+    }
+    failed
 }
 
 fn unreadable(what: &str, verb_resource: &str, error: &ReadError) -> Unreadable {
@@ -359,8 +474,8 @@ struct FluxRead {
 }
 
 async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
-    let versions = match discover_flux_versions(reader).await {
-        Ok(v) => v,
+    let discovered = match discover_flux_versions(reader).await {
+        Ok(d) => d,
         Err(error) => {
             let reason = format!("API discovery failed: {}", error.cause());
             return FluxRead {
@@ -373,6 +488,7 @@ async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
             };
         }
     };
+    let versions = &discovered.versions;
     let lists = FluxKind::ALL.into_iter().filter_map(|kind| {
         let version = versions.get(&kind)?.clone();
         Some(async move {
@@ -398,13 +514,23 @@ async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
         inventory: FluxInventory {
             not_served: FluxKind::ALL
                 .into_iter()
-                .filter(|k| !versions.contains_key(k))
+                .filter(|k| {
+                    !versions.contains_key(k) && !discovered.failed.iter().any(|(f, _)| f == k)
+                })
                 .collect(),
             read: true,
             ..FluxInventory::default()
         },
         problems: Vec::new(),
     };
+    for (kind, problem) in &discovered.failed {
+        read.inventory
+            .unreadable
+            .push((*kind, problem.cause.clone()));
+        if !read.problems.iter().any(|p| p.what == problem.what) {
+            read.problems.push(problem.clone());
+        }
+    }
     for (kind, result) in join_all(lists).await {
         match result {
             Ok(objects) => read.inventory.objects.extend(objects),
@@ -724,7 +850,48 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
     snapshot.secrets = secrets;
     problems.extend(reference_problems);
     snapshot.unreadable = problems;
+    if let Some(reason) = nothing_read(&snapshot) {
+        return Err(Unreachable(format!(
+            "could not read any Flux state from the API server {} (context {}): {reason}",
+            request.server, request.context
+        )));
+    }
     Ok(snapshot)
+}
+
+/// Why no Flux state could be read, when neither the controllers nor any Flux kind could be:
+/// a report of skipped checks would pass a CI gate on a cluster nothing was learnt about.
+fn nothing_read(snapshot: &Snapshot) -> Option<String> {
+    const SHOWN: usize = 3;
+    let flux = &snapshot.flux;
+    let no_kind_read = FluxKind::ALL.iter().all(|kind| {
+        flux.not_served.contains(kind) || flux.unreadable.iter().any(|(k, _)| k == kind)
+    });
+    let nothing = matches!(snapshot.controllers, Fact::Unknown(_))
+        && flux.objects.is_empty()
+        && !flux.unreadable.is_empty()
+        && no_kind_read;
+    if !nothing {
+        return None;
+    }
+    let flux_reads: Vec<_> = snapshot
+        .unreadable
+        .iter()
+        .filter(|u| {
+            u.what.starts_with("deployments")
+                || u.what.starts_with("API discovery")
+                || FluxKind::ALL.iter().any(|k| u.what.starts_with(k.plural()))
+        })
+        .collect();
+    let mut reasons: Vec<String> = flux_reads
+        .iter()
+        .take(SHOWN)
+        .map(|u| format!("{}: {}", u.what, u.cause))
+        .collect();
+    if flux_reads.len() > SHOWN {
+        reasons.push(format!("{} more", flux_reads.len() - SHOWN));
+    }
+    Some(reasons.join("; "))
 }
 
 #[cfg(test)]

@@ -277,6 +277,15 @@ pub enum FaultBehaviour {
     CloseMidResponse,
     /// A complete response whose JSON body is broken.
     MalformedJson,
+    /// An HTML page (a proxy's or a login page) with the fault's code.
+    Html,
+    /// The list the server would send, with `metadata.continue` set to the same token every
+    /// time.
+    RepeatedContinue,
+    /// The list the server would send, with a new `metadata.continue` token every time.
+    EndlessContinue,
+    /// A 200 whose body streams this many MiB (a JSON list of spaces) without a length.
+    Oversized(u32),
 }
 
 /// One request the fake answered.

@@ -982,6 +982,58 @@ async fn intended_body(
     (body, content_type, changed)
 }
 
+fn html_page(status: StatusCode) -> Response {
+    let page = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>\n";
+    let mut response = (status, page).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+async fn continued_list(
+    shared: &Shared,
+    fault: &Fault,
+    request: &Incoming<'_>,
+    status: StatusCode,
+) -> Response {
+    static PAGES: AtomicU64 = AtomicU64::new(0);
+    let (body, content_type, _) = intended_body(shared, fault, request).await;
+    let mut list: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    // The store refuses a token it never issued: later pages are empty lists.
+    if list.get("items").is_none() {
+        list = json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": []});
+    }
+    let token = if fault.behaviour == FaultBehaviour::RepeatedContinue {
+        "same-token".to_string()
+    } else {
+        format!("page-{}", PAGES.fetch_add(1, Ordering::SeqCst))
+    };
+    list["metadata"]["continue"] = json!(token);
+    let mut response = (status, list.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+fn oversized(status: StatusCode, mebibytes: u32) -> Response {
+    let chunk = Bytes::from(vec![b' '; 1024 * 1024]);
+    let chunks = futures::stream::iter(
+        std::iter::once(Bytes::from_static(b"{\"items\":["))
+            .chain(std::iter::repeat_n(chunk, mebibytes as usize))
+            .chain(std::iter::once(Bytes::from_static(b"]}")))
+            .map(Ok::<_, io::Error>),
+    );
+    let mut response = Response::new(Body::from_stream(chunks));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
 async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match fault.behaviour {
@@ -1003,6 +1055,11 @@ async fn fault_response(shared: &Shared, fault: &Fault, request: &Incoming<'_>) 
             }
             response
         }
+        FaultBehaviour::Html => html_page(status),
+        FaultBehaviour::RepeatedContinue | FaultBehaviour::EndlessContinue => {
+            continued_list(shared, fault, request, status).await
+        }
+        FaultBehaviour::Oversized(mebibytes) => oversized(status, mebibytes),
         FaultBehaviour::CloseMidResponse => {
             let (body, content_type, changed) = intended_body(shared, fault, request).await;
             let full_length = body.len();
