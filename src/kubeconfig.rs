@@ -453,12 +453,29 @@ pub async fn client_config(
     Ok(config)
 }
 
+/// The longest duration a flag accepts; `0` (no timeout) stands for this long too. Longer
+/// values would overflow the timers.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// Parses kubectl's `--request-timeout`: a bare number is seconds, or a number with `s`, `m` or
-/// `h` (combinations like `1m30s` too). `0` means no timeout.
+/// `h` (combinations like `1m30s` too). `0` means no timeout; more than [`MAX_DURATION`] is
+/// refused.
 pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
     let text = text.trim();
+    let too_long = || {
+        format!(
+            "invalid duration {text:?}: longer than {}h (use 0 for no timeout)",
+            MAX_DURATION.as_secs() / 3600
+        )
+    };
     if let Ok(seconds) = text.parse::<u64>() {
+        if seconds > MAX_DURATION.as_secs() {
+            return Err(too_long());
+        }
         return Ok((seconds > 0).then(|| Duration::from_secs(seconds)));
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(too_long());
     }
     let mut total = Duration::ZERO;
     let mut number = String::new();
@@ -489,7 +506,13 @@ pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
             "m" => value * 60.0,
             _ => value * 3600.0,
         };
+        if !seconds.is_finite() || seconds > MAX_DURATION.as_secs_f64() {
+            return Err(too_long());
+        }
         total += Duration::from_secs_f64(seconds);
+        if total > MAX_DURATION {
+            return Err(too_long());
+        }
     }
     if !number.is_empty() {
         return Err(format!("invalid duration {text:?}: missing unit"));
@@ -510,5 +533,18 @@ mod tests {
         assert_eq!(parse_timeout("250ms"), Ok(Some(Duration::from_millis(250))));
         assert!(parse_timeout("5x").is_err());
         assert!(parse_timeout("1m5").is_err());
+        assert_eq!(parse_timeout("24h"), Ok(Some(MAX_DURATION)));
+        for huge in [
+            "86401",
+            "18446744073709551615",
+            "99999999999999999999",
+            "9999999999999999999999999h",
+            "23h61m",
+        ] {
+            assert!(
+                parse_timeout(huge).is_err_and(|e| e.contains("longer than 24h")),
+                "{huge}"
+            );
+        }
     }
 }

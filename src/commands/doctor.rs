@@ -18,7 +18,7 @@ use crate::resolve::Resolved;
 use crate::wiring::Cloud;
 
 /// Used when `--request-timeout 0` asks for no timeout: long, but a hung server still ends.
-pub(crate) const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const NO_TIMEOUT: Duration = kubeconfig::MAX_DURATION;
 
 pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Result<u8, String> {
     let connection = global.connection()?;
@@ -132,6 +132,7 @@ pub(crate) fn manifests_of(
     filename: &[String],
     kustomize: &[std::path::PathBuf],
 ) -> Result<Snapshot, String> {
+    manifests::bound_kustomize(global.connection()?.request_timeout.unwrap_or(NO_TIMEOUT));
     let read = crate::gather::layout::read(filename, kustomize).map_err(|e| e.to_string())?;
     let mut inputs = filename.to_vec();
     inputs.extend(kustomize.iter().map(|dir| format!("-k {}", dir.display())));

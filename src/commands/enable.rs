@@ -109,6 +109,7 @@ fn show(
 
 pub fn run(program: &'static str, global: &GlobalArgs, args: &EnableArgs) -> Result<u8, String> {
     let request = request_of(global, args)?;
+    manifests::bound_kustomize(global.connection()?.request_timeout.unwrap_or(NO_TIMEOUT));
     if let Some(dir) = &args.gitops {
         return gitops(program, global, args, &request, dir);
     }

@@ -67,7 +67,7 @@ pub fn read(filename: &[String], kustomize: &[PathBuf]) -> Result<Inputs, Manife
         let path = Path::new(input);
         if input != "-" && path.is_dir() {
             read_folder(path, &mut inputs, &mut seen)?;
-        } else {
+        } else if input == "-" || first_visit(path, &mut seen) {
             let docs = manifests::read_inputs(std::slice::from_ref(input))?;
             keep_whole(docs, &mut inputs);
         }
@@ -137,7 +137,14 @@ fn read_folder(
     for path in sorted_entries(dir)? {
         if path.is_dir() {
             read_folder(&path, inputs, seen)?;
-        } else if is_manifest_file(&path) && path.is_file() {
+        } else if is_manifest_file(&path) && !path.is_file() {
+            // `is_file` follows links: a dangling link and a link loop land here too.
+            inputs.notes.push(format!(
+                "{}: not read: {}, a dangling link or a link loop",
+                path.display(),
+                manifests::NOT_REGULAR
+            ));
+        } else if is_manifest_file(&path) && first_visit(&path, seen) {
             // A file named on the command line must parse; one met in a folder may be a Helm
             // template or some other tool's YAML, which is no reason to stop.
             match manifests::read_inputs(&[path.display().to_string()]) {
@@ -150,6 +157,13 @@ fn read_folder(
         }
     }
     Ok(())
+}
+
+/// Whether `path` is met for the first time, by its canonical path: a file reached through
+/// several links is read once. A path that does not resolve is left to its reader's error.
+fn first_visit(path: &Path, seen: &mut BTreeSet<PathBuf>) -> bool {
+    path.canonicalize()
+        .map_or(true, |canonical| seen.insert(canonical))
 }
 
 /// Keeps the documents that are objects; a partial one (a patch file lying beside the objects

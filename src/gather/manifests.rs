@@ -171,6 +171,8 @@ fn push_document(origin: &str, value: Value, out: &mut Vec<Document>) {
     }
 }
 
+pub const NOT_REGULAR: &str = "not a regular file (a FIFO, socket or device is not read)";
+
 /// Reads `-f` files and `-` for stdin; folders are walked by [`super::layout`].
 pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
@@ -186,35 +188,115 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
             docs.extend(parse_stream("<stdin>", &text)?);
             continue;
         }
-        let text = std::fs::read_to_string(input).map_err(|e| ManifestError::Read {
+        let refused = |reason: String| ManifestError::Read {
             path: input.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        // A FIFO or a device would block or never end.
+        let metadata = std::fs::metadata(input).map_err(|e| refused(e.to_string()))?;
+        if !metadata.is_file() {
+            return Err(refused(NOT_REGULAR.into()));
+        }
+        let text = std::fs::read_to_string(input).map_err(|e| refused(e.to_string()))?;
         docs.extend(parse_stream(input, &text)?);
     }
     Ok(docs)
 }
 
+/// How long `kubectl kustomize` may run, in milliseconds: `--request-timeout`, set once by the
+/// command, since folders are built from deep inside the walk of the inputs.
+static KUSTOMIZE_BOUND_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bounds every later `kubectl kustomize` run by `timeout`.
+pub fn bound_kustomize(timeout: std::time::Duration) {
+    let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    KUSTOMIZE_BOUND_MS.store(millis, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Renders a kustomization like kustomize-controller does: `kubectl kustomize` without the
-/// load restrictor.
+/// load restrictor, within the bound [`bound_kustomize`] set (else the longest a flag gives).
 pub fn render_kustomization(dir: &Path) -> Result<Vec<Document>, ManifestError> {
+    let millis = KUSTOMIZE_BOUND_MS.load(std::sync::atomic::Ordering::Relaxed);
+    let bound = if millis == 0 {
+        crate::kubeconfig::MAX_DURATION
+    } else {
+        std::time::Duration::from_millis(millis).min(crate::kubeconfig::MAX_DURATION)
+    };
+    render_kustomization_within(dir, bound)
+}
+
+/// The most `kubectl kustomize` may print: a rendered fleet is tens of megabytes.
+pub const MAX_KUSTOMIZE_OUTPUT: u64 = 512 * 1024 * 1024;
+
+/// [`render_kustomization`], `kubectl kustomize` killed once it has run for `timeout`
+/// (`--request-timeout`: remote bases are fetched over the network).
+pub fn render_kustomization_within(
+    dir: &Path,
+    timeout: std::time::Duration,
+) -> Result<Vec<Document>, ManifestError> {
     let kubectl = which::which("kubectl").map_err(|_| ManifestError::KubectlMissing)?;
-    let output = Command::new(kubectl)
+    let failed = |reason: String| ManifestError::Kustomize {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let mut child = Command::new(kubectl)
         .args(["kustomize", "--load-restrictor=LoadRestrictionsNone"])
         .arg(dir)
-        .output()
-        .map_err(|e| ManifestError::Kustomize {
-            dir: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(ManifestError::Kustomize {
-            dir: dir.display().to_string(),
-            reason: stderr.trim().lines().collect::<Vec<_>>().join(" "),
-        });
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    // Read on their own threads, so a full pipe never stalls the child while we wait.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(MAX_KUSTOMIZE_OUTPUT + 1).read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| failed(e.to_string()))? {
+            break status;
+        }
+        if started.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(format!(
+                "did not finish within {}s (--request-timeout)",
+                timeout.as_secs_f32()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&stderr);
+        return Err(failed(stderr.trim().lines().collect::<Vec<_>>().join(" ")));
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    if stdout.len() as u64 > MAX_KUSTOMIZE_OUTPUT {
+        return Err(failed(format!(
+            "printed more than {} MiB",
+            MAX_KUSTOMIZE_OUTPUT / 1024 / 1024
+        )));
+    }
+    let text = String::from_utf8_lossy(&stdout);
     parse_stream(&format!("kustomize build {}", dir.display()), &text)
 }
 

@@ -188,6 +188,7 @@ impl Report {
         let mut report = self.clone();
         report.context = report.context.as_deref().map(clean);
         report.inputs = report.inputs.iter().map(|i| clean(i)).collect();
+        report.input_notes = report.input_notes.iter().map(|n| clean(n)).collect();
         report.flux_namespace = clean(&report.flux_namespace);
         report.flux_version = report.flux_version.as_deref().map(clean);
         report.error = report.error.as_deref().map(clean);
