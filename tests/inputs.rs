@@ -149,3 +149,72 @@ fn durations_beyond_a_day_are_usage_errors_not_panics() {
         assert!(!out.stderr.contains("panicked"), "{huge}: {}", out.stderr);
     }
 }
+
+/// An OCIRepository at an ACR registry, in YAML, its `kind:` line given by `kind_lines`.
+fn repository_yaml(name: &str, before: &str, kind_lines: &str) -> String {
+    format!(
+        "{before}apiVersion: {}\n{kind_lines}metadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  interval: 5m\n  url: oci://contoso.azurecr.io/manifests/{name}\n  ref: {{tag: latest}}\n  provider: azure\n",
+        flux::api_version(MINOR, "OCIRepository")
+    )
+}
+
+#[test]
+fn documents_are_split_and_typed_by_the_yaml_parser() {
+    let kind = "kind: OCIRepository\n";
+    let stream = [
+        // A `kind:` line inside a multi-line quoted string, before the real one.
+        repository_yaml(
+            "quoted",
+            "description: \"a note\n kind: Service\nkind: Service\n and more\"\n",
+            kind,
+        ),
+        // A duplicated `kind:` reads as the last one, as kubectl reads it.
+        format!(
+            "---\n{}",
+            repository_yaml("duplicated", "kind: Service\n", kind)
+        ),
+        // `---` followed by a tab, a `%YAML` directive, a trailing `...`.
+        format!("---\t# tab\n{}", repository_yaml("tab", "", kind)),
+        format!(
+            "...\n%YAML 1.2\n---\n{}...\n",
+            repository_yaml("directive", "", kind)
+        ),
+        // A kind no check reads is still skipped.
+        "--- \napiVersion: v1\nkind: Service\nmetadata: {name: [broken\n".to_string(),
+        format!("---\n{}", repository_yaml("last", "", kind)),
+    ]
+    .concat();
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("stream.yaml", &stream).display().to_string();
+    let out = sandbox.run(&["doctor", "-o", "json", "-f", &file]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let mut names = path_objects(&out);
+    names.sort();
+    assert_eq!(
+        names,
+        ["directive", "duplicated", "last", "quoted", "tab"],
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_parse_error_gives_file_line_and_column_but_never_the_lines() {
+    let sandbox = Sandbox::new();
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  password: CANARY-manifest-secret\n  other: [unclosed\n";
+    let file = sandbox.write("secret.yaml", text).display().to_string();
+    let out = sandbox.run(&["doctor", "-f", &file]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!("error: {file}:6:10: ")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("CANARY-manifest-secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("[unclosed"), "{}", out.stderr);
+}

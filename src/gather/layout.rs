@@ -149,8 +149,13 @@ fn read_folder(
             // template or some other tool's YAML, which is no reason to stop.
             match manifests::read_inputs(&[path.display().to_string()]) {
                 Ok(docs) => keep_whole(docs, inputs),
-                Err(ManifestError::Parse { path, line, reason }) => inputs.notes.push(format!(
-                    "{path}:{line}: not read, not YAML a Kubernetes tool reads ({reason}): a template?"
+                Err(ManifestError::Parse {
+                    path,
+                    line,
+                    column,
+                    reason,
+                }) => inputs.notes.push(format!(
+                    "{path}:{line}:{column}: not read, not YAML a Kubernetes tool reads ({reason}): a template?"
                 )),
                 Err(other) => return Err(other),
             }

@@ -15,10 +15,11 @@ use crate::model::{Fact, Snapshot, Source, extract};
 pub enum ManifestError {
     #[error("{path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("{path}:{line}: {reason}")]
+    #[error("{path}:{line}:{column}: {reason}")]
     Parse {
         path: String,
         line: u64,
+        column: u64,
         reason: String,
     },
     #[error("-k needs kubectl (it runs `kubectl kustomize`), and kubectl is not on PATH")]
@@ -36,53 +37,92 @@ pub struct Document {
     pub value: Value,
 }
 
-/// Splits a YAML stream at document markers, keeping each document's first line number, so a
-/// parse error names the line in the file and one bad document does not hide the others' place.
+/// Whether `line` is a document marker (`---` or `...`, alone or followed by a space or tab):
+/// YAML forbids such a line inside any scalar, so a stream can be cut there without parsing.
+fn marker(line: &str) -> Option<&'static str> {
+    ["---", "..."].into_iter().find(|m| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    })
+}
+
+/// Cuts a YAML stream at its document markers, keeping each piece's first line number, so
+/// that pieces parse on several cores, a parse error names the line in the file and one bad
+/// document does not hide the others' place. The parser reads each piece whole, markers and
+/// directives (`%YAML`) included; it decides what the documents are.
 fn split_documents(text: &str) -> Vec<(u64, String)> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut start = 1u64;
+    // Directives and comments before a `---` belong to the document it starts.
+    let mut only_prologue = true;
     for (index, line) in text.lines().enumerate() {
         let line_no = u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1);
-        let is_marker = line == "---" || line.starts_with("--- ") || line == "...";
-        if is_marker {
-            if !current.trim().is_empty() {
+        match marker(line) {
+            Some("---") if !only_prologue => {
                 docs.push((start, std::mem::take(&mut current)));
-            }
-            current.clear();
-            start = line_no + 1;
-            if let Some(rest) = line.strip_prefix("--- ") {
-                current.push_str(rest);
-                current.push('\n');
                 start = line_no;
             }
-            continue;
+            Some("...") => {
+                current.push_str(line);
+                current.push('\n');
+                docs.push((start, std::mem::take(&mut current)));
+                start = line_no + 1;
+                only_prologue = true;
+                continue;
+            }
+            _ => {}
         }
+        let trimmed = line.trim_start();
+        only_prologue &= marker(line).is_none()
+            && (trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%'));
         current.push_str(line);
         current.push('\n');
     }
-    if !current.trim().is_empty() {
-        docs.push((start, current));
-    }
+    docs.push((start, current));
+    docs.retain(|(_, doc)| doc.lines().any(has_content));
     docs
+}
+
+/// Whether a line holds more than a comment, a marker or a directive.
+fn has_content(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    !(trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%'))
+        && marker(line).is_none_or(|_| {
+            line.get(3..)
+                .is_some_and(|rest| !rest.trim().is_empty() && !rest.trim().starts_with('#'))
+        })
+}
+
+fn parse_options() -> serde_saphyr::Options {
+    // A key given twice (`kind:` among them) reads as its last value, as kubectl and the API
+    // server read it.
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    options
 }
 
 /// Parses a YAML (or JSON) stream into documents; `kind: List` is expanded into its items.
 pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
     let parse = |(first_line, doc): &(u64, String)| {
         if skippable(doc) {
-            return Ok(Value::Null);
+            return Ok(Vec::new());
         }
-        serde_saphyr::from_str::<Value>(doc).map_err(|e| ManifestError::Parse {
-            path: origin.to_string(),
-            line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
-            // Never the quoted source lines: the document may be a Secret.
-            reason: crate::kubeconfig::yaml_description(&e),
+        serde_saphyr::from_multiple_with_options::<Value>(doc, parse_options()).map_err(|e| {
+            ManifestError::Parse {
+                path: origin.to_string(),
+                line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
+                column: e.location().map_or(0, |l| l.column()),
+                // Never the quoted source lines: the document may be a Secret.
+                reason: crate::kubeconfig::yaml_description(&e),
+            }
         })
     };
     let mut out = Vec::new();
-    for value in parse_all(&split_documents(text), parse) {
-        push_document(origin, value?, &mut out);
+    for values in parse_all(&split_documents(text), parse) {
+        for value in values? {
+            push_document(origin, value, &mut out);
+        }
     }
     Ok(out)
 }
@@ -106,19 +146,39 @@ const UNREAD_KINDS: [&str; 13] = [
     "ValidatingWebhookConfiguration",
 ];
 
-/// Whether a document's top-level `kind:` (a line at column 0; block scalars are indented, so
-/// nothing else can start there) is one no check reads.
+/// Whether a document is of a kind no check reads, told without parsing it, and only where
+/// its lines leave no doubt: its root is a block mapping of plain keys at column 0 (so every
+/// top-level key starts a line, and a line at column 0 inside a multi-line string cannot hide
+/// the real `kind:`), with exactly one `kind:` line. Anything else is parsed.
 fn skippable(doc: &str) -> bool {
-    doc.lines()
-        .find_map(|line| line.strip_prefix("kind:"))
-        .map(|kind| {
-            kind.split(" #")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .trim_matches(['"', '\''])
-        })
-        .is_some_and(|kind| UNREAD_KINDS.contains(&kind))
+    let starts_key = |line: &str| line.starts_with(|c: char| c.is_ascii_alphabetic());
+    let mut lines = doc.lines().filter(|l| has_content(l)).peekable();
+    if !lines.peek().is_some_and(|first| starts_key(first)) {
+        // An indented, flow or sequence root.
+        return false;
+    }
+    let mut kinds = Vec::new();
+    for line in lines.filter(|l| !l.starts_with([' ', '\t'])) {
+        if !starts_key(line) {
+            // A quoted or complex key, a merge, an alias.
+            return false;
+        }
+        if let Some(rest) = line.strip_prefix("kind")
+            && let Some(value) = rest.trim_start().strip_prefix(':')
+        {
+            kinds.push(value);
+        }
+    }
+    let [kind] = kinds.as_slice() else {
+        return false;
+    };
+    let kind = kind
+        .split(" #")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_matches(['"', '\'']);
+    UNREAD_KINDS.contains(&kind)
 }
 
 /// Parses documents in order, on every core for a large stream: YAML parsing is most of the
@@ -409,7 +469,7 @@ mod tests {
         let docs = split_documents(text);
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0].0, 1);
-        assert_eq!(docs[1].0, 3);
+        assert_eq!(docs[1].0, 2);
     }
 
     #[test]
