@@ -1092,3 +1092,104 @@ fn a_gigabyte_response_is_refused_not_buffered() {
         "{messages:?}"
     );
 }
+
+/// A loopback HTTP CONNECT proxy for the length of a test: it records each CONNECT request's
+/// head and relays bytes both ways.
+struct ConnectProxy {
+    url: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || Self::tunnel(client, &seen));
+            }
+        });
+        ConnectProxy { url, heads }
+    }
+
+    fn tunnel(mut client: std::net::TcpStream, seen: &std::sync::Mutex<Vec<String>>) {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if client.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        seen.lock().expect("heads").push(head);
+        let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+            return;
+        };
+        if client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+        let (mut from_client, mut to_upstream) = (
+            client.try_clone().expect("clone"),
+            upstream.try_clone().expect("clone"),
+        );
+        std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_upstream));
+        let (mut from_upstream, mut to_client) = (upstream, client);
+        let _ = std::io::copy(&mut from_upstream, &mut to_client);
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("heads").clone()
+    }
+}
+
+#[test]
+fn a_kubeconfig_proxy_url_is_used_and_its_credentials_never_printed() {
+    let cluster = with_faults(vec![]);
+    let proxy = ConnectProxy::start();
+    let password = "CANARY-proxy-password-19";
+    let proxied = proxy
+        .url
+        .replace("http://", &format!("http://azflux:{password}@"));
+    let yaml = std::fs::read_to_string(&cluster.kubeconfig)
+        .expect("kubeconfig")
+        .replace(
+            "  cluster:\n",
+            &format!("  cluster:\n    proxy-url: {proxied}\n"),
+        );
+    std::fs::write(&cluster.kubeconfig, yaml).expect("kubeconfig");
+    let out = cluster.doctor(&["--request-timeout", "20s"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(unreadable(&out).is_empty(), "{:?}", unreadable(&out));
+    let heads = proxy.heads();
+    let server = cluster
+        .server
+        .url()
+        .trim_start_matches("http://")
+        .to_string();
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with(&format!("CONNECT {server} "))),
+        "{heads:?}"
+    );
+    assert!(
+        heads.iter().all(|h| h
+            .to_ascii_lowercase()
+            .contains("proxy-authorization: basic ")),
+        "{heads:?}"
+    );
+    assert_no_secret(&out, &[password]);
+}
