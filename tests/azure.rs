@@ -2264,3 +2264,43 @@ fn enable_federate_refuses_past_the_limit_and_prints_without_a_login() {
     );
     assert!(printed.stdout.contains("dependsOn"), "{}", printed.stdout);
 }
+
+#[test]
+fn a_silent_entra_endpoint_is_bounded_by_the_request_timeout() {
+    let running = healthy().start();
+    // Accepts connections (the kernel does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_url = format!("http://{}", silent.local_addr().expect("address"));
+    let kubeconfig = running.cluster.kubeconfig.display().to_string();
+    let mut command = running.command();
+    command.args([
+        "doctor",
+        "-o",
+        "json",
+        "--kubeconfig",
+        &kubeconfig,
+        "--azure-auth",
+        "client-secret",
+        "--authority-host",
+        &silent_url,
+        "--arm-endpoint",
+        &running.azure.url(),
+        "--request-timeout",
+        "2s",
+    ]);
+    let started = Instant::now();
+    let out = outcome(&mut command);
+    // The bound is 2s; the margin is for a loaded machine, far below the minutes unbounded.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    assert!(
+        reason(&out, "fic-missing").contains("within 2s (--request-timeout)"),
+        "{}",
+        reason(&out, "fic-missing")
+    );
+    drop(silent);
+}

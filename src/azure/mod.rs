@@ -159,10 +159,21 @@ async fn read_azure(
             return Fact::Unknown(reason);
         }
     };
-    let token = match credential::arm_token(&login, endpoints).await {
-        Ok(token) => token,
-        Err(reason) => return Fact::Unknown(reason),
-    };
+    // The credential's own HTTP client has no timeout: a silent Entra endpoint would hold
+    // doctor for minutes.
+    let token =
+        match tokio::time::timeout(request.timeout, credential::arm_token(&login, endpoints)).await
+        {
+            Ok(Ok(token)) => token,
+            Ok(Err(reason)) => return Fact::Unknown(reason),
+            Err(_) => {
+                return Fact::Unknown(format!(
+                    "no Azure token from {} within {}s (--request-timeout)",
+                    login.method,
+                    request.timeout.as_secs_f32()
+                ));
+            }
+        };
     let arm = Arm::new(http, &endpoints.arm, Bearer::new(token));
     let locator = ClusterLocator {
         subscription: args.subscription.clone(),
