@@ -15,7 +15,8 @@ macro_rules! exit_codes {
 Exit codes:
   0  no finding at or above --fail-on (default: error)
   1  findings at or above --fail-on
-  2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable;
+  2  the tool could not run: bad flags, unreadable kubeconfig or manifests, cluster unreachable
+     or no Flux state readable at all;
      enable stopped before a write (a conflict, a value that needs --overwrite, a refused file)
   130  enable was interrupted (Ctrl-C); it says what was and was not applied"
     };

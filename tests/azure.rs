@@ -2304,3 +2304,25 @@ fn a_silent_entra_endpoint_is_bounded_by_the_request_timeout() {
     );
     drop(silent);
 }
+
+#[test]
+fn an_arm_error_echoing_an_opaque_token_shows_the_ids_but_not_the_token() {
+    let opaque = "Zq8mX2vL9pR4tK7wN3bH6jF1cD5sG0aYb2Ck";
+    let mut world = healthy();
+    world.azure.faults = vec![AzureFault::new(
+        "/subscriptions?",
+        401,
+        "InvalidAuthenticationToken",
+        &format!(
+            "The access token {opaque} is invalid for subscription {SUB} (tenant {TENANT_ID})"
+        ),
+    )];
+    let out = world.start().doctor(&[]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("InvalidAuthenticationToken"), "{all}");
+    assert!(!all.contains(opaque), "{all}");
+    assert!(
+        all.contains(&format!("subscription {SUB} (tenant {TENANT_ID})")),
+        "{all}"
+    );
+}
