@@ -192,8 +192,10 @@ fn github_property(text: &str) -> String {
     github_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// GitHub Actions workflow commands: one annotation per finding, on its file when known.
+/// GitHub Actions workflow commands: one annotation per finding, on its file when known. The
+/// log is a terminal too: strings from the cluster lose their control characters first.
 pub fn github(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let report = &report.printable();
     for finding in &report.diagnosis.findings {
         let command = match finding.severity {
             Severity::Error => "error",
