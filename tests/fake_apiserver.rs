@@ -1013,7 +1013,7 @@ fn label_and_field_selectors_filter_lists() {
 fn missing_things_answer_404_like_the_real_server() {
     let server = flux_server();
     let unknown = assert_status(
-        &get(&server, "/apis/apps/v1/namespaces/flux-system/statefulsets"),
+        &get(&server, "/apis/apps/v1/namespaces/flux-system/widgets"),
         404,
         "NotFound",
     );
@@ -1344,7 +1344,7 @@ fn writes_and_watches_are_refused_with_405() {
     // A write to something that does not exist is still a 404 first.
     let unknown = post_json(
         &server,
-        "/apis/apps/v1/namespaces/flux-system/statefulsets",
+        "/apis/apps/v1/namespaces/flux-system/widgets",
         &json!({}),
     );
     assert_status(&unknown, 404, "NotFound");

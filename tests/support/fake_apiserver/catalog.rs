@@ -5,23 +5,12 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-/// What the real server advertises for most built-in kinds. Writes other than
-/// server-side apply and TokenRequest answer 405 here; the verbs stay because
-/// clients such as kubectl decide from them what a kind can do, and a real
-/// server never advertises fewer.
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-const NAMESPACE_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
+use super::builtins::{self, BUILTIN_GROUPS, BUILTINS};
+
+/// What a CRD's kind advertises; writes other than server-side apply and
+/// TokenRequest answer 405 here, but the verbs stay because clients such as
+/// kubectl decide from them what a kind can do.
+const CRD_VERBS: &[&str] = builtins::ALL;
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 #[derive(Clone, Debug)]
@@ -192,14 +181,6 @@ impl Catalog {
     }
 }
 
-const BUILTIN_GROUPS: &[&str] = &[
-    "",
-    "apps",
-    "rbac.authorization.k8s.io",
-    "admissionregistration.k8s.io",
-    "apiextensions.k8s.io",
-];
-
 /// The real server's version priority: GA before beta before alpha, higher
 /// major first, then higher minor; anything else last, alphabetically.
 pub fn compare_kube_aware(a: &str, b: &str) -> Ordering {
@@ -239,208 +220,6 @@ fn parse_kube_version(version: &str) -> Option<(u8, u64, u64)> {
     Some((stability, major, minor.parse().ok()?))
 }
 
-struct Builtin {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-    short_names: &'static [&'static str],
-    categories: &'static [&'static str],
-    status: bool,
-    tracks_generation: bool,
-}
-
-const BUILTINS: &[Builtin] = &[
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-        namespaced: true,
-        short_names: &["cm"],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        namespaced: true,
-        short_names: &["ev"],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        namespaced: false,
-        short_names: &["ns"],
-        categories: &[],
-        status: true,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        plural: "nodes",
-        namespaced: false,
-        short_names: &["no"],
-        categories: &[],
-        status: true,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        plural: "pods",
-        namespaced: true,
-        short_names: &["po"],
-        categories: &["all"],
-        status: true,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Secret",
-        plural: "secrets",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "ServiceAccount",
-        plural: "serviceaccounts",
-        namespaced: true,
-        short_names: &["sa"],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "",
-        version: "v1",
-        kind: "Service",
-        plural: "services",
-        namespaced: true,
-        short_names: &["svc"],
-        categories: &["all"],
-        status: true,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        plural: "deployments",
-        namespaced: true,
-        short_names: &["deploy"],
-        categories: &["all"],
-        status: true,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "apps",
-        version: "v1",
-        kind: "ReplicaSet",
-        plural: "replicasets",
-        namespaced: true,
-        short_names: &["rs"],
-        categories: &["all"],
-        status: true,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "admissionregistration.k8s.io",
-        version: "v1",
-        kind: "MutatingWebhookConfiguration",
-        plural: "mutatingwebhookconfigurations",
-        namespaced: false,
-        short_names: &[],
-        categories: &["api-extensions"],
-        status: false,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "admissionregistration.k8s.io",
-        version: "v1",
-        kind: "ValidatingWebhookConfiguration",
-        plural: "validatingwebhookconfigurations",
-        namespaced: false,
-        short_names: &[],
-        categories: &["api-extensions"],
-        status: false,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "apiextensions.k8s.io",
-        version: "v1",
-        kind: "CustomResourceDefinition",
-        plural: "customresourcedefinitions",
-        namespaced: false,
-        short_names: &["crd", "crds"],
-        categories: &["api-extensions"],
-        status: true,
-        tracks_generation: true,
-    },
-    Builtin {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        kind: "ClusterRole",
-        plural: "clusterroles",
-        namespaced: false,
-        short_names: &[],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        kind: "ClusterRoleBinding",
-        plural: "clusterrolebindings",
-        namespaced: false,
-        short_names: &[],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        kind: "Role",
-        plural: "roles",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-    Builtin {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        kind: "RoleBinding",
-        plural: "rolebindings",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        status: false,
-        tracks_generation: false,
-    },
-];
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -455,45 +234,51 @@ fn status_subresource(group: &str, version: &str, kind: &str) -> Subresource {
     }
 }
 
+/// One resource type per built-in kind, its versions in `BUILTINS` order.
 fn builtin_resources() -> Vec<ResourceType> {
-    BUILTINS
-        .iter()
-        .map(|b| {
-            let mut subresources = Vec::new();
-            if b.status {
-                subresources.push(status_subresource(b.group, b.version, b.kind));
-            }
-            if b.kind == "ServiceAccount" {
-                subresources.push(Subresource {
-                    name: "token".to_owned(),
-                    group: "authentication.k8s.io".to_owned(),
-                    version: "v1".to_owned(),
-                    kind: "TokenRequest".to_owned(),
-                    verbs: strings(&["create"]),
-                });
-            }
-            ResourceType {
-                group: b.group.to_owned(),
-                kind: b.kind.to_owned(),
-                plural: b.plural.to_owned(),
-                singular: b.kind.to_ascii_lowercase(),
-                namespaced: b.namespaced,
-                short_names: strings(b.short_names),
-                categories: strings(b.categories),
-                verbs: strings(if b.kind == "Namespace" {
-                    NAMESPACE_VERBS
-                } else {
-                    ALL_VERBS
-                }),
-                versions: vec![ServedVersion {
-                    name: b.version.to_owned(),
-                    subresources,
-                }],
-                tracks_generation: b.tracks_generation,
-                builtin: true,
-            }
-        })
-        .collect()
+    let mut resources: Vec<ResourceType> = Vec::new();
+    for b in BUILTINS {
+        let subresources = b
+            .subresources
+            .iter()
+            .map(|sub| {
+                let (name, (group, version, kind), verbs) =
+                    builtins::subresource(*sub, b.group, b.version, b.kind);
+                Subresource {
+                    name: name.to_owned(),
+                    group: group.to_owned(),
+                    version: version.to_owned(),
+                    kind: kind.to_owned(),
+                    verbs: strings(verbs),
+                }
+            })
+            .collect();
+        let served = ServedVersion {
+            name: b.version.to_owned(),
+            subresources,
+        };
+        if let Some(known) = resources
+            .iter_mut()
+            .find(|r| r.group == b.group && r.plural == b.plural)
+        {
+            known.versions.push(served);
+            continue;
+        }
+        resources.push(ResourceType {
+            group: b.group.to_owned(),
+            kind: b.kind.to_owned(),
+            plural: b.plural.to_owned(),
+            singular: b.kind.to_ascii_lowercase(),
+            namespaced: b.namespaced,
+            short_names: strings(b.short_names),
+            categories: strings(b.categories),
+            verbs: strings(b.verbs),
+            versions: vec![served],
+            tracks_generation: b.tracks_generation,
+            builtin: true,
+        });
+    }
+    resources
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -561,7 +346,7 @@ fn resource_from_crd(crd: &Value) -> Result<ResourceType, String> {
         namespaced,
         short_names: string_list(crd, "/spec/names/shortNames"),
         categories: string_list(crd, "/spec/names/categories"),
-        verbs: strings(ALL_VERBS),
+        verbs: strings(CRD_VERBS),
         versions,
         tracks_generation: true,
         builtin: false,

@@ -9,13 +9,12 @@
 //! - `/version` (v1.33.2), `/healthz`, `/readyz`, `/livez`, and `/` (paths).
 //! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`, and
 //!   aggregated discovery (`apidiscovery.k8s.io/v2`) on `/api` and `/apis`
-//!   when Accept asks for it. Built-in kinds: core v1 namespaces,
-//!   serviceaccounts, pods, configmaps, secrets, nodes, services, events;
-//!   apps/v1 deployments, replicasets; admissionregistration.k8s.io/v1
-//!   webhook configurations; apiextensions.k8s.io/v1 CRDs; rbac/v1 roles and
-//!   bindings. Each CRD in the seed adds its kind at every served version; a
-//!   group's preferred version is the highest by the real server's ordering
-//!   (v1 > v1beta2 > v1beta1 > v1alpha1), whichever version is the storage one.
+//!   when Accept asks for it. Built-in kinds: every group version v1.33
+//!   serves by default (`builtins.rs`), with its short names, categories,
+//!   verbs and subresources; autoscaling at v2 and v1. Each CRD in the seed
+//!   adds its kind at every served version; a group's preferred version is
+//!   the highest by the real server's ordering (v1 > v1beta2 > v1beta1 >
+//!   v1alpha1), whichever version is the storage one.
 //! - OpenAPI v3 (`/openapi/v3` and a document per group version) with paths
 //!   and operations only, no schemas: enough for kubectl to see that PATCH
 //!   takes `fieldValidation` and leave validation to the server, so plain
@@ -94,7 +93,9 @@
 //!
 //! Not implemented, and answered the way the real server answers a request
 //! it refuses: create, update, delete and patch types other than apply (405
-//! MethodNotAllowed), apply to subresources (405), watch (405 too, where the
+//! MethodNotAllowed), apply to subresources (405), GET and LIST of kinds
+//! that are requests rather than stored objects (reviews, bindings: 405,
+//! and refused in a seed), watch (405 too, where the
 //! real server would stream), subresources other than `status` and `token`
 //! (404), protobuf and YAML responses (406 when they are all a client
 //! accepts), `resourceVersion`/`resourceVersionMatch` semantics on lists (the
@@ -108,6 +109,7 @@
 //! signatures cannot be verified.
 
 mod apply;
+mod builtins;
 mod catalog;
 mod controllers;
 mod discovery;

@@ -508,13 +508,14 @@ fn resource_request(
     let target = resolve(store.catalog(), group, version, rest)?;
     let query = parse_query(request.uri)?;
     let method = request.method;
+    let allows = |verb: &str| target.resource.verbs.iter().any(|v| v == verb);
     match (target.name.as_deref(), target.subresource.as_deref()) {
         _ if *method == Method::GET && is_watch(&query) => Err(ApiError::method_not_allowed()),
-        (None, None) if *method == Method::GET => {
+        (None, None) if *method == Method::GET && allows("list") => {
             let representation = negotiate(request.headers, OBJECT_REPRESENTATIONS)?;
             list(shared, store, &target, &query, representation)
         }
-        (Some(name), None | Some("status")) if *method == Method::GET => {
+        (Some(name), None | Some("status")) if *method == Method::GET && allows("get") => {
             let representation = negotiate(request.headers, OBJECT_REPRESENTATIONS)?;
             get(store, &target, name, &query, representation)
         }
@@ -560,6 +561,9 @@ fn patch(
     let (Some(name), None) = (name, subresource) else {
         return Err(ApiError::method_not_allowed());
     };
+    if !resource.verbs.iter().any(|v| v == "patch") {
+        return Err(ApiError::method_not_allowed());
+    }
     check_patch_type(&resource, request.headers)?;
     let query = parse_query(request.uri)?;
     let (manager, dry_run) = patch_options(&query)?;

@@ -149,6 +149,11 @@ impl Store {
         if resource.version(version).is_none() {
             return Err(format!("{label}: {kind} is not served at {api_version}"));
         }
+        if !resource.verbs.iter().any(|v| v == "get") {
+            return Err(format!(
+                "{label}: {kind} is a request the server answers, never an object it stores"
+            ));
+        }
         Ok((resource.clone(), api_version.to_owned()))
     }
 
