@@ -1,5 +1,5 @@
-//! Generates a Flux fleet for `scripts/bench`: a healthy AKS Flux install (the test fixtures of
-//! `tests/support/flux.rs`) plus tenants that reach Azure with object-level workload identity.
+//! Generates a Flux fleet for `scripts/bench`: a healthy AKS Flux install (the fixtures of
+//! `fake_apiserver::flux`) plus tenants that reach Azure with object-level workload identity.
 //!
 //! ```text
 //! cargo run --release --example gen-fleet -- --namespaces 200 --objects 2000 --out DIR
@@ -9,18 +9,12 @@
 //! included) and `DIR/manifests.yaml` (the same objects as one multi-document YAML stream, as a
 //! Git repository would hold them, for `doctor -f`).
 
-#[path = "../tests/support/flux.rs"]
-#[allow(
-    dead_code,
-    reason = "the generator uses the fleet fixtures; scenario helpers stay unused here"
-)]
-mod flux;
-
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use fake_apiserver::flux;
 use serde_json::{Value, json};
 
 /// The Flux release the fleet runs: object-level identity needs 2.6 or later.

@@ -1,7 +1,7 @@
-// Each test binary and example uses a different part of the support code.
-#![allow(dead_code)]
+// Each test binary uses a different part of the support code.
+#![allow(dead_code, unused_imports)]
 
-pub mod fake_apiserver;
-pub mod fake_azure;
-pub mod flux;
+pub use ::fake_apiserver;
+pub use ::fake_apiserver::flux;
+pub use ::fake_azure;
 pub mod run;

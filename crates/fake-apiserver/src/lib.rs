@@ -135,6 +135,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub mod flux;
+
 pub use kubeconfig::{KubeUser, kubeconfig_yaml};
 
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";

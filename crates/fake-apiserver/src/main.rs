@@ -2,15 +2,8 @@
 //! demos and benchmarks of kubectl-azflux without a cluster.
 //!
 //! ```text
-//! cargo run --release --example fake-apiserver -- --seed DIR --kubeconfig-out FILE
+//! cargo run --release -p fake-apiserver -- --seed DIR --kubeconfig-out FILE
 //! ```
-
-#[path = "../tests/support/fake_apiserver/mod.rs"]
-#[allow(
-    dead_code,
-    reason = "the example serves; the test-side helpers stay unused here"
-)]
-mod fake_apiserver;
 
 use std::io::Write;
 use std::path::PathBuf;
