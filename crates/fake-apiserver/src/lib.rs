@@ -135,6 +135,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub mod demo;
 pub mod flux;
 
 pub use kubeconfig::{KubeUser, kubeconfig_yaml};

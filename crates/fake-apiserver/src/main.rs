@@ -3,25 +3,33 @@
 //!
 //! ```text
 //! cargo run --release -p fake-apiserver -- --seed DIR --kubeconfig-out FILE
+//! cargo run --release -p fake-apiserver -- --demo
 //! ```
+//!
+//! `--demo` serves the bundled broken example on a fake AKS cluster and prints the
+//! `export KUBECONFIG=...` line that points kubectl and kubectl-azflux at it.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fake_apiserver::{FakeConfig, KubeUser, kubeconfig_yaml, serve};
+use fake_apiserver::{FakeConfig, KubeUser, demo, kubeconfig_yaml, serve};
 
 #[derive(Parser)]
 #[command(about = "A loopback stand-in for kube-apiserver, seeded from manifests")]
 struct Args {
     /// Directory of *.yaml, *.yml and *.json manifests to serve.
+    #[arg(long, required_unless_present = "demo", conflicts_with = "demo")]
+    seed: Option<PathBuf>,
+    /// Serve the bundled broken example (examples/broken-aks) on a fake AKS cluster instead.
     #[arg(long)]
-    seed: PathBuf,
-    /// Where to write a kubeconfig pointing at the server.
-    #[arg(long)]
-    kubeconfig_out: PathBuf,
+    demo: bool,
+    /// Where to write a kubeconfig pointing at the server [default with --demo: a file in
+    /// the temporary directory].
+    #[arg(long, required_unless_present = "demo")]
+    kubeconfig_out: Option<PathBuf>,
     /// Service account token issuer.
     #[arg(long)]
     issuer: Option<String>,
@@ -65,12 +73,32 @@ async fn shutdown_signal() {
     }
 }
 
+/// The lines a person follows in a second shell; the `export` line comes first so that a
+/// script can take it as it is.
+fn print_demo_help(kubeconfig: &Path) {
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    println!(
+        "The bundled broken example (examples/broken-aks) runs on a fake AKS cluster. \
+         In another shell, run the export line above, then:"
+    );
+    println!("  cargo run --release -- doctor");
+    println!(
+        "  cargo run --release -- enable --client-id 3f2504e0-4f89-41d3-9a0c-0305e82c3301 \
+         --tenant-id 72f988bf-86f1-41af-91ab-2d7cd011db47 --overwrite --force-conflicts --apply"
+    );
+    println!("Ctrl-C stops the server; nothing it stores outlives it.");
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match FakeConfig::from_seed_dir(&args.seed) {
+    let loaded = match &args.seed {
+        Some(dir) => FakeConfig::from_seed_dir(dir),
+        None => demo::config(),
+    };
+    let config = match loaded {
         Ok(config) => FakeConfig {
-            issuer: args.issuer,
+            issuer: args.issuer.or(config.issuer.clone()),
             latency: Duration::from_millis(args.latency_ms),
             request_log: args.request_log,
             port: args.port,
@@ -95,12 +123,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kubeconfig_out = args
+        .kubeconfig_out
+        .unwrap_or_else(|| std::env::temp_dir().join("azflux-demo.kubeconfig"));
     let kubeconfig = kubeconfig_yaml(&url, &KubeUser::Token(args.token));
-    if let Err(e) = std::fs::write(&args.kubeconfig_out, kubeconfig) {
-        eprintln!("error: cannot write {}: {e}", args.kubeconfig_out.display());
+    if let Err(e) = std::fs::write(&kubeconfig_out, kubeconfig) {
+        eprintln!("error: cannot write {}: {e}", kubeconfig_out.display());
         return ExitCode::FAILURE;
     }
     println!("serving on {url}");
+    if args.demo {
+        print_demo_help(&kubeconfig_out);
+    }
     // Whoever started us reads this line to learn the port; do not let it sit in a buffer.
     if let Err(e) = std::io::stdout().flush() {
         eprintln!("error: cannot write to stdout: {e}");

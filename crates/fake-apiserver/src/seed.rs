@@ -62,18 +62,33 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Value>, String> {
     let mut objects = Vec::new();
     for file in files {
         let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let documents: Vec<Value> = if file.extension().is_some_and(|e| e == "json") {
-            vec![serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?]
+        let label = file.display().to_string();
+        if file.extension().is_some_and(|e| e == "json") {
+            let document = serde_json::from_str(&text).map_err(|e| format!("{label}: {e}"))?;
+            add_document(document, &label, &mut objects)?;
         } else {
-            serde_saphyr::from_multiple_with_options(&text, trusted())
-                .map_err(|e| format!("{}: {e}", file.display()))?
-        };
-        for document in documents {
-            if !document.is_object() && !document.is_null() {
-                return Err(format!("{}: a document is not a mapping", file.display()));
-            }
-            expand(document, &mut objects);
+            objects.extend(parse_yaml(&text, &label)?);
         }
     }
     Ok(objects)
+}
+
+/// The objects of a multi-document YAML stream, lists expanded; `label`
+/// names the stream in errors.
+pub fn parse_yaml(text: &str, label: &str) -> Result<Vec<Value>, String> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, trusted())
+        .map_err(|e| format!("{label}: {e}"))?;
+    let mut objects = Vec::new();
+    for document in documents {
+        add_document(document, label, &mut objects)?;
+    }
+    Ok(objects)
+}
+
+fn add_document(document: Value, label: &str, objects: &mut Vec<Value>) -> Result<(), String> {
+    if !document.is_object() && !document.is_null() {
+        return Err(format!("{label}: a document is not a mapping"));
+    }
+    expand(document, objects);
+    Ok(())
 }
