@@ -1,5 +1,6 @@
-//! The resource types the fake serves: a fixed set of built-in kinds plus
-//! whatever the stored CustomResourceDefinitions declare.
+//! The resource types the fake serves: the built-in kinds of the release it
+//! announces (`builtins.rs`) plus whatever the stored CustomResourceDefinitions
+//! declare.
 
 use std::cmp::Ordering;
 
