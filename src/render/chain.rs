@@ -2,6 +2,8 @@
 //! taken from the findings about the objects on that link: what `doctor --chain` prints and
 //! what JSON carries with each path. Pure: built from the resolved paths and the diagnosis.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use crate::checks::{Diagnosis, Severity, Status};
@@ -45,26 +47,45 @@ pub struct Chain {
     pub links: Vec<Link>,
 }
 
+/// The diagnosis indexed once for the chains: the worst finding per check and subject, and the
+/// checks that ran (were not skipped). Every link is then a few lookups, not a pass over all
+/// findings.
+struct Index<'a> {
+    worst: HashMap<(&'static str, &'a ObjectRef), Severity>,
+    ran: HashSet<&'static str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(diagnosis: &'a Diagnosis) -> Index<'a> {
+        let mut worst: HashMap<(&'static str, &'a ObjectRef), Severity> = HashMap::new();
+        for finding in &diagnosis.findings {
+            let entry = worst
+                .entry((finding.check.id, &finding.subject))
+                .or_insert(finding.severity);
+            *entry = (*entry).max(finding.severity);
+        }
+        let ran = diagnosis
+            .results
+            .iter()
+            .filter(|r| !matches!(r.status, Status::Skip(_)))
+            .map(|r| r.check.id)
+            .collect();
+        Index { worst, ran }
+    }
+}
+
 /// A link's state: the worst finding of `checks` about one of `subjects`, else unknown when
-/// every one of `checks` was skipped, else ok.
-fn state(diagnosis: &Diagnosis, checks: &[&str], subjects: &[ObjectRef]) -> LinkState {
-    let worst = diagnosis
-        .findings
+/// none of `checks` ran, else ok.
+fn state(index: &Index<'_>, checks: &[&str], subjects: &[ObjectRef]) -> LinkState {
+    let worst = checks
         .iter()
-        .filter(|f| checks.contains(&f.check.id) && subjects.contains(&f.subject))
-        .map(|f| f.severity)
+        .flat_map(|check| subjects.iter().map(move |subject| (*check, subject)))
+        .filter_map(|key| index.worst.get(&key).copied())
         .max();
     match worst {
         Some(Severity::Error) => LinkState::Error,
         Some(_) => LinkState::Warning,
-        None if diagnosis
-            .results
-            .iter()
-            .filter(|r| checks.contains(&r.check.id))
-            .all(|r| matches!(r.status, Status::Skip(_))) =>
-        {
-            LinkState::Unknown
-        }
+        None if !checks.iter().any(|c| index.ran.contains(c)) => LinkState::Unknown,
         None => LinkState::Ok,
     }
 }
@@ -82,13 +103,14 @@ const EXCHANGE_CHECKS: &[&str] = &["AZF071"];
 
 /// The chain of every Azure use, in the order of the resolved paths.
 pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
+    let index = Index::new(diagnosis);
     snapshot
         .uses()
         .map(|u| {
             let object = u.object.object_ref();
             let mut links = vec![Link {
                 link: format!("{} {}", object.kind, display(&object)),
-                state: state(diagnosis, OBJECT_CHECKS, std::slice::from_ref(&object)),
+                state: state(&index, OBJECT_CHECKS, std::slice::from_ref(&object)),
             }];
             let path = snapshot.controller_path(u.controller);
             let workload = snapshot.controller(u.controller);
@@ -100,7 +122,7 @@ pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
             };
             links.push(Link {
                 link: controller,
-                state: state(diagnosis, CONTROLLER_CHECKS, &deployment),
+                state: state(&index, CONTROLLER_CHECKS, &deployment),
             });
             let service_account = match u.credential {
                 Credential::ServiceAccount { name, .. } => Some(ObjectRef::namespaced(
@@ -118,28 +140,24 @@ pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
             match (u.credential, &service_account) {
                 (Credential::Secret { name, .. }, _) => links.push(Link {
                     link: format!("Secret {name} (takes the place of any identity)"),
-                    state: state(
-                        diagnosis,
-                        &["AZF041", "AZF050"],
-                        std::slice::from_ref(&object),
-                    ),
+                    state: state(&index, &["AZF041", "AZF050"], std::slice::from_ref(&object)),
                 }),
                 (Credential::Anonymous, _) => links.push(Link {
                     link: "no credential (anonymous)".to_string(),
-                    state: state(diagnosis, &["AZF040"], std::slice::from_ref(&object)),
+                    state: state(&index, &["AZF040"], std::slice::from_ref(&object)),
                 }),
                 (_, Some(sa)) => {
                     let mut subjects = vec![sa.clone()];
                     subjects.extend(deployment.iter().cloned());
                     links.push(Link {
                         link: format!("ServiceAccount {}", display(sa)),
-                        state: state(diagnosis, SA_CHECKS, &subjects),
+                        state: state(&index, SA_CHECKS, &subjects),
                     });
                     if matches!(u.credential, Credential::Controller) {
                         // A label put on the ServiceAccount instead is a pod-wiring finding too.
                         links.push(Link {
                             link: "pod wiring".to_string(),
-                            state: state(diagnosis, POD_CHECKS, &subjects),
+                            state: state(&index, POD_CHECKS, &subjects),
                         });
                     }
                     for (label, checks) in [
@@ -150,7 +168,7 @@ pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
                     ] {
                         links.push(Link {
                             link: label.to_string(),
-                            state: state_anywhere(diagnosis, checks, &subjects, &object),
+                            state: state_anywhere(&index, checks, &subjects, &object),
                         });
                     }
                 }
@@ -159,7 +177,7 @@ pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
                         || "unknown credential".to_string(),
                         |p| p.credential.describe(),
                     ),
-                    state: state(diagnosis, CONTROLLER_CHECKS, &deployment),
+                    state: state(&index, CONTROLLER_CHECKS, &deployment),
                 }),
             }
             Chain { object, links }
@@ -169,14 +187,14 @@ pub fn chains(snapshot: &Resolved, diagnosis: &Diagnosis) -> Vec<Chain> {
 
 /// Azure-side findings name the ServiceAccount, the controller or the object.
 fn state_anywhere(
-    diagnosis: &Diagnosis,
+    index: &Index<'_>,
     checks: &[&str],
     subjects: &[ObjectRef],
     object: &ObjectRef,
 ) -> LinkState {
     let mut all = subjects.to_vec();
     all.push(object.clone());
-    state(diagnosis, checks, &all)
+    state(index, checks, &all)
 }
 
 fn display(object: &ObjectRef) -> String {
