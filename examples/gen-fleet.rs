@@ -1,8 +1,11 @@
-//! Generates a Flux fleet for `scripts/bench`: a healthy AKS Flux install (the fixtures of
-//! `fake_apiserver::flux`) plus tenants that reach Azure with object-level workload identity.
+//! Generates a Flux fleet for `scripts/bench`: a healthy AKS Flux install plus tenants that
+//! reach Azure with object-level workload identity. The install is a real one when `--install`
+//! names its manifests (`gotk-components.yaml` as `flux install --export` writes it, with its
+//! NetworkPolicies, RBAC and Services), otherwise the fixtures of `fake_apiserver::flux`.
 //!
 //! ```text
-//! cargo run --release --example gen-fleet -- --namespaces 200 --objects 2000 --out DIR
+//! cargo run --release --example gen-fleet -- --namespaces 200 --objects 2000 --out DIR \
+//!     [--install gotk-components.yaml]
 //! ```
 //!
 //! Writes `DIR/cluster/fleet.json` (a `List` to seed the fake API server with, pods and nodes
@@ -17,8 +20,9 @@ use clap::Parser;
 use fake_apiserver::flux;
 use serde_json::{Value, json};
 
-/// The Flux release the fleet runs: object-level identity needs 2.6 or later.
-const MINOR: u32 = 7;
+/// The Flux release of the generated install; object-level identity needs 2.6 or later.
+const GENERATED_MINOR: u32 = 7;
+const FIRST_OBJECT_LEVEL_MINOR: u32 = 6;
 const TENANT_SA: &str = "flux-tenant";
 const FEATURE_GATE: &str = "--feature-gates=ObjectLevelWorkloadIdentity=true";
 
@@ -34,6 +38,50 @@ struct Args {
     /// Output folder (created).
     #[arg(long)]
     out: PathBuf,
+    /// A Flux install's manifests (Flux 2.6 or later, all six controllers) to use instead of
+    /// the generated install.
+    #[arg(long)]
+    install: Option<PathBuf>,
+}
+
+/// The objects of an install manifest and the Flux minor release its controllers carry in
+/// their `app.kubernetes.io/version` label.
+fn read_install(path: &std::path::Path) -> Result<(Vec<Value>, u32), String> {
+    let label = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {label}: {e}"))?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| format!("{label}: {e}"))?;
+    let objects: Vec<Value> = documents.into_iter().filter(Value::is_object).collect();
+    for controller in flux::CONTROLLERS {
+        for kind in ["ServiceAccount", "Deployment"] {
+            let present = objects
+                .iter()
+                .any(|o| o["kind"] == kind && o["metadata"]["name"] == controller);
+            if !present {
+                return Err(format!("{label} has no {kind} {controller}"));
+            }
+        }
+    }
+    let minor = objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .find_map(|o| o["metadata"]["labels"]["app.kubernetes.io/version"].as_str())
+        .and_then(|v| {
+            v.strip_prefix("v2.")?
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .ok_or_else(|| {
+            format!("{label}: no Deployment has a Flux v2.x app.kubernetes.io/version label")
+        })?;
+    if minor < FIRST_OBJECT_LEVEL_MINOR {
+        return Err(format!(
+            "{label} installs Flux 2.{minor}: the fleet's object-level identity needs 2.{FIRST_OBJECT_LEVEL_MINOR} or later"
+        ));
+    }
+    Ok((objects, minor))
 }
 
 fn tenant_service_account(namespace: &str) -> Value {
@@ -48,7 +96,7 @@ fn tenant_service_account(namespace: &str) -> Value {
 /// The `index`th object of a tenant namespace: every Azure-capable kind in turn, each reaching
 /// Azure through the tenant's ServiceAccount. An ImageUpdateAutomation reaches Azure DevOps
 /// through the GitRepository of its round, so it comes after one.
-fn tenant_object(namespace: &str, index: usize) -> Value {
+fn tenant_object(minor: u32, namespace: &str, index: usize) -> Value {
     let round = index / 9;
     let name = |stem: &str| format!("{stem}-{round}");
     let (kind, stem, spec) = match index % 9 {
@@ -108,13 +156,13 @@ fn tenant_object(namespace: &str, index: usize) -> Value {
                    "ref": {"tag": "latest"}, "provider": "azure", "serviceAccountName": TENANT_SA}),
         ),
     };
-    flux::object(MINOR, kind, namespace, &name(stem), spec)
+    flux::object(minor, kind, namespace, &name(stem), spec)
 }
 
 /// The install every controller of which may use object-level identity, with the tenants'
 /// ServiceAccounts and objects after it.
-fn fleet(namespaces: usize, objects: usize) -> Vec<Value> {
-    let mut all = flux::healthy_aks(MINOR);
+fn fleet(install: Vec<Value>, minor: u32, namespaces: usize, objects: usize) -> Vec<Value> {
+    let mut all = flux::healthy_aks_on(install, minor);
     for controller in flux::CONTROLLERS {
         flux::add_arg(&mut all, controller, FEATURE_GATE);
     }
@@ -124,7 +172,7 @@ fn fleet(namespaces: usize, objects: usize) -> Vec<Value> {
         all.push(tenant_service_account(&namespace));
         // The first `objects % namespaces` tenants take one object more.
         let count = objects / namespaces + usize::from(n < objects % namespaces);
-        all.extend((0..count).map(|i| tenant_object(&namespace, i)));
+        all.extend((0..count).map(|i| tenant_object(minor, &namespace, i)));
     }
     all
 }
@@ -156,7 +204,17 @@ fn write_yaml(path: &std::path::Path, objects: &[Value]) -> std::io::Result<()> 
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let objects = fleet(args.namespaces, args.objects);
+    let (install, minor) = match &args.install {
+        Some(path) => match read_install(path) {
+            Ok(read) => read,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (flux::install(GENERATED_MINOR), GENERATED_MINOR),
+    };
+    let objects = fleet(install, minor, args.namespaces, args.objects);
     let cluster = args.out.join("cluster");
     let written = std::fs::create_dir_all(&cluster)
         .and_then(|()| write_json(&cluster.join("fleet.json"), &objects))

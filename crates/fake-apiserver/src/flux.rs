@@ -325,7 +325,12 @@ pub fn pod_of(objects: &[Value], controller: &str, mutated: bool) -> Value {
 /// A healthy AKS setup in webhook mode: source-controller wired, an ACR OCIRepository, the
 /// webhook, an AKS node and running, mutated pods.
 pub fn healthy_aks(minor: u32) -> Vec<Value> {
-    let mut objects = install(minor);
+    healthy_aks_on(install(minor), minor)
+}
+
+/// [`healthy_aks`] on a given install of release 2.`minor` (one as `flux install --export`
+/// writes it, say), which must hold a ServiceAccount and a Deployment of every controller.
+pub fn healthy_aks_on(mut objects: Vec<Value>, minor: u32) -> Vec<Value> {
     wire_webhook(&mut objects, "source-controller");
     objects.push(oci_repository(minor, NS, "platform"));
     objects.push(aks_webhook());
