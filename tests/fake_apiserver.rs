@@ -2866,3 +2866,59 @@ fn kubectl_apply_server_side_merges_and_reports_conflicts() {
         assert_eq!(names(&container(&object)["env"]), ["RUNTIME_NAMESPACE"]);
     }
 }
+
+/// flux-operator's CRDs as the fixtures declare them (flux-operator v0.58.1
+/// config/crd/bases): namespaced kinds of fluxcd.controlplane.io/v1 with a status subresource,
+/// in discovery and on GET, and a namespaced object is not found cluster-wide by name.
+#[test]
+fn flux_operator_kinds_are_namespaced_with_a_status_subresource() {
+    let mut objects = flux::operator_install(7, json!({"distribution": {"version": "2.7.x"}}));
+    objects.push(flux::flux_report(
+        "v2.7.3",
+        &[("source-controller", true, "Current")],
+        None,
+    ));
+    let server = RunningServer::start(FakeConfig {
+        objects,
+        ..FakeConfig::default()
+    });
+    let group = get(&server, "/apis/fluxcd.controlplane.io/v1").json();
+    let resources: Vec<(String, bool)> = group["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["namespaced"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for name in [
+        "fluxinstances",
+        "fluxinstances/status",
+        "fluxreports",
+        "fluxreports/status",
+    ] {
+        assert!(
+            resources.contains(&(name.to_owned(), true)),
+            "{name} in {resources:?}"
+        );
+    }
+    let base = "/apis/fluxcd.controlplane.io/v1/namespaces/flux-system";
+    let status = get(&server, &format!("{base}/fluxinstances/flux/status")).json();
+    assert_eq!(status["kind"], "FluxInstance");
+    assert_eq!(status["status"]["conditions"][0]["type"], "Ready");
+    let report = get(&server, &format!("{base}/fluxreports/flux")).json();
+    assert_eq!(report["spec"]["distribution"]["version"], "v2.7.3");
+    let all = get(&server, "/apis/fluxcd.controlplane.io/v1/fluxinstances").json();
+    assert_eq!(item_names(&all), ["flux"]);
+    assert_status(
+        &get(
+            &server,
+            "/apis/fluxcd.controlplane.io/v1/fluxinstances/flux",
+        ),
+        404,
+        "NotFound",
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Area, Check, Findings, FixAction, Severity, enable_command, identity_fix};
+use super::{Area, Check, Findings, FixAction, Severity, identity_fix};
 use crate::model::azure_use::{
     AzureService, WiringMode, describe_objects, has_use_label, join_words, verb_s,
 };
@@ -386,6 +386,7 @@ fn identity_annotation_malformed(
     snapshot: &Resolved,
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
+    let mut reported: Vec<String> = Vec::new();
     for wiring in relevant(snapshot)? {
         let mut values: Vec<(ObjectRef, String, &str)> = Vec::new();
         if let Some(sa) = wiring.service_account {
@@ -428,10 +429,57 @@ fn identity_annotation_malformed(
                         format!("set it{place} to the identity's {what_id} (az identity show -n IDENTITY -g GROUP --query {query} -o tsv)")
                     },
                 );
+                reported.push(value.to_string());
             }
         }
     }
+    instance_values_malformed(snapshot, &reported, findings);
     Ok(())
+}
+
+/// A live FluxInstance's patches are what the operator applies next: a placeholder in them is
+/// an error even before (or without) the controllers showing it, as it is in a FluxInstance
+/// file. Values the controllers already show were reported on them.
+fn instance_values_malformed(
+    snapshot: &Resolved,
+    reported: &[String],
+    findings: &mut Findings<'_>,
+) {
+    let Some(instance) = snapshot.flux_instance() else {
+        return;
+    };
+    for patched in &instance.identity_values {
+        if is_uuid(&patched.value) || reported.contains(&patched.value) {
+            continue;
+        }
+        let what = if is_placeholder(&patched.value) {
+            "a placeholder left in"
+        } else {
+            "not a UUID"
+        };
+        let target = if patched.target.is_empty() {
+            patched.kind.clone()
+        } else {
+            format!("{} {}", patched.kind, patched.target)
+        };
+        let (what_id, query) =
+            if patched.field.contains("tenant") || patched.field.contains("TENANT") {
+                ("tenant ID", "tenantId")
+            } else {
+                ("client ID", "clientId")
+            };
+        findings.add(
+            instance.object_ref(),
+            format!(
+                "the FluxInstance's .spec.kustomize.patches[{}] sets {} of {target} to {:?}, {what}",
+                patched.patch, patched.field, patched.value
+            ),
+            format!(
+                "set it in .spec.kustomize.patches[{}] to the identity's {what_id} (az identity show -n IDENTITY -g GROUP --query {query} -o tsv)",
+                patched.patch
+            ),
+        );
+    }
 }
 
 /// A value copied from a guide and never filled in: `<AZURE_CLIENT_ID>`, `CLIENT_ID`.
@@ -1262,7 +1310,7 @@ fn controller_will_not_start(snapshot: &Resolved, findings: &mut Findings<'_>) -
                 if why.contains(crate::resolve::AUTOLOGIN_FLAG) {
                     format!("remove {} from the container args and set spec.provider: azure on the ImageRepositories", crate::resolve::AUTOLOGIN_FLAG)
                 } else {
-                    format!("add --feature-gates={}=true to {}'s args ({})", crate::model::version::OBJECT_LEVEL_GATE, wiring.name(), enable_command(snapshot, &format!("--object-level --controllers {}", wiring.name())))
+                    format!("add --feature-gates={}=true to {}'s args ({})", crate::model::version::OBJECT_LEVEL_GATE, wiring.name(), super::controller_command(snapshot, wiring.workload, &format!("--object-level --controllers {}", wiring.name())))
                 },
             );
         }

@@ -250,15 +250,62 @@ pub fn fitted_fix(
     let reconciler =
         crate::plan::reconciler(labels).or_else(|| crate::plan::reconciler(&workload.labels));
     match reconciler {
-        Some(Reconciler::FluxOperator) => {
-            format!("kubectl azflux enable --flux-instance FILE {enable_args}")
-        }
+        Some(Reconciler::FluxOperator) => flux_instance_fix(snapshot, enable_args),
         Some(Reconciler::FluxKustomization { .. }) if snapshot.source.is_live() => {
             format!("kubectl azflux enable --gitops DIR {enable_args}")
         }
         _ if snapshot.source.is_live() => live,
         _ => enable_command(snapshot, enable_args),
     }
+}
+
+/// The `enable` line for a change to a controller, in the FluxInstance when flux-operator
+/// installs it, else where the diagnosis came from.
+pub fn controller_command(
+    snapshot: &crate::model::Snapshot,
+    workload: &crate::model::Workload,
+    args: &str,
+) -> String {
+    if crate::plan::reconciler(&workload.labels) == Some(crate::plan::Reconciler::FluxOperator) {
+        flux_instance_fix(snapshot, args)
+    } else {
+        enable_command(snapshot, args)
+    }
+}
+
+/// A change to controllers flux-operator installs goes to their FluxInstance: the operator
+/// applies the controllers from it and puts back what it sets (its args) at each reconcile, and
+/// a live patch of a Deployment is in no manifest. Where the live FluxInstance is known, the
+/// fix names it and where it comes from: a Flux Kustomization (its file in Git), a Helm release
+/// of the flux-instance chart (its `instance.kustomize.patches` values), or neither (exported,
+/// edited and applied back).
+pub fn flux_instance_fix(snapshot: &crate::model::Snapshot, enable_args: &str) -> String {
+    use crate::plan::Reconciler;
+    let generic = format!("kubectl azflux enable --flux-instance FILE {enable_args}");
+    let Some(instance) = snapshot.flux_instance() else {
+        return generic;
+    };
+    let id = instance.id();
+    if let Some(Reconciler::FluxKustomization { namespace, name }) =
+        crate::plan::reconciler(&instance.labels)
+    {
+        return format!(
+            "{generic}, FILE being the manifest of FluxInstance {id} that the Flux Kustomization {namespace}/{name} applies from Git"
+        );
+    }
+    if instance
+        .labels
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|v| v == "Helm")
+    {
+        return format!(
+            "FluxInstance {id} is a Helm release's: add the patches of `kubectl azflux enable --flux-instance FILE {enable_args} -o yaml` to the release's instance.kustomize.patches values"
+        );
+    }
+    let (namespace, name) = (&instance.namespace, &instance.name);
+    format!(
+        "kubectl get fluxinstance {name} -n {namespace} -o yaml > flux.yaml && kubectl azflux enable --flux-instance flux.yaml {enable_args} && kubectl apply -f flux.yaml"
+    )
 }
 
 /// How to give a controller an identity, fitted to what manages it: the AKS Flux extension's
@@ -277,8 +324,9 @@ pub fn identity_fix(
         Some(_) => " --mode manual",
         None => "",
     };
-    enable_command(
+    controller_command(
         snapshot,
+        workload,
         &format!("--controllers {}{mode} {IDS}", workload.name),
     )
 }

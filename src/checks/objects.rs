@@ -344,7 +344,7 @@ fn object_level_gate_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -
             ),
             format!(
                 "add --feature-gates={OBJECT_LEVEL_GATE}=true to the {controller} container args: {}",
-                enable_command(snapshot, &format!("--object-level --controllers {controller}"))
+                super::controller_command(snapshot, workload, &format!("--object-level --controllers {controller}"))
             ),
         );
     }

@@ -581,15 +581,8 @@ fn live(
         if let Some(file) = &args.flux_instance {
             return flux_instance(file, &plan, args);
         }
-        if args.apply
-            && let Some(patch) = plan.patches.iter().find(|p| {
-                plan::reconciler(&p.owner_labels) == Some(Reconciler::AksExtension)
-            })
-        {
-            return Err(format!(
-                "{} belongs to the AKS Flux extension (microsoft.flux), which reverts any change to it: configure identity through the extension's settings (az k8s-extension update --name flux --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID)",
-                patch.target
-            ));
+        if args.apply {
+            refuse_reconciled(&snapshot, &plan)?;
         }
         let applier = Applier::new(client, timeout);
         let mut prepared = prepare(&applier, &plan).await?;
@@ -748,6 +741,35 @@ fn stopped_report(
     )
 }
 
+/// A live apply to what another reconciler installs is refused before any request: the AKS
+/// Flux extension reverts any change, and flux-operator applies the controllers from their
+/// FluxInstance, putting back the fields it sets.
+fn refuse_reconciled(snapshot: &Resolved, plan: &Plan) -> Result<(), String> {
+    for patch in &plan.patches {
+        match plan::reconciler(&patch.owner_labels) {
+            Some(Reconciler::AksExtension) => {
+                return Err(format!(
+                    "{} belongs to the AKS Flux extension (microsoft.flux), which reverts any change to it: configure identity through the extension's settings (az k8s-extension update --name flux --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID)",
+                    patch.target
+                ));
+            }
+            Some(Reconciler::FluxOperator) => {
+                let installer = snapshot.flux_instance().map_or_else(
+                    || "its FluxInstance".to_string(),
+                    |i| format!("FluxInstance {}", i.id()),
+                );
+                return Err(format!(
+                    "{} is installed by flux-operator from {installer}, which applies the controllers from it and puts back the fields it sets; nothing was changed. Put the change in the FluxInstance, the same flags with --flux-instance FILE instead of --apply: {}",
+                    patch.target,
+                    crate::checks::flux_instance_fix(snapshot, "FLAGS")
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Exit code of a run stopped by Ctrl-C, as a shell reports SIGINT.
 const INTERRUPTED: u8 = 130;
 
@@ -762,7 +784,7 @@ async fn apply_live(
     for patch in &plan.patches {
         if let Some(owner) = plan::reconciler(&patch.owner_labels) {
             eprintln!(
-                "warning: {} is reconciled by {owner}; this live change is drift it will revert. To keep it, put it in Git: {program} enable --gitops DIR (or --flux-instance FILE)",
+                "warning: {} is reconciled by {owner}; this live change is drift it will revert. To keep it, put it in Git: {program} enable --gitops DIR",
                 patch.target
             );
         }

@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::kubeconfig::one_line;
 use crate::model::extract;
 use crate::model::{
-    ClusterInfo, ConfigMapInfo, Fact, FluxInventory, FluxKind, SecretInfo, ServiceAccount,
-    ServiceAccounts, Snapshot, Source, Unreadable,
+    ClusterInfo, ConfigMapInfo, Fact, FluxInstanceInfo, FluxInventory, FluxKind, FluxReportInfo,
+    SecretInfo, ServiceAccount, ServiceAccounts, Snapshot, Source, Unreadable,
 };
 
 const PAGE_SIZE: usize = 500;
@@ -269,8 +269,9 @@ pub struct LiveRequest {
 
 /// For each Flux kind, the version the cluster serves it at (the group's preferred version when
 /// it serves the kind, else the most preferred one that does). Kinds absent are not served.
-fn versions_from_aggregated(doc: &Value) -> BTreeMap<FluxKind, String> {
+fn versions_from_aggregated(doc: &Value) -> Discovered {
     let mut found = BTreeMap::new();
+    let mut operator = BTreeSet::new();
     for group in doc
         .get("items")
         .and_then(Value::as_array)
@@ -309,10 +310,32 @@ fn versions_from_aggregated(doc: &Value) -> BTreeMap<FluxKind, String> {
                         .entry(kind)
                         .or_insert_with(|| version_name.to_string());
                 }
+                if let Some(resource) = operator_resource(group_name, version_name, plural) {
+                    operator.insert(resource);
+                }
             }
         }
     }
-    found
+    Discovered {
+        versions: found,
+        failed: Vec::new(),
+        operator,
+    }
+}
+
+/// flux-operator's group: its FluxInstance and FluxReport are read at `v1`, the version
+/// controlplaneio-fluxcd/flux-operator api/v1 declares and stores (v0.58.1).
+const OPERATOR_GROUP: &str = "fluxcd.controlplane.io";
+const FLUX_INSTANCES: &str = "fluxinstances";
+const FLUX_REPORTS: &str = "fluxreports";
+
+fn operator_resource(group: &str, version: &str, plural: &str) -> Option<&'static str> {
+    if group != OPERATOR_GROUP || version != "v1" {
+        return None;
+    }
+    [FLUX_INSTANCES, FLUX_REPORTS]
+        .into_iter()
+        .find(|p| *p == plural)
 }
 
 /// What discovery found: each served Flux kind's version, and the kinds whose group version
@@ -321,15 +344,14 @@ fn versions_from_aggregated(doc: &Value) -> BTreeMap<FluxKind, String> {
 struct Discovered {
     versions: BTreeMap<FluxKind, String>,
     failed: Vec<(FluxKind, Unreadable)>,
+    /// flux-operator's resources served at v1.
+    operator: BTreeSet<&'static str>,
 }
 
 async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError> {
     let doc = reader.get_json("/apis", DISCOVERY_ACCEPT).await?;
     if doc.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList") {
-        return Ok(Discovered {
-            versions: versions_from_aggregated(&doc),
-            failed: Vec::new(),
-        });
+        return Ok(versions_from_aggregated(&doc));
     }
     // Legacy discovery: the group list, then each Flux group version, all in one round.
     let mut wanted: Vec<(String, Vec<String>)> = Vec::new();
@@ -343,7 +365,7 @@ async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if !FluxKind::ALL.iter().any(|k| k.group() == name) {
+        if !FluxKind::ALL.iter().any(|k| k.group() == name) && name != OPERATOR_GROUP {
             continue;
         }
         let preferred = group
@@ -374,6 +396,7 @@ async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError
         .collect()
         .await;
     let mut found = BTreeMap::new();
+    let mut operator = BTreeSet::new();
     let mut failed_groups = Vec::new();
     for (group, version, list) in answers {
         let list = match list {
@@ -393,6 +416,9 @@ async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError
                 .get("name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            if let Some(resource) = operator_resource(&group, &version, plural) {
+                operator.insert(resource);
+            }
             if let Some(kind) = FluxKind::ALL
                 .into_iter()
                 .find(|k| k.group() == group && k.plural() == plural)
@@ -413,6 +439,7 @@ async fn discover_flux_versions(reader: &Reader) -> Result<Discovered, ReadError
     Ok(Discovered {
         failed: hidden_kinds(failed_groups, &found),
         versions: found,
+        operator,
     })
 }
 
@@ -470,10 +497,81 @@ async fn list_kind<T>(
 
 struct FluxRead {
     inventory: FluxInventory,
+    operator: OperatorRead,
     problems: Vec<Unreadable>,
 }
 
-async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
+#[derive(Default)]
+struct OperatorRead {
+    instances: Vec<crate::model::FluxInstanceInfo>,
+    report: Option<crate::model::FluxReportInfo>,
+}
+
+/// flux-operator's FluxInstances (in every namespace, or the Flux namespace with `-n`) and the
+/// FluxReport of the Flux namespace, where discovery found them served. The report's name is
+/// always `flux` (api/v1/fluxreport_types.go @ v0.58.1), so it is one GET.
+async fn read_operator(
+    reader: &Reader,
+    served: &BTreeSet<&'static str>,
+    request: &LiveRequest,
+    problems: &mut Vec<Unreadable>,
+) -> OperatorRead {
+    let flux_ns = request.flux_namespace.as_str();
+    let base = format!("/apis/{OPERATOR_GROUP}/v1");
+    let (scope, instances_path) = if request.namespace.is_some() {
+        (
+            format!("namespace {flux_ns}"),
+            format!("{base}/namespaces/{flux_ns}/{FLUX_INSTANCES}"),
+        )
+    } else {
+        (
+            "all namespaces".to_string(),
+            format!("{base}/{FLUX_INSTANCES}"),
+        )
+    };
+    let report_path = format!("{base}/namespaces/{flux_ns}/{FLUX_REPORTS}/flux");
+    let instances = async {
+        if !served.contains(FLUX_INSTANCES) {
+            return Ok(Vec::new());
+        }
+        list_kind(reader, &instances_path, |v| {
+            Some(extract::flux_instance(v, flux_ns))
+        })
+        .await
+    };
+    let report = async {
+        if !served.contains(FLUX_REPORTS) {
+            return Ok(None);
+        }
+        match reader.get_json(&report_path, "application/json").await {
+            Ok(value) => Ok(Some(extract::flux_report(&value, flux_ns))),
+            Err(ReadError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    };
+    let (instances, report) = tokio::join!(instances, report);
+    let mut read = OperatorRead::default();
+    match instances {
+        Ok(list) => read.instances = list,
+        Err(error) => problems.push(unreadable(
+            &format!("{FLUX_INSTANCES} in {scope}"),
+            &format!("list {FLUX_INSTANCES}.{OPERATOR_GROUP} in {scope}"),
+            &error,
+        )),
+    }
+    match report {
+        Ok(report) => read.report = report,
+        Err(error) => problems.push(unreadable(
+            &format!("fluxreport {flux_ns}/flux"),
+            &format!("get {FLUX_REPORTS}.{OPERATOR_GROUP} in namespace {flux_ns}"),
+            &error,
+        )),
+    }
+    read
+}
+
+async fn read_flux(reader: &Reader, request: &LiveRequest) -> FluxRead {
+    let namespace = request.namespace.as_deref();
     let discovered = match discover_flux_versions(reader).await {
         Ok(d) => d,
         Err(error) => {
@@ -484,6 +582,7 @@ async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
                     read: true,
                     ..FluxInventory::default()
                 },
+                operator: OperatorRead::default(),
                 problems: vec![unreadable("API discovery (/apis)", "get on /apis", &error)],
             };
         }
@@ -521,8 +620,20 @@ async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
             read: true,
             ..FluxInventory::default()
         },
+        operator: OperatorRead::default(),
         problems: Vec::new(),
     };
+    let mut operator_problems = Vec::new();
+    let (listed, operator) = tokio::join!(
+        join_all(lists),
+        read_operator(
+            reader,
+            &discovered.operator,
+            request,
+            &mut operator_problems
+        )
+    );
+    read.operator = operator;
     for (kind, problem) in &discovered.failed {
         read.inventory
             .unreadable
@@ -531,7 +642,8 @@ async fn read_flux(reader: &Reader, namespace: Option<&str>) -> FluxRead {
             read.problems.push(problem.clone());
         }
     }
-    for (kind, result) in join_all(lists).await {
+    read.problems.extend(operator_problems);
+    for (kind, result) in listed {
         match result {
             Ok(objects) => read.inventory.objects.extend(objects),
             Err(ReadError::NotFound) => read.inventory.not_served.push(kind),
@@ -755,6 +867,64 @@ fn issuer_of(discovery: &Value) -> Result<String, ReadError> {
         .ok_or_else(|| ReadError::Decode("openid-configuration has no issuer".into()))
 }
 
+/// The Flux namespace's Deployments as the Flux controllers and the rest; when it has no
+/// controller, the Flux controllers of other namespaces join the rest.
+async fn split_deployments(
+    reader: &Reader,
+    flux_ns: &str,
+    problems: &mut Vec<Unreadable>,
+    deployments: Result<Vec<crate::model::Workload>, ReadError>,
+) -> (
+    Fact<Vec<crate::model::Workload>>,
+    Fact<Vec<crate::model::Workload>>,
+) {
+    let deployments = record(
+        problems,
+        &format!("deployments in {flux_ns}"),
+        &format!("list deployments.apps in namespace {flux_ns}"),
+        deployments,
+    );
+    match deployments {
+        Fact::Known(all) => {
+            let (controllers, mut others): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(crate::model::Workload::is_flux_controller);
+            if controllers.is_empty() {
+                others.extend(controllers_elsewhere(reader, flux_ns).await);
+            }
+            (Fact::Known(controllers), Fact::Known(others))
+        }
+        Fact::Unknown(why) => (Fact::Unknown(why.clone()), Fact::Unknown(why)),
+    }
+}
+
+/// Flux controllers in other namespaces than `flux_ns`, read when it has none so that AZF010
+/// can say where they are: the Deployments with Flux's `app.kubernetes.io/part-of: flux` label,
+/// and those named like a Flux controller (labels can be stripped), each list selected on the
+/// server so it stays small whatever the cluster holds. These reads only add a hint: one that
+/// fails leaves it out rather than reporting a permission doctor does not otherwise need.
+async fn controllers_elsewhere(reader: &Reader, flux_ns: &str) -> Vec<crate::model::Workload> {
+    let mut paths = vec![
+        "/apis/apps/v1/deployments?labelSelector=app.kubernetes.io%2Fpart-of%3Dflux".to_string(),
+    ];
+    paths.extend(
+        crate::wiring::FLUX_CONTROLLERS
+            .iter()
+            .map(|name| format!("/apis/apps/v1/deployments?fieldSelector=metadata.name%3D{name}")),
+    );
+    let lists = join_all(paths.iter().map(|path| {
+        list_kind(reader, path, |v| {
+            let workload = extract::workload(v, flux_ns);
+            (workload.namespace != flux_ns && workload.is_flux_controller()).then_some(workload)
+        })
+    }))
+    .await;
+    let mut found: Vec<crate::model::Workload> = lists.into_iter().flatten().flatten().collect();
+    found.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    found.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+    found
+}
+
 /// Reads everything doctor needs from the cluster.
 pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, Unreachable> {
     let flux_ns = request.flux_namespace.as_str();
@@ -763,7 +933,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
     // Everything but the references starts at once; the references wait only for the Flux
     // objects that name them.
     let flux_and_references = async {
-        let flux = read_flux(reader, request.namespace.as_deref()).await;
+        let flux = read_flux(reader, request).await;
         let references =
             read_references(reader, &flux.inventory.objects, request.read_secrets).await;
         (flux, references)
@@ -803,21 +973,8 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         ),
         nodes => Fact::Known(cluster_info(request, version, nodes)),
     };
-    let deployments = record(
-        &mut problems,
-        &format!("deployments in {flux_ns}"),
-        &format!("list deployments.apps in namespace {flux_ns}"),
-        deployments,
-    );
-    (snapshot.controllers, snapshot.workloads) = match deployments {
-        Fact::Known(all) => {
-            let (controllers, others): (Vec<_>, Vec<_>) = all
-                .into_iter()
-                .partition(crate::model::Workload::is_flux_controller);
-            (Fact::Known(controllers), Fact::Known(others))
-        }
-        Fact::Unknown(why) => (Fact::Unknown(why.clone()), Fact::Unknown(why)),
-    };
+    (snapshot.controllers, snapshot.workloads) =
+        split_deployments(reader, flux_ns, &mut problems, deployments).await;
     snapshot.service_accounts = record(
         &mut problems,
         "serviceaccounts",
@@ -844,6 +1001,14 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
         issuer,
     );
     snapshot.flux = flux.inventory;
+    snapshot.flux_instances = flux.operator.instances;
+    snapshot.flux_report = flux.operator.report;
+    snapshot
+        .input_notes
+        .extend(snapshot.flux_instance().map(FluxInstanceInfo::note));
+    snapshot
+        .input_notes
+        .extend(snapshot.flux_report.as_ref().map(FluxReportInfo::note));
     problems.extend(flux.problems);
     let (config_maps, secrets, reference_problems) = references;
     snapshot.config_maps = config_maps;
@@ -908,7 +1073,7 @@ mod tests {
                 {"version": "v1beta2", "resources": [{"resource": "gitrepositories"}, {"resource": "ocirepositories"}]}
             ]
         }]});
-        let versions = versions_from_aggregated(&doc);
+        let versions = versions_from_aggregated(&doc).versions;
         assert_eq!(
             versions.get(&FluxKind::GitRepository).map(String::as_str),
             Some("v1")

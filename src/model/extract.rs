@@ -471,6 +471,186 @@ pub fn object_ref_of(value: &Value, default_namespace: &str) -> ObjectRef {
     }
 }
 
+/// The components flux-operator installs when `.spec.components` is empty
+/// (api/v1/fluxinstance_types.go GetComponents @ v0.58.1).
+pub const OPERATOR_DEFAULT_COMPONENTS: [&str; 4] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+];
+
+/// The `Ready` condition of an object's status: whether it is `True`, and its message.
+fn ready_condition(value: &Value) -> Option<(bool, String)> {
+    array_at(value, &["status", "conditions"])
+        .iter()
+        .find(|c| str_at(c, &["type"]) == Some("Ready"))
+        .map(|c| {
+            (
+                str_at(c, &["status"]) == Some("True"),
+                str_at(c, &["message"]).unwrap_or_default().to_string(),
+            )
+        })
+}
+
+pub fn flux_instance(value: &Value, default_namespace: &str) -> super::FluxInstanceInfo {
+    let cluster = &value["spec"]["cluster"];
+    let mut components: Vec<String> = array_at(value, &["spec", "components"])
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if components.is_empty() {
+        components = OPERATOR_DEFAULT_COMPONENTS
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    }
+    let patches = array_at(value, &["spec", "kustomize", "patches"]);
+    super::FluxInstanceInfo {
+        namespace: string_at(value, &["metadata", "namespace"])
+            .unwrap_or_else(|| default_namespace.to_string()),
+        name: string_at(value, &["metadata", "name"]).unwrap_or_default(),
+        labels: map_at(value, &["metadata", "labels"]),
+        distribution_version: string_at(value, &["spec", "distribution", "version"]),
+        components,
+        cluster_type: string_at(cluster, &["type"]),
+        object_level: cluster["objectLevelWorkloadIdentity"].as_bool() == Some(true),
+        multitenant_workload_identity: cluster["multitenantWorkloadIdentity"].as_bool()
+            == Some(true),
+        patches: patches.len(),
+        identity_values: patches
+            .iter()
+            .enumerate()
+            .flat_map(|(index, patch)| patched_values(index, patch))
+            .collect(),
+        sync: string_at(value, &["spec", "sync", "kind"]).map(|kind| {
+            (
+                kind,
+                string_at(value, &["spec", "sync", "url"]).unwrap_or_default(),
+            )
+        }),
+        ready: ready_condition(value),
+        last_applied_revision: string_at(value, &["status", "lastAppliedRevision"]),
+    }
+}
+
+const IDENTITY_ANNOTATIONS: [&str; 2] = [
+    "azure.workload.identity/client-id",
+    "azure.workload.identity/tenant-id",
+];
+const IDENTITY_ENV: [&str; 2] = ["AZURE_CLIENT_ID", "AZURE_TENANT_ID"];
+
+/// The workload identity values a kustomize patch sets: the ServiceAccount annotations and the
+/// env vars of a strategic merge patch, or the same fields in JSON 6902 operations. A patch
+/// that does not parse sets nothing this can tell.
+fn patched_values(index: usize, patch: &Value) -> Vec<super::PatchedValue> {
+    let Some(body) = patch["patch"]
+        .as_str()
+        .and_then(|text| serde_saphyr::from_str::<Value>(text).ok())
+    else {
+        return Vec::new();
+    };
+    let target_kind = str_at(patch, &["target", "kind"]).or_else(|| str_at(&body, &["kind"]));
+    let target_name = str_at(patch, &["target", "name"])
+        .or_else(|| str_at(&body, &["metadata", "name"]))
+        .unwrap_or_default();
+    let mut found: Vec<(String, String)> = Vec::new();
+    let from_object = |object: &Value, found: &mut Vec<(String, String)>| {
+        for key in IDENTITY_ANNOTATIONS {
+            if let Some(v) = str_at(object, &["metadata", "annotations", key]) {
+                found.push((format!("annotation `{key}`"), v.to_string()));
+            }
+        }
+        for container in array_at(object, &["spec", "template", "spec", "containers"]) {
+            env_values(array_at(container, &["env"]), found);
+        }
+    };
+    match &body {
+        Value::Array(operations) => {
+            for op in operations {
+                let pointer = str_at(op, &["path"]).unwrap_or_default();
+                let value = &op["value"];
+                for key in IDENTITY_ANNOTATIONS {
+                    if pointer.ends_with(&format!("/annotations/{}", key.replace('/', "~1")))
+                        && let Some(v) = value.as_str()
+                    {
+                        found.push((format!("annotation `{key}`"), v.to_string()));
+                    }
+                    if pointer.ends_with("/annotations")
+                        && let Some(v) = str_at(value, &[key])
+                    {
+                        found.push((format!("annotation `{key}`"), v.to_string()));
+                    }
+                }
+                if pointer.contains("/env") {
+                    match value {
+                        Value::Array(list) => env_values(list, &mut found),
+                        one => env_values(std::slice::from_ref(one), &mut found),
+                    }
+                }
+            }
+        }
+        object => from_object(object, &mut found),
+    }
+    found
+        .into_iter()
+        .map(|(field, value)| super::PatchedValue {
+            patch: index,
+            kind: target_kind.unwrap_or_default().to_string(),
+            target: target_name.to_string(),
+            field,
+            value,
+        })
+        .collect()
+}
+
+fn env_values(env: &[Value], found: &mut Vec<(String, String)>) {
+    for var in env {
+        if let (Some(name), Some(value)) = (str_at(var, &["name"]), str_at(var, &["value"]))
+            && IDENTITY_ENV.contains(&name)
+        {
+            found.push((format!("env {name}"), value.to_string()));
+        }
+    }
+}
+
+pub fn flux_report(value: &Value, default_namespace: &str) -> super::FluxReportInfo {
+    let spec = &value["spec"];
+    super::FluxReportInfo {
+        namespace: string_at(value, &["metadata", "namespace"])
+            .unwrap_or_else(|| default_namespace.to_string()),
+        name: string_at(value, &["metadata", "name"]).unwrap_or_default(),
+        status: string_at(spec, &["distribution", "status"]),
+        version: string_at(spec, &["distribution", "version"]),
+        managed_by: string_at(spec, &["distribution", "managedBy"]),
+        components: array_at(spec, &["components"])
+            .iter()
+            .map(|c| {
+                (
+                    str_at(c, &["name"]).unwrap_or_default().to_string(),
+                    c["ready"].as_bool() == Some(true),
+                    str_at(c, &["status"]).unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        failing: array_at(spec, &["reconcilers"])
+            .iter()
+            .filter_map(|r| {
+                let failing = r["stats"]["failing"].as_u64().filter(|n| *n > 0)?;
+                Some((str_at(r, &["kind"])?.to_string(), failing))
+            })
+            .collect(),
+        sync: spec.get("sync").filter(|s| s.is_object()).map(|s| {
+            (
+                str_at(s, &["id"]).unwrap_or_default().to_string(),
+                s["ready"].as_bool() == Some(true),
+                str_at(s, &["status"]).unwrap_or_default().to_string(),
+            )
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,6 +758,61 @@ mod tests {
         assert_eq!(
             workload(&deploy, "flux-system").unknown_fields,
             vec!["spec.containers", "spec.template.labels"]
+        );
+    }
+
+    #[test]
+    fn identity_values_of_merge_and_json_patches() {
+        let instance = serde_json::json!({"metadata": {"name": "flux", "namespace": "flux-system"},
+        "spec": {"kustomize": {"patches": [
+            {"target": {"kind": "Deployment", "name": "kustomize-controller"},
+             "patch": "- op: add\n  path: /spec/template/spec/containers/0/env/-\n  value:\n    name: AZURE_CLIENT_ID\n    value: CLIENT_ID\n"},
+            {"target": {"kind": "ServiceAccount"},
+             "patch": "- op: add\n  path: /metadata/annotations/azure.workload.identity~1tenant-id\n  value: <TENANT>\n"},
+            {"patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: source-controller\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        env:\n        - name: AZURE_TENANT_ID\n          value: t\n"},
+            {"patch": "not: [valid"}
+        ]}}});
+        let info = flux_instance(&instance, "flux-system");
+        assert_eq!(info.patches, 4);
+        assert_eq!(info.components, OPERATOR_DEFAULT_COMPONENTS);
+        let values: Vec<(usize, &str, &str, &str, &str)> = info
+            .identity_values
+            .iter()
+            .map(|v| {
+                (
+                    v.patch,
+                    v.kind.as_str(),
+                    v.target.as_str(),
+                    v.field.as_str(),
+                    v.value.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (
+                    0,
+                    "Deployment",
+                    "kustomize-controller",
+                    "env AZURE_CLIENT_ID",
+                    "CLIENT_ID"
+                ),
+                (
+                    1,
+                    "ServiceAccount",
+                    "",
+                    "annotation `azure.workload.identity/tenant-id`",
+                    "<TENANT>"
+                ),
+                (
+                    2,
+                    "Deployment",
+                    "source-controller",
+                    "env AZURE_TENANT_ID",
+                    "t"
+                ),
+            ]
         );
     }
 }

@@ -59,8 +59,9 @@ pub struct Snapshot {
     pub flux_namespace: String,
     pub cluster: Fact<ClusterInfo>,
     pub controllers: Fact<Vec<Workload>>,
-    /// The other Deployments: in the Flux namespace on a live cluster, all of them in
-    /// manifests. A credential sync that feeds a Flux object's Secret is one of them.
+    /// The other Deployments: in the Flux namespace on a live cluster (and, when it has no
+    /// Flux controller, the Flux controllers of other namespaces), all of them in manifests. A
+    /// credential sync that feeds a Flux object's Secret is one of them.
     pub workloads: Fact<Vec<Workload>>,
     pub service_accounts: Fact<ServiceAccounts>,
     pub pods: Fact<Vec<Pod>>,
@@ -98,6 +99,10 @@ pub struct Snapshot {
     pub silenced: BTreeMap<ObjectRef, Vec<String>>,
     /// Where each object of the manifests was read: a file, or how a folder was built.
     pub origins: BTreeMap<ObjectRef, String>,
+    /// The FluxInstances of a live cluster whose flux-operator CRDs are served.
+    pub flux_instances: Vec<FluxInstanceInfo>,
+    /// The FluxReport of the Flux namespace, where flux-operator keeps one.
+    pub flux_report: Option<FluxReportInfo>,
 }
 
 impl Snapshot {
@@ -129,6 +134,8 @@ impl Snapshot {
             input_notes: Vec::new(),
             silenced: BTreeMap::new(),
             origins: BTreeMap::new(),
+            flux_instances: Vec::new(),
+            flux_report: None,
         }
     }
 
@@ -165,6 +172,13 @@ impl Snapshot {
             .known()?
             .iter()
             .find(|s| s.namespace == namespace && s.name == name)
+    }
+
+    /// The live FluxInstance that installs the controllers of the Flux namespace.
+    pub fn flux_instance(&self) -> Option<&FluxInstanceInfo> {
+        self.flux_instances
+            .iter()
+            .find(|i| i.namespace == self.flux_namespace)
     }
 
     pub fn controller(&self, name: &str) -> Option<&Workload> {
@@ -754,4 +768,164 @@ pub struct SecretInfo {
     pub encrypted: bool,
     /// For a kubeconfig Secret: the exec credential command its user runs, if any.
     pub kubeconfig_exec: Option<String>,
+}
+
+/// A flux-operator FluxInstance read from the cluster: what the operator installs the Flux
+/// controllers from (controlplaneio-fluxcd/flux-operator api/v1/fluxinstance_types.go @ v0.58.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FluxInstanceInfo {
+    pub namespace: String,
+    pub name: String,
+    /// Who applies the FluxInstance itself (a Flux Kustomization, Helm), from its labels.
+    pub labels: StringMap,
+    /// `.spec.distribution.version`, a semver range such as `2.7.x`.
+    pub distribution_version: Option<String>,
+    /// `.spec.components`, the operator's four defaults when empty.
+    pub components: Vec<String>,
+    /// `.spec.cluster.type`: `kubernetes` (the default), `azure`, ...
+    pub cluster_type: Option<String>,
+    /// `.spec.cluster.objectLevelWorkloadIdentity`.
+    pub object_level: bool,
+    /// `.spec.cluster.multitenantWorkloadIdentity`.
+    pub multitenant_workload_identity: bool,
+    /// How many `.spec.kustomize.patches` it has.
+    pub patches: usize,
+    /// The workload identity values those patches set.
+    pub identity_values: Vec<PatchedValue>,
+    /// `.spec.sync`: kind and URL.
+    pub sync: Option<(String, String)>,
+    /// The `Ready` condition: whether it holds, and its message.
+    pub ready: Option<(bool, String)>,
+    /// `.status.lastAppliedRevision`: the release (and digest) the operator applied last.
+    pub last_applied_revision: Option<String>,
+}
+
+impl FluxInstanceInfo {
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::namespaced("FluxInstance", &self.namespace, &self.name)
+    }
+
+    /// `namespace/name`, as the report names it after the word FluxInstance.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// What the report says of it under its first line.
+    pub fn note(&self) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        let mut parts = vec![format!(
+            "distribution {}",
+            self.distribution_version.as_deref().unwrap_or("(none)")
+        )];
+        if let Some(revision) = &self.last_applied_revision {
+            // The digest after `@` says nothing a reader can act on.
+            let release = revision.split('@').next().unwrap_or(revision);
+            parts.push(format!("{release} applied"));
+        }
+        parts.push(format!(
+            "cluster type {}",
+            self.cluster_type.as_deref().unwrap_or("kubernetes")
+        ));
+        parts.push(format!(
+            "object-level workload identity {}",
+            on(self.object_level)
+        ));
+        if self.multitenant_workload_identity {
+            parts.push("multitenant workload identity on".to_string());
+        }
+        parts.push(format!("components {}", self.components.join(", ")));
+        parts.push(format!("{} patch(es)", self.patches));
+        if let Some((kind, url)) = &self.sync {
+            parts.push(format!("sync {kind} {url}"));
+        }
+        match &self.ready {
+            Some((true, _)) => parts.push("Ready".to_string()),
+            Some((false, message)) => parts.push(format!(
+                "not Ready: {message} (the controllers may not be what it says yet)"
+            )),
+            None => {}
+        }
+        format!(
+            "FluxInstance {}: the controllers are installed by flux-operator from it; {}",
+            self.id(),
+            parts.join(", ")
+        )
+    }
+}
+
+/// A workload identity value set by one of a FluxInstance's `.spec.kustomize.patches`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchedValue {
+    /// Index in `.spec.kustomize.patches`.
+    pub patch: usize,
+    /// `ServiceAccount` or `Deployment`, and the name the patch targets (empty when it selects
+    /// by labels only).
+    pub kind: String,
+    pub target: String,
+    /// `annotation azure.workload.identity/client-id` or `env AZURE_CLIENT_ID`.
+    pub field: String,
+    pub value: String,
+}
+
+/// The FluxReport flux-operator keeps about the install
+/// (api/v1/fluxreport_types.go @ v0.58.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FluxReportInfo {
+    pub namespace: String,
+    pub name: String,
+    /// `.spec.distribution`: status (`Installed`), version and who manages it.
+    pub status: Option<String>,
+    pub version: Option<String>,
+    pub managed_by: Option<String>,
+    /// `.spec.components`: name, ready, status message.
+    pub components: Vec<(String, bool, String)>,
+    /// `.spec.reconcilers`: kind and how many of its objects are failing.
+    pub failing: Vec<(String, u64)>,
+    /// `.spec.sync`: id, ready, status message.
+    pub sync: Option<(String, bool, String)>,
+}
+
+impl FluxReportInfo {
+    /// What the report says of it under its first line: the release, and what is not healthy.
+    pub fn note(&self) -> String {
+        let mut parts = Vec::new();
+        let version = self.version.as_deref().unwrap_or("of unknown version");
+        let status = self.status.as_deref().unwrap_or("Unknown");
+        parts.push(match &self.managed_by {
+            Some(manager) => format!("Flux {version} {status}, managed by {manager}"),
+            None => format!("Flux {version} {status}"),
+        });
+        let not_ready: Vec<String> = self
+            .components
+            .iter()
+            .filter(|(_, ready, _)| !ready)
+            .map(|(name, _, status)| format!("{name} ({status})"))
+            .collect();
+        if not_ready.is_empty() {
+            parts.push(format!("{} component(s) ready", self.components.len()));
+        } else {
+            parts.push(format!("not ready: {}", not_ready.join(", ")));
+        }
+        if !self.failing.is_empty() {
+            let failing: Vec<String> = self
+                .failing
+                .iter()
+                .map(|(kind, count)| format!("{count} {kind}"))
+                .collect();
+            parts.push(format!("failing: {}", failing.join(", ")));
+        }
+        if let Some((id, ready, status)) = &self.sync {
+            parts.push(if *ready {
+                format!("sync {id} ready")
+            } else {
+                format!("sync {id} not ready: {status}")
+            });
+        }
+        format!(
+            "FluxReport {}/{}: {}",
+            self.namespace,
+            self.name,
+            parts.join("; ")
+        )
+    }
 }

@@ -78,8 +78,16 @@ fn fix_all(snapshot: &Resolved, diagnosis: &Diagnosis) -> Option<FixAll> {
             None => "",
         }
     };
+    let args = format!("{mode}{}", crate::checks::IDS);
+    let operator = wirings.iter().any(|w| {
+        crate::plan::reconciler(&w.workload.labels) == Some(crate::plan::Reconciler::FluxOperator)
+    });
     Some(FixAll {
-        command: crate::checks::enable_command(snapshot, &format!("{mode}{}", crate::checks::IDS)),
+        command: if operator {
+            crate::checks::flux_instance_fix(snapshot, &args)
+        } else {
+            crate::checks::enable_command(snapshot, &args)
+        },
         fixes,
     })
 }

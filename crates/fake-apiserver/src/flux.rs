@@ -355,3 +355,104 @@ pub fn healthy_manual(minor: u32) -> Vec<Value> {
     objects.extend(pods);
     objects
 }
+
+/// A flux-operator CRD as controlplaneio-fluxcd/flux-operator declares it at v0.58.1
+/// (config/crd/bases/fluxcd.controlplane.io_{fluxinstances,fluxreports}.yaml): namespaced,
+/// `v1` served and stored, with a status subresource. The schema is left open, as for the
+/// Flux CRDs here: the fake does not validate.
+pub fn operator_crd(kind: &str) -> Value {
+    let plural = format!("{}s", kind.to_lowercase());
+    let categories = if kind == "FluxInstance" {
+        json!(["fluxcd", "fluxcd-appliers"])
+    } else {
+        json!(["fluxcd"])
+    };
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.fluxcd.controlplane.io")},
+        "spec": {
+            "group": "fluxcd.controlplane.io",
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                      "singular": kind.to_lowercase(), "categories": categories},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}
+
+/// The FluxInstance `flux` (the only name the CRD accepts) in the Flux namespace.
+pub fn flux_instance(spec: Value) -> Value {
+    let mut instance = json!({
+        "apiVersion": "fluxcd.controlplane.io/v1",
+        "kind": "FluxInstance",
+        "metadata": {"name": "flux", "namespace": NS},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                                   "message": "Reconciliation finished in 12s", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                   "lastAppliedRevision": "v2.7.3@sha256:2b1d7bd1e5e2c5b42f4a6b0e8e7f4c1d2a3b4c5d6e7f8091a2b3c4d5e6f70819"}
+    });
+    instance["spec"] = spec;
+    instance
+}
+
+/// The FluxReport `flux` the operator keeps up to date in its namespace, from
+/// api/v1/fluxreport_types.go at v0.58.1: distribution, components and sync status.
+pub fn flux_report(
+    version: &str,
+    components: &[(&str, bool, &str)],
+    sync: Option<(bool, &str)>,
+) -> Value {
+    let components: Vec<Value> = components
+        .iter()
+        .map(|(name, ready, status)| {
+            json!({"name": name, "ready": ready, "status": status,
+                                            "image": format!("ghcr.io/fluxcd/{name}:v1.7.0")})
+        })
+        .collect();
+    let mut spec = json!({
+        "distribution": {"entitlement": "Unknown", "status": "Installed", "version": version, "managedBy": "flux-operator"},
+        "operator": {"apiVersion": "fluxcd.controlplane.io/v1", "version": "v0.58.1", "platform": "linux/amd64"},
+        "components": components,
+        "reconcilers": [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                         "stats": {"running": 1, "failing": 1, "suspended": 0}}],
+    });
+    if let Some((ready, status)) = sync {
+        spec["sync"] = json!({"id": "kustomization/flux-system", "path": "clusters/prod", "ready": ready,
+                              "status": status, "source": "oci://contoso.azurecr.io/fleet"});
+    }
+    json!({
+        "apiVersion": "fluxcd.controlplane.io/v1",
+        "kind": "FluxReport",
+        "metadata": {"name": "flux", "namespace": NS},
+        "spec": spec,
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                                   "message": "Reporting finished", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    })
+}
+
+/// What flux-operator installs from a FluxInstance: the install of release 2.`minor` whose
+/// controllers and ServiceAccounts carry the labels the operator puts on everything it applies
+/// (internal/builder/templates.go's LabelTransformer, and the owner labels its resource manager
+/// sets, internal/controller/fluxinstance_controller.go at v0.58.1), the operator's CRDs, and
+/// the FluxInstance itself with `spec`.
+pub fn operator_install(minor: u32, spec: Value) -> Vec<Value> {
+    let mut objects = install(minor);
+    for object in &mut objects {
+        if matches!(
+            object["kind"].as_str(),
+            Some("Deployment" | "ServiceAccount")
+        ) {
+            let labels = &mut object["metadata"]["labels"];
+            labels["app.kubernetes.io/managed-by"] = json!("flux-operator");
+            labels["app.kubernetes.io/instance"] = json!(NS);
+            labels["fluxcd.controlplane.io/name"] = json!("flux");
+            labels["fluxcd.controlplane.io/namespace"] = json!(NS);
+        }
+    }
+    objects.push(operator_crd("FluxInstance"));
+    objects.push(operator_crd("FluxReport"));
+    objects.push(flux_instance(spec));
+    objects
+}
