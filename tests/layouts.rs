@@ -453,3 +453,71 @@ fn enable_on_a_generated_folder_edits_the_flux_system_kustomization() {
     );
     assert!(Path::new(&cluster).join("values.yaml").exists());
 }
+
+/// `.sourceignore` files leave out of the artifact what they match, in gitignore syntax, each
+/// for its own folder and below (fluxcd/pkg sourceignore/sourceignore.go @
+/// sourceignore/v0.18.0): the repository root's file drops the Helm values Flux would stop on,
+/// the cluster folder's drops `infra/` but takes one file back with `!`.
+#[test]
+fn sourceignore_files_leave_out_what_they_match() {
+    let sandbox = Sandbox::new();
+    let cluster = repository(&sandbox);
+    let repo = sandbox.path("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::write(
+        repo.join(".sourceignore"),
+        "# Helm values\n**/values.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(cluster.join(".sourceignore"), "infra/*\n!infra/keep.yaml\n").unwrap();
+    write_yaml(
+        &cluster.join("infra/keep.yaml"),
+        &[flux::object(
+            7,
+            "HelmRepository",
+            NS,
+            "charts",
+            json!({"interval": "5m", "type": "oci", "provider": "azure", "url": "oci://contoso.azurecr.io/charts"}),
+        )],
+    );
+    let dir = cluster.display().to_string();
+    let out = doctor(&sandbox, &["-k", &dir]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let notes = input_notes(&out);
+    assert!(
+        notes.contains(&format!(
+            "{dir} (no kustomization file), as Flux generates it: apps.yaml, flux-system/, infra/keep.yaml"
+        )),
+        "{notes:#?}"
+    );
+    let root_ignore = repo.join(".sourceignore").canonicalize().unwrap();
+    assert!(
+        notes.contains(&format!(
+            "{dir}/values.yaml: excluded by {}, so source-controller leaves it out of the artifact; left out here",
+            root_ignore.display()
+        )),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with(&format!("{dir}/infra/sources.yaml: excluded by"))),
+        "{notes:#?}"
+    );
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n.contains("kustomize-controller stops on it")),
+        "{notes:#?}"
+    );
+    let objects: Vec<String> = out.json()["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["object"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        objects.contains(&"charts".to_string()) && !objects.contains(&"platform".to_string()),
+        "{objects:?}"
+    );
+}

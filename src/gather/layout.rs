@@ -13,29 +13,11 @@ use serde_json::Value;
 
 use super::flux_instance;
 use super::manifests::{self, Document, ManifestError};
+use super::sourceignore;
 
 /// The names kustomize recognises, in its order of preference.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-
-/// What source-controller leaves out of every artifact (fluxcd/pkg sourceignore/sourceignore.go
-/// `ExcludeVCS`, `ExcludeCI`, `ExcludeExtra`), so kustomize-controller never sees them.
-const IGNORED_DIRS: [&str; 3] = [".git", ".github", ".circleci"];
-const IGNORED_FILES: [&str; 13] = [
-    ".gitignore",
-    ".gitmodules",
-    ".gitattributes",
-    ".travis.yml",
-    ".gitlab-ci.yml",
-    "appveyor.yml",
-    ".drone.yml",
-    "cloudbuild.yaml",
-    "codeship-services.yml",
-    "codeship-steps.yml",
-    ".goreleaser.yml",
-    ".sops.yaml",
-    ".flux.yaml",
-];
 
 /// More folders than any repository layout has; a cap keeps a cycle of Kustomizations finite.
 const MAX_FOLLOWED_FOLDERS: usize = 64;
@@ -255,39 +237,50 @@ pub struct Generated {
 }
 
 /// The resources kustomize-controller lists in the kustomization it generates for `dir`.
+/// What source-controller leaves out of the artifact (its defaults and the `.sourceignore`
+/// files, see [`sourceignore`]) is not there for kustomize-controller, so it is left out here.
 pub fn generate(dir: &Path) -> Result<Generated, ManifestError> {
     let mut generated = Generated::default();
-    scan(dir, &mut generated)?;
+    let (matcher, domain) = sourceignore::for_folder(dir).map_err(|e| read_error(dir, &e))?;
+    scan(dir, &domain, &matcher, &mut generated)?;
     Ok(generated)
 }
 
-fn scan(dir: &Path, generated: &mut Generated) -> Result<(), ManifestError> {
+fn scan(
+    dir: &Path,
+    domain: &[String],
+    matcher: &sourceignore::Matcher,
+    generated: &mut Generated,
+) -> Result<(), ManifestError> {
     for path in sorted_entries(dir)? {
         let name = file_name(&path);
         // The walk does not follow links to folders (it looks at each entry with lstat).
         let meta = std::fs::symlink_metadata(&path).map_err(|e| read_error(&path, &e))?;
-        if meta.is_dir() {
-            if IGNORED_DIRS.contains(&name.as_str()) {
-                continue;
-            }
-            if kustomization_file(&path).is_some() {
-                generated.resources.push(path);
-            } else {
-                scan(&path, generated)?;
-            }
-            continue;
-        }
-        if name == ".sourceignore" {
-            generated.notes.push(format!(
-                "{}: not read; files it excludes from the artifact are read here",
-                path.display()
-            ));
-        }
         let yaml = matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         );
-        if !yaml || IGNORED_FILES.contains(&name.as_str()) {
+        let mut names = domain.to_vec();
+        names.push(name);
+        if let Some(sourceignore::Excluded(by)) = matcher.excluded(&names, meta.is_dir()) {
+            if let Some(file) = by.filter(|_| meta.is_dir() || yaml) {
+                generated.notes.push(format!(
+                    "{}: excluded by {}, so source-controller leaves it out of the artifact; left out here",
+                    path.display(),
+                    file.display()
+                ));
+            }
+            continue;
+        }
+        if meta.is_dir() {
+            if kustomization_file(&path).is_some() {
+                generated.resources.push(path);
+            } else {
+                scan(&path, &names, matcher, generated)?;
+            }
+            continue;
+        }
+        if !yaml {
             continue;
         }
         if !path.is_file() {

@@ -6,3 +6,4 @@ pub mod layout;
 pub mod live;
 pub mod local;
 pub mod manifests;
+pub mod sourceignore;
