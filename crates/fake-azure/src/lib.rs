@@ -3,8 +3,9 @@
 //! Resource Manager (subscriptions, Resource Graph, AKS, managed identities with their federated
 //! credentials, role assignments with their conditions, built-in and custom role definitions,
 //! registries with their role assignment mode and ARM-token policy, vaults with their
-//! permission model and access policies), and for the fleet commands the AKS cluster list, the
-//! caller's effective permissions and the credential kubeconfigs (`aks`).
+//! permission model and access policies, the `Microsoft.KubernetesConfiguration` extensions
+//! and fluxConfigurations of a managed cluster), and for the fleet commands the AKS cluster
+//! list, the caller's effective permissions and the credential kubeconfigs (`aks`).
 //!
 //! It answers like the real services for what it implements: Entra ID errors carry
 //! `error_codes`, ARM errors the `{"error":{"code","message"}}` envelope, lists page with
@@ -30,6 +31,10 @@ pub const API_MSI: &str = "2024-11-30";
 pub const API_AUTHORIZATION: &str = "2022-04-01";
 pub const API_RESOURCE_GRAPH: &str = "2024-04-01";
 pub const API_SUBSCRIPTIONS: &str = "2022-12-01";
+/// Azure/azure-rest-api-specs kubernetesconfiguration `extensions/stable/2025-03-01`.
+pub const API_EXTENSIONS: &str = "2025-03-01";
+/// Azure/azure-rest-api-specs kubernetesconfiguration `fluxConfigurations/stable/2025-04-01`.
+pub const API_FLUX_CONFIGURATIONS: &str = "2025-04-01";
 
 pub const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 pub const STORAGE_BLOB_DATA_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
@@ -122,6 +127,19 @@ impl Resource {
     }
 }
 
+/// A `Microsoft.KubernetesConfiguration` resource of a managed cluster (an extension or a
+/// fluxConfiguration), listed under `{cluster}/providers/Microsoft.KubernetesConfiguration/`.
+#[derive(Clone, Debug)]
+pub struct ClusterChild {
+    /// The managed cluster's ARM ID; it must be one of `resources`.
+    pub cluster_id: String,
+    pub name: String,
+    /// `properties` as ARM returns them (read-only ones such as `provisioningState` included).
+    pub properties: Value,
+    /// The resource's `identity`, when it has one.
+    pub identity: Option<Value>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RoleAssignment {
     pub principal_id: String,
@@ -182,6 +200,10 @@ pub struct FakeAzure {
     /// Managed clusters, registries, storage accounts...
     pub resources: Vec<Resource>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Cluster extensions (`microsoft.flux` among them), listed per cluster.
+    pub extensions: Vec<ClusterChild>,
+    /// fluxConfigurations, listed per cluster.
+    pub flux_configurations: Vec<ClusterChild>,
     /// Custom role definitions, served next to the built-in ones of `roles`.
     pub custom_roles: Vec<roles::RoleDefinition>,
     /// The only token scope accepted (the cloud's Resource Manager scope).

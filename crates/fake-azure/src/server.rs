@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{
-    API_AKS, API_AUTHORIZATION, API_MSI, API_RESOURCE_GRAPH, API_SUBSCRIPTIONS, AzureFault,
-    AzureRequest, Credential, FakeAzure, Identity, percent_decode, url_decode_form,
+    API_AKS, API_AUTHORIZATION, API_EXTENSIONS, API_FLUX_CONFIGURATIONS, API_MSI,
+    API_RESOURCE_GRAPH, API_SUBSCRIPTIONS, AzureFault, AzureRequest, Credential, FakeAzure,
+    Identity, percent_decode, url_decode_form,
 };
 use super::{aks, entra, roles};
 
@@ -219,17 +220,7 @@ async fn answer(
         );
     }
     let api_version = query_param(query, "api-version").unwrap_or_default();
-    let expect = |wanted: &str| {
-        (api_version != wanted).then(|| {
-            Answer::error(
-                400,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{api_version}' is invalid here; the fake serves '{wanted}'."
-                ),
-            )
-        })
-    };
+    let expect = |wanted: &str| refused_api_version(&api_version, wanted);
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     match (method.as_str(), lower.as_slice()) {
@@ -265,6 +256,9 @@ async fn answer(
         ("POST", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "listclusteradmincredential"]) => {
             expect(API_AKS).unwrap_or_else(|| aks::credential(shared, path, query, bearer.unwrap_or_default(), true))
         }
+        ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "providers", "microsoft.kubernetesconfiguration", kind]) => {
+            cluster_children(shared, path, query, kind, &api_version)
+        }
         ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _]) => {
             expect(API_MSI).unwrap_or_else(|| identity(shared, path))
         }
@@ -279,6 +273,19 @@ async fn answer(
         }
         _ => Answer::error(404, "InvalidResourceType", &format!("The fake serves no {method} {path}.")),
     }
+}
+
+/// ARM's answer to an api-version the route does not serve.
+fn refused_api_version(api_version: &str, wanted: &str) -> Option<Answer> {
+    (api_version != wanted).then(|| {
+        Answer::error(
+            400,
+            "InvalidApiVersionParameter",
+            &format!(
+                "The api-version '{api_version}' is invalid here; the fake serves '{wanted}'."
+            ),
+        )
+    })
 }
 
 /// A `{"value": [...], "nextLink": ...}` page at `$skiptoken` (an offset).
@@ -513,6 +520,71 @@ fn managed_cluster(shared: &Shared, path: &str) -> Answer {
                 )
             },
         )
+}
+
+/// The extensions or fluxConfigurations of the managed cluster the path names; a cluster that
+/// does not exist is `ParentResourceNotFound`, as ARM answers for a child of a missing parent.
+fn cluster_children(
+    shared: &Shared,
+    path: &str,
+    query: Option<&str>,
+    kind: &str,
+    api_version: &str,
+) -> Answer {
+    let (wanted, kind) = match kind {
+        "extensions" => (API_EXTENSIONS, "extensions"),
+        "fluxconfigurations" => (API_FLUX_CONFIGURATIONS, "fluxConfigurations"),
+        _ => {
+            return Answer::error(
+                404,
+                "InvalidResourceType",
+                &format!("The fake serves no GET {path}."),
+            );
+        }
+    };
+    if let Some(refused) = refused_api_version(api_version, wanted) {
+        return refused;
+    }
+    let config = lock(&shared.config).clone();
+    let lower = path.to_ascii_lowercase();
+    let cluster = &path[..lower
+        .find("/providers/microsoft.kubernetesconfiguration/")
+        .unwrap_or(path.len())];
+    if !config
+        .resources
+        .iter()
+        .any(|r| r.id.eq_ignore_ascii_case(cluster))
+    {
+        return Answer::error(
+            404,
+            "ParentResourceNotFound",
+            &format!(
+                "Can not perform requested operation on nested resource. Parent resource '{cluster}' not found."
+            ),
+        );
+    }
+    let children = if kind == "extensions" {
+        &config.extensions
+    } else {
+        &config.flux_configurations
+    };
+    let items: Vec<Value> = children
+        .iter()
+        .filter(|c| c.cluster_id.eq_ignore_ascii_case(cluster))
+        .map(|c| {
+            let mut item = json!({
+                "id": format!("{}/providers/Microsoft.KubernetesConfiguration/{kind}/{}", c.cluster_id, c.name),
+                "name": c.name,
+                "type": format!("Microsoft.KubernetesConfiguration/{kind}"),
+                "properties": c.properties,
+            });
+            if let Some(identity) = &c.identity {
+                item["identity"] = identity.clone();
+            }
+            item
+        })
+        .collect();
+    page(shared, path, query, &items)
 }
 
 fn find_identity<'a>(identities: &'a mut [Identity], id: &str) -> Option<&'a mut Identity> {
