@@ -1,5 +1,6 @@
-//! Reading Azure for doctor: the AKS cluster of the context, the identities the wiring names,
-//! their federated credentials, the resources Flux objects reach and the identities' role
+//! Reading Azure for doctor: the AKS cluster of the context and its Flux extension
+//! (`microsoft.flux`, with its fluxConfigurations), the identities the wiring names, their
+//! federated credentials, the resources Flux objects reach and the identities' role
 //! assignments. The number of calls follows the number of identities, never of objects: one
 //! Resource Graph query finds every identity, one resolves every resource.
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 use super::arm::{
     API_AKS, API_AUTHORIZATION, API_MSI, API_SUBSCRIPTIONS, Arm, ArmError, encode, kql_string,
 };
+use super::extension::{self, API_EXTENSIONS, API_FLUX_CONFIGURATIONS, ExtensionState};
 use super::permissions::{Permission, RoleDefinition};
 use super::roles::{need, role_guid};
 use super::state::{
@@ -496,8 +498,12 @@ pub async fn read(
         .filter_map(WiSubject::valid_client_id)
         .map(str::to_ascii_lowercase)
         .collect();
-    let (cluster, identities, resources) = futures::join!(
-        find_cluster(arm, snapshot, locator, &subscriptions),
+    let ((cluster, flux_extension), identities, resources) = futures::join!(
+        async {
+            let cluster = find_cluster(arm, snapshot, locator, &subscriptions).await;
+            let extension = read_flux_extension(arm, &cluster).await;
+            (cluster, extension)
+        },
         find_identities(arm, &client_ids),
         resolve_targets(arm, subjects)
     );
@@ -519,6 +525,43 @@ pub async fn read(
         resources,
         role_assignments,
         role_definitions,
+        flux_extension,
+    })
+}
+
+/// The cluster's `microsoft.flux` extension, and its fluxConfigurations when it has one: two
+/// calls whatever the number of objects.
+async fn read_flux_extension(arm: &Arm, cluster: &Fact<AksCluster>) -> Fact<ExtensionState> {
+    let cluster = match cluster {
+        Fact::Known(cluster) => cluster,
+        Fact::Unknown(reason) => return Fact::Unknown(reason.clone()),
+    };
+    let base = format!("{}/providers/Microsoft.KubernetesConfiguration", cluster.id);
+    let extension = match arm
+        .list(&format!("{base}/extensions?api-version={API_EXTENSIONS}"))
+        .await
+    {
+        Ok(items) => items.iter().find_map(extension::extension_of),
+        Err(e) => return unknown(&e),
+    };
+    let configurations = if extension.is_some() {
+        match arm
+            .list(&format!(
+                "{base}/fluxConfigurations?api-version={API_FLUX_CONFIGURATIONS}"
+            ))
+            .await
+        {
+            Ok(items) => Fact::Known(items.iter().map(extension::flux_configuration_of).collect()),
+            Err(e) => unknown(&e),
+        }
+    } else {
+        Fact::Known(Vec::new())
+    };
+    Fact::Known(ExtensionState {
+        cluster: cluster.name.clone(),
+        resource_group: cluster.resource_group.clone(),
+        extension,
+        configurations,
     })
 }
 

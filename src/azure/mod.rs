@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod condition;
 pub mod credential;
 pub mod endpoints;
+pub mod extension;
 pub mod federate;
 pub mod fic;
 pub mod gather;

@@ -23,6 +23,8 @@ pub struct AzureState {
     pub role_assignments: Fact<Vec<RoleAssignment>>,
     /// The definitions (built-in and custom) of the roles those assignments name.
     pub role_definitions: Fact<Vec<RoleDefinition>>,
+    /// The AKS Flux extension (`microsoft.flux`) of the cluster and its fluxConfigurations.
+    pub flux_extension: Fact<super::extension::ExtensionState>,
 }
 
 impl AzureState {

@@ -214,20 +214,56 @@ fn flux_installed_by_aks_extension(
     findings: &mut Findings<'_>,
 ) -> Result<(), Skip> {
     let controllers = snapshot.controllers.get()?;
-    let owned: Vec<&str> = controllers
+    let owned: Vec<&crate::model::Workload> = controllers
         .iter()
         .filter(|w| owned_by_aks_extension(&w.labels) || owned_by_aks_extension(&w.template_labels))
-        .map(|w| w.name.as_str())
         .collect();
-    if !owned.is_empty() {
-        findings.add(
-            cluster_ref(snapshot),
-            format!(
-                "the Flux controllers ({}) are managed by the microsoft.flux cluster extension; changes to them must go through the extension's settings",
-                owned.join(", ")
-            ),
-            super::EXTENSION_IDENTITY,
-        );
+    let names: Vec<&str> = owned.iter().map(|w| w.name.as_str()).collect();
+    let fix = super::extension::identity_fix(snapshot);
+    // Resource Manager's word when it was read, else the version label the extension's Helm
+    // release puts on its controllers.
+    let read = super::extension::extension_state(snapshot)
+        .and_then(|state| state.extension.as_ref().map(|e| (state, e)));
+    match read {
+        Some((state, extension)) => {
+            let upgrades = if extension.auto_upgrade {
+                "minor versions upgrade automatically"
+            } else {
+                "pinned: autoUpgradeMinorVersion is false"
+            };
+            let message = if names.is_empty() {
+                format!(
+                    "{} has the microsoft.flux extension {} {} ({upgrades}), but no Flux controller in {} carries its labels",
+                    state.cluster,
+                    extension.name,
+                    extension.describe(),
+                    snapshot.flux_namespace
+                )
+            } else {
+                format!(
+                    "the Flux controllers ({}) are managed by the microsoft.flux extension {} {} on {} ({upgrades}); changes to them must go through the extension's settings",
+                    names.join(", "),
+                    extension.name,
+                    extension.describe(),
+                    state.cluster
+                )
+            };
+            findings.add(cluster_ref(snapshot), message, fix);
+        }
+        None if !names.is_empty() => {
+            let version = super::extension::labelled_version(&owned)
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default();
+            findings.add(
+                cluster_ref(snapshot),
+                format!(
+                    "the Flux controllers ({}) are managed by the microsoft.flux cluster extension{version}; changes to them must go through the extension's settings",
+                    names.join(", ")
+                ),
+                fix,
+            );
+        }
+        None => {}
     }
     Ok(())
 }

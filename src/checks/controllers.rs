@@ -1223,8 +1223,8 @@ fn kubelet_identity_fallback(snapshot: &Resolved, findings: &mut Findings<'_>) -
             {
                 format!(
                     "grant the kubelet identity AcrPull and let the extension use it ({}), or give the extension's controllers an identity: {}",
-                    super::EXTENSION_KUBELET_IDENTITY,
-                    super::EXTENSION_IDENTITY
+                    super::extension::kubelet_fix(snapshot),
+                    super::extension::identity_fix(snapshot)
                 )
             } else {
                 format!(

@@ -4,6 +4,7 @@
 mod azure;
 mod cluster;
 mod controllers;
+mod extension;
 mod fleet;
 mod local;
 mod objects;
@@ -113,6 +114,10 @@ pub static CHECKS: &[&Check] = &[
     &cluster::WORKLOAD_IDENTITY_WEBHOOK_MISSING,
     &cluster::ISSUER_NOT_PUBLIC,
     &cluster::FLUX_INSTALLED_BY_AKS_EXTENSION,
+    &extension::AKS_EXTENSION_UNHEALTHY,
+    &extension::AKS_EXTENSION_IDENTITY_OFF,
+    &extension::AKS_EXTENSION_CONTROLLER_DISABLED,
+    &extension::FLUX_CONFIGURATION_AUTH_BROKEN,
     &controllers::AZURE_CONTROLLER_NOT_WIRED,
     &controllers::SA_MISSING_CLIENT_ID,
     &controllers::SA_MISSING_TENANT_ID,
@@ -245,7 +250,7 @@ pub fn fitted_fix(
     use crate::plan::Reconciler;
     if owned_by_aks_extension(&workload.labels) || owned_by_aks_extension(&workload.template_labels)
     {
-        return EXTENSION_IDENTITY.to_string();
+        return extension::identity_fix(snapshot);
     }
     let reconciler =
         crate::plan::reconciler(labels).or_else(|| crate::plan::reconciler(&workload.labels));
@@ -316,7 +321,7 @@ pub fn identity_fix(
 ) -> String {
     if owned_by_aks_extension(&workload.labels) || owned_by_aks_extension(&workload.template_labels)
     {
-        return EXTENSION_IDENTITY.to_string();
+        return extension::identity_fix(snapshot);
     }
     // Where the webhooks are known, say which mode `enable` will pick.
     let mode = match snapshot.webhooks.known() {

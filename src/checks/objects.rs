@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::{Area, Check, Findings, FixAction, Severity, enable_command};
 use crate::model::azure_use::{AzureService, describe_objects, join_words, verb_s};
-use crate::model::version::OBJECT_LEVEL_GATE;
+use crate::model::version::{OBJECT_LEVEL_GATE, Version};
 use crate::model::{FluxKind, FluxObject, ObjectRef, Skip, Snapshot};
 use crate::resolve::features::{self, Feature, Running};
 use crate::resolve::{AzureUse, Credential, Resolved, SecretHolds};
@@ -230,6 +230,17 @@ feature.",
     run: flux_version_too_old,
 };
 
+/// How to move to Flux `flux`: through the extension's version when it owns the controller
+/// (extension 1.x bundles a Flux release, see `azure::extension`), else by upgrading Flux.
+fn upgrade(snapshot: &Resolved, workload: &crate::model::Workload, flux: Version) -> String {
+    if super::owned_by_aks_extension(&workload.labels)
+        || super::owned_by_aks_extension(&workload.template_labels)
+    {
+        return super::extension::upgrade_fix(snapshot, flux);
+    }
+    format!("upgrade Flux to {flux} or later")
+}
+
 fn flux_version_too_old(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     controllers_known(snapshot)?;
     let mut groups: BTreeMap<(&str, &str), (Feature, Vec<AzureUse<'_>>)> = BTreeMap::new();
@@ -256,7 +267,7 @@ fn flux_version_too_old(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                 feature.flux,
                 Running::of(workload).describe()
             ),
-            format!("upgrade Flux to {} or later", feature.upgrade_to()),
+            upgrade(snapshot, workload, feature.upgrade_to()),
         );
     }
     if let Some(source) = snapshot.controller("source-controller") {
@@ -276,7 +287,7 @@ fn flux_version_too_old(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
             findings.add(
                 source.object_ref(),
                 format!("source-controller {} uses Azure China endpoints; workload identity in Azure China is broken from {} until {} (MSAL Go v1.5.0)", running.describe(), features::SOURCE_CHINA_BROKEN.since, features::SOURCE_CHINA_FIXED.since),
-                format!("upgrade Flux to {} or later", features::SOURCE_CHINA_FIXED.upgrade_to()),
+                upgrade(snapshot, source, features::SOURCE_CHINA_FIXED.upgrade_to()),
             );
         }
     }
