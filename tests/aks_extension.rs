@@ -142,6 +142,10 @@ impl Live {
     }
 
     fn doctor(&self, args: &[&str]) -> Outcome {
+        self.run("json", args)
+    }
+
+    fn run(&self, output: &str, args: &[&str]) -> Outcome {
         let kubeconfig = self.cluster.kubeconfig.display().to_string();
         let url = self.azure.url();
         let mut command: Command = self.cluster.sandbox.command();
@@ -149,7 +153,7 @@ impl Live {
             .env("AZURE_CLIENT_ID", LOGIN_CLIENT)
             .env("AZURE_TENANT_ID", TENANT_ID)
             .env("AZURE_CLIENT_SECRET", SECRET)
-            .args(["doctor", "-o", "json", "--kubeconfig", &kubeconfig])
+            .args(["doctor", "-o", output, "--kubeconfig", &kubeconfig])
             .args(["--azure-auth", "client-secret", "--authority-host", &url])
             .args(["--arm-endpoint", &url])
             .args(args);
@@ -331,6 +335,21 @@ fn a_live_extension_install_is_diagnosed_from_its_settings_and_fixed_with_az() {
         fallback[0].1
     );
     assert_no_patches(&out);
+
+    // The text report's last line is the extension's settings for this cluster.
+    let text = live.run("text", &[]);
+    let last: String = text
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Fix "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        last.contains("az k8s-extension update --cluster-type managedClusters -c aks-prod -g")
+            && last.contains("workloadIdentity.enable=true"),
+        "{}",
+        text.stdout
+    );
 
     let calls: Vec<(String, u16)> = live
         .azure

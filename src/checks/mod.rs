@@ -13,6 +13,7 @@ mod state;
 
 pub use cluster::owned_by_aks_extension;
 pub use controllers::expected_cloud;
+pub use extension::identity_fix as extension_identity_fix;
 pub use fleet::FLEET_CHECKS;
 
 use std::collections::BTreeMap;

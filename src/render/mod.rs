@@ -63,7 +63,7 @@ fn fix_all(snapshot: &Resolved, diagnosis: &Diagnosis) -> Option<FixAll> {
             || crate::checks::owned_by_aks_extension(&w.workload.template_labels)
     }) {
         return Some(FixAll {
-            command: crate::checks::EXTENSION_IDENTITY.to_string(),
+            command: crate::checks::extension_identity_fix(snapshot),
             fixes,
         });
     }
