@@ -1097,8 +1097,11 @@ fn doctor_over_five_contexts_survives_the_one_that_hangs() {
             "doctor",
             "--kubeconfig",
             kubeconfig.as_str(),
+            // The timeout ends the hung context; the healthy ones must never meet it, even on a
+            // machine whose cores are all busy, where one answer of the fake (a debug build)
+            // has taken more than 2 s. 10 s keeps the whole run around a minute at worst.
             "--request-timeout",
-            "2s",
+            "10s",
         ];
         args.extend_from_slice(extra);
         sandbox.run(&args)
@@ -1106,8 +1109,9 @@ fn doctor_over_five_contexts_survives_the_one_that_hangs() {
 
     let started = Instant::now();
     let json_run = doctor(&["--all-contexts", "--parallel", "2", "-o", "json"]);
+    // A hang guard, not a speed target: without the timeout this run never ends.
     assert!(
-        started.elapsed() < Duration::from_secs(60),
+        started.elapsed() < Duration::from_secs(180),
         "took {:?}",
         started.elapsed()
     );
