@@ -250,6 +250,74 @@ fn a_forbidden_group_version_hides_only_its_own_kinds() {
     );
 }
 
+/// A CRD in a Flux group serving `versions` made-up versions, so legacy discovery has that
+/// many more group-version documents to read.
+fn crd_with_versions(group: &str, versions: usize) -> Value {
+    let versions: Vec<Value> = (1..=versions)
+        .map(|i| {
+            json!({"name": format!("v1alpha{i}"), "served": true, "storage": i == 1,
+                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+        })
+        .collect();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": versions
+        }
+    })
+}
+
+#[test]
+fn legacy_discovery_reads_at_most_eight_group_versions_at_once() {
+    // 4 x 12 made-up versions plus Flux's own: enough rounds of 8 for a missing bound to show,
+    // and with latency on every request, enough overlap for the bound itself to show (more
+    // than one at a time).
+    let mut objects = healthy();
+    for group in [
+        "source.toolkit.fluxcd.io",
+        "kustomize.toolkit.fluxcd.io",
+        "helm.toolkit.fluxcd.io",
+        "notification.toolkit.fluxcd.io",
+    ] {
+        objects.push(crd_with_versions(group, 12));
+    }
+    let cluster = Cluster::start(FakeConfig {
+        objects,
+        issuer: Some(AKS_ISSUER.into()),
+        disable_aggregated_discovery: true,
+        latency: Duration::from_millis(50),
+        ..FakeConfig::default()
+    });
+    let out = cluster.doctor(&[]);
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let group_versions = cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/apis/") && r.path.matches('/').count() == 3)
+        .filter(|r| r.path.contains(".toolkit.fluxcd.io/"))
+        .count();
+    assert!(group_versions >= 48, "{group_versions} group versions read");
+    let most = cluster.server.discovery_most_in_flight();
+    assert!(most <= 8, "{most} discovery requests in flight at once");
+    assert!(most > 1, "discovery ran one request at a time");
+    // The made-up versions serve no Flux kind: the real ones are still found and read.
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/kustomizations")),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn flux_apis_not_found_is_a_finding_not_a_failure() {
     // The CRDs are still in discovery but their lists answer 404 (being uninstalled) and no

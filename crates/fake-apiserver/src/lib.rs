@@ -89,7 +89,8 @@
 //!   the real server validates. OIDC discovery and a JWKS document.
 //! - Bearer-token authentication when `required_token` is set (401 for every
 //!   path otherwise, as with anonymous auth disabled), injected latency,
-//!   injected faults, and a request log that tells writes from the rest.
+//!   injected faults, a request log that tells writes from the rest, and the
+//!   most group-version discovery requests it answered at once.
 //!
 //! Not implemented, and answered the way the real server answers a request
 //! it refuses: create, update, delete and patch types other than apply (405
@@ -406,6 +407,14 @@ impl RunningServer {
     /// before it acts on a request that is under way.
     pub fn held_requests(&self) -> u64 {
         self.shared.held()
+    }
+
+    /// The most group-version discovery requests (`/api/VERSION`, `/apis/GROUP/VERSION`) the
+    /// server was answering at the same time, each from its arrival to its response being
+    /// ready (injected latency included): a test of a client's bound on concurrent discovery
+    /// reads this.
+    pub fn discovery_most_in_flight(&self) -> u64 {
+        self.shared.discovery_most_in_flight()
     }
 
     /// The requests that changed stored state, oldest first.

@@ -53,6 +53,24 @@ pub struct Shared {
     log_file: Option<Mutex<File>>,
     tokens_issued: AtomicU64,
     held: AtomicU64,
+    discovery_in_flight: AtomicU64,
+    discovery_most_in_flight: AtomicU64,
+}
+
+/// One group-version discovery request being answered; counted out when dropped, also when
+/// the client gives up on it.
+struct DiscoveryInFlight<'a>(&'a Shared);
+
+impl Drop for DiscoveryInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.discovery_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether `path` is a group version's discovery document (`/api/v1`, `/apis/GROUP/VERSION`).
+fn is_group_version_discovery(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(segments.as_slice(), ["api", _] | ["apis", _, _])
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +82,18 @@ impl Shared {
     /// Requests a Hang fault has received and will never answer.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::SeqCst)
+    }
+
+    /// The most group-version discovery requests answered at the same time so far.
+    pub fn discovery_most_in_flight(&self) -> u64 {
+        self.discovery_most_in_flight.load(Ordering::SeqCst)
+    }
+
+    fn discovery_started(&self) -> DiscoveryInFlight<'_> {
+        let now = self.discovery_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.discovery_most_in_flight
+            .fetch_max(now, Ordering::SeqCst);
+        DiscoveryInFlight(self)
     }
 
     pub fn new(config: FakeConfig) -> io::Result<Shared> {
@@ -94,6 +124,8 @@ impl Shared {
             log_file,
             tokens_issued: AtomicU64::new(0),
             held: AtomicU64::new(0),
+            discovery_in_flight: AtomicU64::new(0),
+            discovery_most_in_flight: AtomicU64::new(0),
         })
     }
 
@@ -192,6 +224,8 @@ struct Incoming<'a> {
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    let _discovery =
+        is_group_version_discovery(parts.uri.path()).then(|| shared.discovery_started());
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
     let incoming = Incoming {
         method: &parts.method,
