@@ -446,6 +446,9 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
+    if args.get(1).is_some_and(|a| a == crate::plugin::SUBCOMMAND) {
+        return crate::plugin::run(&args[2..]);
+    }
     if let Some(request) = commands::completion::request(&args) {
         return ExitCode::from(commands::completion::answer(&request));
     }

@@ -233,6 +233,9 @@ pub fn exec_failure(error: &kube::Error) -> Option<String> {
             return match auth {
                 AuthError::AuthExecRun { out, .. } => {
                     let stderr = String::from_utf8_lossy(&out.stderr);
+                    if let Some(verdict) = crate::plugin::verdict(out.status, &stderr) {
+                        return Some(verdict.to_string());
+                    }
                     Some(
                         match stderr.lines().map(str::trim).rfind(|l| !l.is_empty()) {
                             Some(line) => format!("failed ({}): {line}", out.status),

@@ -14,6 +14,7 @@ pub mod gather;
 pub mod kubeconfig;
 pub mod model;
 pub mod plan;
+pub mod plugin;
 pub mod render;
 pub mod resolve;
 pub mod scrub;

@@ -743,6 +743,136 @@ fn a_hanging_credential_plugin_is_bounded_by_the_request_timeout() {
     assert!(cluster.server.requests().is_empty());
 }
 
+/// Runs `kubectl-azflux args` in the sandbox, sampling its peak resident set (VmHWM, in KiB)
+/// while it runs; the peak is `None` where /proc does not tell it.
+fn run_sampling_peak(sandbox: &Sandbox, args: &[&str]) -> (Outcome, Option<u64>) {
+    let mut child = sandbox
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl-azflux");
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    let status = loop {
+        // The high-water mark only grows: the last reading is the closest to the peak.
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak = Some(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let outcome = Outcome {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    (outcome, peak)
+}
+
+#[test]
+fn a_credential_plugin_flooding_stdout_is_stopped_at_the_cap() {
+    // 300 MB and then it would stop: read whole (as kube reads it), hundreds of megabytes
+    // would be held before the garbage is even looked at.
+    let cluster = cluster_with_plugin(
+        "#!/bin/sh
+echo 'fetching a token' >&2
+head -c 300000000 /dev/zero | tr '\\0' 'A'
+",
+    );
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let (out, peak) = run_sampling_peak(
+        &cluster.sandbox,
+        &[
+            "doctor",
+            "-o",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "60s",
+        ],
+    );
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` printed more than 1 MiB on stdout (the most an ExecCredential may be) and was stopped",
+    );
+    assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET, "AAAAAAAA"]);
+    if let Some(kib) = peak {
+        assert!(kib < 100 * 1024, "peak resident set {kib} KiB");
+    }
+    assert!(cluster.server.requests().is_empty());
+}
+
+#[test]
+fn a_bounded_credential_plugin_keeps_the_exec_protocol() {
+    // What the plugin was given, as kube gives it: arguments, the kubeconfig's variables,
+    // KUBERNETES_EXEC_INFO, and stdin not a terminal (interactiveMode: Never).
+    let seen = "plugin.seen";
+    let cluster = cluster_with_plugin(&format!(
+        "#!/bin/sh
+{{ echo \"args $*\"; echo \"env $AAD_SERVICE_PRINCIPAL_CLIENT_SECRET\"; echo \"info $KUBERNETES_EXEC_INFO\"; [ -t 0 ] || echo 'stdin not a terminal'; }} > {seen}\nprintf '%s' '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"fake-token\"}}}}'\n"
+    ));
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let mut command = cluster.sandbox.command();
+    command.current_dir(cluster.sandbox.path("")).args([
+        "doctor",
+        "-o",
+        "json",
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let output = command.output().expect("run");
+    assert_ne!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen = std::fs::read_to_string(cluster.sandbox.path(seen)).expect("the plugin ran");
+    assert!(
+        seen.contains(&format!("args get-token --login spn --server-id 6dae42f8-4368-4678-94ff-3960e28e3630 --client-id 3f2504e0-4f89-41d3-9a0c-0305e82c3301 --client-secret {CLIENT_SECRET}\n")),
+        "{seen}"
+    );
+    assert!(seen.contains(&format!("env {ENV_SECRET}\n")), "{seen}");
+    assert!(
+        seen.contains("info {")
+            && seen.contains("\"kind\":\"ExecCredential\"")
+            && seen.contains("\"interactive\":false"),
+        "{seen}"
+    );
+    assert!(seen.contains("stdin not a terminal"), "{seen}");
+    assert!(!cluster.server.requests().is_empty());
+}
+
 #[test]
 fn a_credential_plugin_printing_garbage_is_named_without_echoing_it() {
     let garbage = "CANARY-raw-token-7d1e";

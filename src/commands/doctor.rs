@@ -212,6 +212,9 @@ pub(crate) async fn build_client(
         .map_err(|e| e.to_string())?;
     // Retries are ours: bounded, and they honour Retry-After with a cap.
     config.default_retry = false;
+    if let Some(exec) = &mut config.auth_info.exec {
+        crate::plugin::wrap(exec, bound);
+    }
     let plugin = local.exec.as_ref().map_or("", |e| e.command.as_str());
     let context = &loaded.context;
     // Off the async workers, so the timer can fire while the plugin runs.
