@@ -204,7 +204,14 @@ pub fn client_error(error: &kube::Error) -> String {
     if is_timeout(error) {
         return "the API server did not answer in time (--request-timeout)".to_owned();
     }
-    one_line(error)
+    let text = one_line(error);
+    // hyper-util's words when a SOCKS5 proxy accepts none of the methods offered; kube 5.0
+    // offers only "no authentication" (kube-client src/client/builder.rs builds its SocksV5
+    // connector without credentials), so the proxy wants a username and password.
+    if text.contains("SOCKS error: server does not support user/pass authentication") {
+        return "the SOCKS5 proxy (proxy-url) requires a username and password, and the Kubernetes client library sends none: use a SOCKS5 proxy without authentication or an http:// proxy-url".to_owned();
+    }
+    text
 }
 
 /// Whether the client gave up waiting: its connect, read and write timeouts (set from

@@ -1391,3 +1391,75 @@ fn a_kubeconfig_proxy_url_is_used_and_its_credentials_never_printed() {
     );
     assert_no_secret(&out, &[password]);
 }
+
+/// The kubeconfig of `cluster` with `proxy-url: proxy` on its cluster.
+fn with_proxy_url(cluster: &Cluster, proxy: &str) {
+    let yaml = std::fs::read_to_string(&cluster.kubeconfig)
+        .expect("kubeconfig")
+        .replace(
+            "  cluster:\n",
+            &format!("  cluster:\n    proxy-url: {proxy}\n"),
+        );
+    std::fs::write(&cluster.kubeconfig, yaml).expect("kubeconfig");
+}
+
+#[test]
+fn a_socks5_proxy_url_is_used() {
+    let cluster = with_faults(vec![]);
+    let proxy = support::socks::SocksProxy::start(None);
+    with_proxy_url(&cluster, &format!("socks5://{}", proxy.address));
+    let out = cluster.doctor(&["--request-timeout", "20s"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(unreadable(&out).is_empty(), "{:?}", unreadable(&out));
+    let server = cluster
+        .server
+        .url()
+        .trim_start_matches("http://")
+        .to_string();
+    let sessions = proxy.sessions();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.target.as_deref() == Some(server.as_str())),
+        "{sessions:?}"
+    );
+    assert!(!cluster.server.requests().is_empty());
+}
+
+#[test]
+fn a_socks5_proxy_asking_for_credentials_is_refused_clearly_and_they_are_never_printed() {
+    // kube 5.0 sends no SOCKS5 credentials (kube-client src/client/builder.rs builds its
+    // SocksV5 connector without `with_auth`): only "no authentication" is offered, and a
+    // proxy that requires a username and password turns the connection down.
+    let cluster = with_faults(vec![]);
+    let password = "CANARY-socks-password-77";
+    let proxy = support::socks::SocksProxy::start(Some(("azflux", password)));
+    with_proxy_url(
+        &cluster,
+        &format!("socks5://azflux:{password}@{}", proxy.address),
+    );
+    for format in ["json", "text"] {
+        let kubeconfig = cluster.kubeconfig.display().to_string();
+        let out = cluster.sandbox.run(&[
+            "doctor",
+            "-o",
+            format,
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "20s",
+        ]);
+        assert_one_line_error(&out, "cannot reach the API server");
+        assert!(out.stderr.contains("SOCKS5"), "{}", out.stderr);
+        assert_no_secret(&out, &[password, "azflux:"]);
+    }
+    let sessions = proxy.sessions();
+    assert!(!sessions.is_empty());
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.methods == [0] && s.credentials.is_none()),
+        "{sessions:?}"
+    );
+    assert!(cluster.server.requests().is_empty());
+}

@@ -5,3 +5,4 @@ pub use ::fake_apiserver;
 pub use ::fake_apiserver::flux;
 pub use ::fake_azure;
 pub mod run;
+pub mod socks;
