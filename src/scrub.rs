@@ -231,6 +231,61 @@ pub fn redact<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     out
 }
 
+/// A writer that scrubs what passes through it as [`redact`] scrubs text, one line at a time,
+/// so a report of any size is printed without being held whole. Lines are where a secret
+/// cannot be cut: JSON escapes line breaks inside strings and the text report replaces them;
+/// a secret that holds a line break is scrubbed line by line.
+pub struct Redacting<'a, W: std::io::Write> {
+    inner: W,
+    secrets: Vec<&'a str>,
+    line: Vec<u8>,
+}
+
+impl<'a, W: std::io::Write> Redacting<'a, W> {
+    pub fn new<S: AsRef<str>>(inner: W, secrets: &'a [S]) -> Redacting<'a, W> {
+        Redacting {
+            inner,
+            secrets: secrets.iter().flat_map(|s| s.as_ref().lines()).collect(),
+            line: Vec::new(),
+        }
+    }
+
+    fn write_line(&mut self) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(&self.line);
+        let scrubbed = redact(&text, &self.secrets);
+        self.inner.write_all(scrubbed.as_bytes())?;
+        self.line.clear();
+        Ok(())
+    }
+
+    /// Writes what is left of the last line and hands the writer back.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.line.is_empty() {
+            self.write_line()?;
+        }
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Redacting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&rest[..=end]);
+            self.write_line()?;
+            rest = &rest[end + 1..];
+        }
+        self.line.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    /// Passes on whole lines only: the one being written may not have all of a secret yet.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +376,30 @@ mod tests {
         for hidden in [jwt, opaque, "hunter2", "long-secret-value"] {
             assert!(!clean.contains(hidden), "{hidden} shown: {clean}");
         }
+    }
+
+    #[test]
+    fn redacting_line_by_line_scrubs_as_the_whole_text_is_scrubbed() {
+        use std::io::Write;
+        let secrets = [
+            "CANARY-secret-value-0042".to_string(),
+            "pw-on\ntwo-lines".to_string(),
+        ];
+        let text = "{\n  \"message\": \"login failed for CANARY-secret-value-0042\",\n  \"token\": \"eyJhbGciOi.eyJzdWIiOiJ4.c2lnbmF0dXJl\"\n}\npw-on\ntwo-lines";
+        let mut redacting = Redacting::new(Vec::new(), &secrets);
+        // In pieces that cut the secret and the lines anywhere.
+        for piece in text.as_bytes().chunks(7) {
+            redacting.write_all(piece).unwrap();
+        }
+        let out = String::from_utf8(redacting.finish().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            redact(text, &["CANARY-secret-value-0042", "pw-on", "two-lines"])
+        );
+        assert!(
+            !out.contains("CANARY") && !out.contains("eyJ") && !out.contains("two-lines"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), text.lines().count());
     }
 }

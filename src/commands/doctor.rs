@@ -44,43 +44,29 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         .iter()
         .any(|f| f.check.area == Area::Local);
     let report = Report::new(&snapshot, diagnosis, error.clone());
-    // Rendered whole and scrubbed before printing: kube, plugins and servers may echo a
-    // kubeconfig secret in an error that ends up anywhere in the report.
-    let mut rendered = Vec::new();
-    match args.output {
-        ReportFormat::Json => render::json::render(&report, &mut rendered),
-        ReportFormat::Sarif => render::ci::sarif(&report, &mut rendered),
-        ReportFormat::Junit => render::ci::junit(&report, &mut rendered),
-        ReportFormat::Github => render::ci::github(&report, &mut rendered),
-        ReportFormat::Yaml => {
-            let mut json = Vec::new();
-            render::json::render(&report, &mut json).and_then(|()| {
-                let doc: serde_json::Value =
-                    serde_json::from_slice(&json).map_err(std::io::Error::other)?;
-                super::write_document(&mut rendered, OutputFormat::Yaml, &doc)
-            })
+    let text = TextOptions {
+        program,
+        show_all: args.show_all,
+        verbose: args.show_passed,
+        chain: args.chain,
+        local_only: error.is_some(),
+    };
+    // With the cluster unreachable, the text report is worth showing only for what the local
+    // side explains; the cause itself goes to stderr below.
+    let shown = args.output != ReportFormat::Text || error.is_none() || has_local_findings;
+    // Scrubbed on its way out, line by line: kube, plugins and servers may echo a kubeconfig
+    // secret in an error that ends up anywhere in the report.
+    let print = |out: &mut dyn std::io::Write| {
+        let mut scrubbed = crate::scrub::Redacting::new(std::io::BufWriter::new(out), &secrets);
+        if shown {
+            render_report(&report, args.output, text, &mut scrubbed)?;
         }
-        ReportFormat::Text => {
-            // With the cluster unreachable, the report is worth showing only for what the
-            // local side explains; the cause itself goes to stderr below.
-            if error.is_none() || has_local_findings {
-                let options = TextOptions {
-                    program,
-                    show_all: args.show_all,
-                    verbose: args.show_passed,
-                    chain: args.chain,
-                    local_only: error.is_some(),
-                };
-                render::text::render(&report, options, &mut rendered)
-            } else {
-                Ok(())
-            }
-        }
-    }
-    .map_err(|e| format!("cannot render the report: {e}"))?;
-    let rendered = kubeconfig::redact(&String::from_utf8_lossy(&rendered), &secrets);
-    if !args.quiet {
-        super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
+        std::io::Write::flush(&mut scrubbed.finish()?)
+    };
+    if args.quiet {
+        print(&mut std::io::sink()).map_err(|e| format!("cannot render the report: {e}"))?;
+    } else {
+        super::write_stdout(print)?;
     }
     if let Some(error) = error {
         eprintln!(
@@ -92,6 +78,25 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     Ok(u8::from(
         worst.is_some_and(|w| w >= args.fail_on.threshold()),
     ))
+}
+
+fn render_report(
+    report: &Report,
+    format: ReportFormat,
+    text: TextOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        ReportFormat::Json => render::json::render(report, out),
+        ReportFormat::Sarif => render::ci::sarif(report, out),
+        ReportFormat::Junit => render::ci::junit(report, out),
+        ReportFormat::Github => render::ci::github(report, out),
+        ReportFormat::Yaml => {
+            let doc = render::json::report_value(report);
+            super::write_document(out, OutputFormat::Yaml, &doc)
+        }
+        ReportFormat::Text => render::text::render(report, text, out),
+    }
 }
 
 /// What the Azure side is asked for, from doctor's flags.

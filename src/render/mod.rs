@@ -23,7 +23,7 @@ pub struct Report {
     /// What doctor found about each Flux controller, for the JSON report.
     pub controllers: Vec<serde_json::Value>,
     /// Each Azure-using object's resolved path, for the JSON report.
-    pub paths: Vec<serde_json::Value>,
+    pub paths: Vec<PathEntry>,
     pub diagnosis: Diagnosis,
     /// Set when the cluster could not be reached: the report then covers the local side only.
     pub error: Option<String>,
@@ -33,6 +33,25 @@ pub struct Report {
     pub origins: std::collections::BTreeMap<crate::model::ObjectRef, String>,
     /// Each Azure-using object's chain to Azure, in the order of `paths`.
     pub chains: Vec<chain::Chain>,
+}
+
+/// One Azure-using object's resolved path, kept typed: the JSON report turns each into a JSON
+/// value only as it writes it, so a cluster's worth of paths is never held as JSON at once.
+#[derive(Debug, Clone)]
+pub struct PathEntry {
+    pub path: crate::resolve::UsePath,
+    pub object: crate::model::ObjectRef,
+    pub api_version: String,
+}
+
+impl PathEntry {
+    /// The path as the JSON report shows it.
+    pub fn value(&self) -> serde_json::Value {
+        let mut path = serde_json::to_value(&self.path).unwrap_or_default();
+        path["object"] = serde_json::json!(self.object);
+        path["apiVersion"] = serde_json::json!(self.api_version);
+        path
+    }
 }
 
 /// A command that fixes several findings at once.
@@ -155,14 +174,13 @@ fn controllers(snapshot: &Resolved) -> Vec<serde_json::Value> {
 }
 
 /// Every Azure use with the credential its controller resolves it to.
-fn paths(snapshot: &Resolved) -> Vec<serde_json::Value> {
+fn paths(snapshot: &Resolved) -> Vec<PathEntry> {
     snapshot
         .uses()
-        .map(|u| {
-            let mut path = serde_json::to_value(u.path).unwrap_or_default();
-            path["object"] = serde_json::json!(u.object.object_ref());
-            path["apiVersion"] = serde_json::json!(u.object.api_version);
-            path
+        .map(|u| PathEntry {
+            path: u.path.clone(),
+            object: u.object.object_ref(),
+            api_version: u.object.api_version.clone(),
         })
         .collect()
 }

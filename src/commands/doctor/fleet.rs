@@ -299,35 +299,37 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
     );
     progress.finish_and_clear();
     let secrets: Vec<String> = diagnosed.iter().flat_map(|d| d.secrets.clone()).collect();
-    let mut rendered = Vec::new();
-    match format {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let unreadable = diagnosed
-                .iter()
-                .filter(|d| d.report.error.is_some())
-                .count();
-            let failing = diagnosed
-                .iter()
-                .filter(|d| d.report.error.is_none() && fails(&d.report, args))
-                .count();
-            let doc = json!({
-                "schemaVersion": SCHEMA_VERSION,
-                "kind": "FleetReport",
-                "summary": {
-                    "contexts": diagnosed.len(),
-                    "failing": failing,
-                    "unreadable": unreadable,
-                },
-                "reports": diagnosed.iter().map(|d| report_value(&d.report)).collect::<Vec<_>>(),
-            });
-            crate::commands::write_document(&mut rendered, format, &doc)
-        }
-        OutputFormat::Text => write_text(&mut rendered, &diagnosed, program, args),
-    }
-    .map_err(|e| format!("cannot render the report: {e}"))?;
-    // Scrubbed whole, as for one context: servers and plugins may echo a kubeconfig secret.
-    let rendered = kubeconfig::redact(&String::from_utf8_lossy(&rendered), &secrets);
-    super::super::write_stdout(|out| out.write_all(rendered.as_bytes()))?;
+    // Scrubbed on its way out, as for one context: servers and plugins may echo a kubeconfig
+    // secret.
+    let print = |out: &mut dyn std::io::Write| {
+        let mut rendered = crate::scrub::Redacting::new(std::io::BufWriter::new(out), &secrets);
+        match format {
+            OutputFormat::Json | OutputFormat::Yaml => {
+                let unreadable = diagnosed
+                    .iter()
+                    .filter(|d| d.report.error.is_some())
+                    .count();
+                let failing = diagnosed
+                    .iter()
+                    .filter(|d| d.report.error.is_none() && fails(&d.report, args))
+                    .count();
+                let doc = json!({
+                    "schemaVersion": SCHEMA_VERSION,
+                    "kind": "FleetReport",
+                    "summary": {
+                        "contexts": diagnosed.len(),
+                        "failing": failing,
+                        "unreadable": unreadable,
+                    },
+                    "reports": diagnosed.iter().map(|d| report_value(&d.report)).collect::<Vec<_>>(),
+                });
+                crate::commands::write_document(&mut rendered, format, &doc)
+            }
+            OutputFormat::Text => write_text(&mut rendered, &diagnosed, program, args),
+        }?;
+        rendered.finish()?.flush()
+    };
+    super::super::write_stdout(print)?;
     let mut code = 0;
     for d in &diagnosed {
         if let Some(error) = &d.report.error {
