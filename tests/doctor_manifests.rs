@@ -892,6 +892,256 @@ fn ci_formats_carry_every_finding_with_its_file() {
     );
 }
 
+/// A broken Flux 2.7 install: kustomize-controller's client ID is no UUID, source-controller's
+/// label sits on its ServiceAccount, and an ACR source names no provider.
+fn broken_install() -> Vec<Value> {
+    let mut objects = flux::install(7);
+    objects.retain(|o| o["kind"] != "CustomResourceDefinition");
+    flux::wire_webhook(&mut objects, "source-controller");
+    let sa = flux::find(&mut objects, "ServiceAccount", "source-controller");
+    sa["metadata"]["labels"] = json!({"azure.workload.identity/use": "true"});
+    flux::find(&mut objects, "Deployment", "source-controller")["spec"]["template"]["metadata"]
+        ["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("azure.workload.identity/use");
+    let sa = flux::find(&mut objects, "ServiceAccount", "kustomize-controller");
+    sa["metadata"]["annotations"] = json!({"azure.workload.identity/client-id": "not a uuid"});
+    objects
+}
+
+/// `namespace/Kind/name`, as SARIF's logical locations name an object.
+fn subject_of(object: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        object["metadata"]["namespace"].as_str().unwrap_or(NS),
+        object["kind"].as_str().unwrap(),
+        object["metadata"]["name"].as_str().unwrap()
+    )
+}
+
+/// Objects as one YAML stream the way people write them (a leading comment, markers with
+/// comments, an explicit document end), and the line each object's document starts on.
+fn stream(objects: &[Value]) -> (String, std::collections::BTreeMap<String, u64>) {
+    let mut text = String::from("# Flux, as installed\n\n");
+    let mut lines = std::collections::BTreeMap::new();
+    for (index, object) in objects.iter().enumerate() {
+        text.push_str(match index % 3 {
+            0 => "---\n",
+            1 => "--- # next\n# a note on it\n",
+            _ => "...\n---\n",
+        });
+        let line = u64::try_from(text.lines().count()).unwrap() + 1;
+        lines.insert(subject_of(object), line);
+        text.push_str(&serde_saphyr::to_string(object).unwrap());
+    }
+    (text, lines)
+}
+
+/// Each SARIF result located in a file, with its object: `(object, uri, startLine)`.
+fn sarif_places(out: &Outcome) -> Vec<(String, String, Option<u64>)> {
+    let typed: serde_sarif::sarif::Sarif = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(typed.runs.len(), 1);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    doc["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let location = &r["locations"][0];
+            let physical = location.get("physicalLocation")?;
+            Some((
+                location["logicalLocations"][0]["fullyQualifiedName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                physical["artifactLocation"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                physical["region"]["startLine"].as_u64(),
+            ))
+        })
+        .collect()
+}
+
+/// Every CI format points at the line of the object's document in a multi-document file:
+/// SARIF's region, the GitHub annotation's `line=`, JUnit's `file`/`line` and failure text.
+#[test]
+fn ci_formats_point_at_each_object_s_line_in_a_multi_document_file() {
+    let sandbox = Sandbox::new();
+    let mut objects = broken_install();
+    let mut source = flux::oci_repository(7, NS, "platform");
+    source["spec"].as_object_mut().unwrap().remove("provider");
+    objects.push(source);
+    let (text, lines) = stream(&objects);
+    let file = sandbox.write("flux system.yaml", &text);
+    let file = file.display().to_string();
+    let sarif = sandbox.run(&["doctor", "-f", &file, "-o", "sarif"]);
+    let places = sarif_places(&sarif);
+    let subjects: Vec<&str> = places.iter().map(|(s, _, _)| s.as_str()).collect();
+    for expected in [
+        "flux-system/ServiceAccount/kustomize-controller",
+        "flux-system/ServiceAccount/source-controller",
+        "flux-system/OCIRepository/platform",
+    ] {
+        assert!(subjects.contains(&expected), "{expected}: {places:?}");
+    }
+    for (subject, uri, line) in &places {
+        assert_eq!(uri, &file.replace(' ', "%20"), "{subject}");
+        assert_eq!(*line, Some(lines[subject]), "{subject}\n{text}");
+    }
+
+    let github = sandbox.run(&["doctor", "-f", &file, "-o", "github"]);
+    for (subject, _, line) in &places {
+        let annotation = github
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {subject}::")))
+            .unwrap_or_else(|| panic!("{subject}: {}", github.stdout));
+        assert!(
+            annotation.contains(&format!("file={file},line={},title=", line.unwrap())),
+            "{annotation}"
+        );
+    }
+
+    let junit = sandbox.run(&["doctor", "-f", &file, "-o", "junit"]);
+    let (subject, _, line) = &places[0];
+    assert!(
+        junit
+            .stdout
+            .contains(&format!("{subject} ({file}:{}): ", line.unwrap())),
+        "{}",
+        junit.stdout
+    );
+    assert!(
+        junit.stdout.contains(&format!(
+            "AZF025 label-on-wrong-object\" file=\"{file}\" line=\"{}\">",
+            lines["flux-system/ServiceAccount/source-controller"]
+        )),
+        "{}",
+        junit.stdout
+    );
+}
+
+/// `-k`: each object is located at the file it was written in, through a nested kustomization
+/// and a patch, relative to the working directory as the folder was given; the user's folders
+/// are not written to and the objects carry no trace of how they were located.
+#[test]
+fn sarif_traces_a_kustomize_build_to_each_object_s_file_and_line() {
+    let sandbox = Sandbox::new();
+    let repo = sandbox.path("repo");
+    let mut objects = broken_install();
+    // The patch, not the base, breaks kustomize-controller's client ID.
+    flux::find(&mut objects, "ServiceAccount", "kustomize-controller")["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    let (components, lines) = stream(&objects);
+    sandbox.write("repo/base/flux/components.yaml", &components);
+    sandbox.write(
+        "repo/base/flux/kustomization.yaml",
+        "resources:\n- components.yaml\n",
+    );
+    sandbox.write("repo/base/kustomization.yaml", "resources:\n- flux\n");
+    let mut source = flux::oci_repository(7, NS, "platform");
+    source["spec"].as_object_mut().unwrap().remove("provider");
+    sandbox.write(
+        "repo/clusters/prod/sources.yaml",
+        &format!(
+            "# the apps\n---\n{}",
+            serde_saphyr::to_string(&source).unwrap()
+        ),
+    );
+    sandbox.write(
+        "repo/clusters/prod/patch.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: kustomize-controller\n  namespace: flux-system\n  annotations:\n    azure.workload.identity/client-id: not a uuid\n",
+    );
+    sandbox.write(
+        "repo/clusters/prod/kustomization.yaml",
+        "resources:\n- ../../base\n- sources.yaml\npatches:\n- path: patch.yaml\nconfigMapGenerator:\n- name: settings\n  literals: [a=b]\n",
+    );
+    let listing = |dir: &std::path::Path| {
+        let mut files: Vec<_> = walk(dir);
+        files.sort();
+        files
+    };
+    let before = listing(&repo);
+    let run = |args: &[&str]| {
+        let output = sandbox
+            .command()
+            .current_dir(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let sarif = Outcome {
+        code: 0,
+        stdout: run(&["doctor", "-k", "clusters/prod", "-o", "sarif"]),
+        stderr: String::new(),
+    };
+    let places = sarif_places(&sarif);
+    let place = |subject: &str| {
+        places.iter().find(|(s, _, _)| s == subject).map_or_else(
+            || panic!("{subject}: {places:?}"),
+            |(_, uri, line)| (uri.as_str(), *line),
+        )
+    };
+    let kustomize_sa = "flux-system/ServiceAccount/kustomize-controller";
+    assert_eq!(
+        place(kustomize_sa),
+        ("base/flux/components.yaml", Some(lines[kustomize_sa]))
+    );
+    let source_sa = "flux-system/ServiceAccount/source-controller";
+    assert_eq!(
+        place(source_sa),
+        ("base/flux/components.yaml", Some(lines[source_sa]))
+    );
+    assert_eq!(
+        place("flux-system/OCIRepository/platform"),
+        ("clusters/prod/sources.yaml", Some(3))
+    );
+    assert_eq!(
+        listing(&repo),
+        before,
+        "the user's folders are not written to"
+    );
+    let yaml = run(&["doctor", "-k", "clusters/prod", "-o", "json"]);
+    assert!(!yaml.contains("config.kubernetes.io/origin"), "{yaml}");
+    let absolute = repo.join("clusters/prod").display().to_string();
+    let sarif = Outcome {
+        code: 0,
+        stdout: run(&["doctor", "-k", &absolute, "-o", "sarif"]),
+        stderr: String::new(),
+    };
+    let expected = repo
+        .join("clusters/prod/sources.yaml")
+        .display()
+        .to_string();
+    assert!(
+        sarif_places(&sarif)
+            .iter()
+            .any(|(_, uri, line)| *uri == expected && *line == Some(3)),
+        "{}",
+        sarif.stdout
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            files.push((path, bytes));
+        }
+    }
+    files
+}
+
 /// `--chain`: each Azure-using object's chain to Azure with the state of every link; JSON
 /// carries it with each path.
 #[test]

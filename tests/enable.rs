@@ -21,6 +21,7 @@ fn live_snapshot(objects: &[Value]) -> Resolved {
         .iter()
         .map(|v| Document {
             origin: "fixture".into(),
+            location: None,
             value: v.clone(),
         })
         .collect();

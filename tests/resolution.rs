@@ -16,6 +16,7 @@ fn resolve(objects: &[Value]) -> Resolved {
         .iter()
         .map(|v| Document {
             origin: "fixture".into(),
+            location: None,
             value: v.clone(),
         })
         .collect();

@@ -106,6 +106,7 @@ pub fn expand(
         .into_iter()
         .map(|value| Document {
             origin: format!("{origin} (FluxInstance {namespace}/{name})"),
+            location: None,
             value,
         })
         .collect();

@@ -11,9 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::flux_instance;
 use super::manifests::{self, Document, ManifestError};
-use super::sourceignore;
+use super::{flux_instance, sourceignore, trace};
 
 /// The names kustomize recognises, in its order of preference.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
@@ -89,7 +88,13 @@ fn expand_flux_instances(inputs: &mut Inputs) -> Result<(), ManifestError> {
         .collect();
     for instance in instances {
         let expanded = flux_instance::expand(&instance.value, &instance.origin, &present)?;
-        inputs.docs.extend(expanded.docs);
+        // What the operator creates is written in the FluxInstance's document.
+        inputs
+            .docs
+            .extend(expanded.docs.into_iter().map(|doc| Document {
+                location: instance.location.clone(),
+                ..doc
+            }));
         inputs.read.extend(expanded.notes);
     }
     Ok(())
@@ -107,7 +112,7 @@ fn read_folder(
         return Ok(());
     }
     if let Some(file) = kustomization_file(dir) {
-        let docs = manifests::render_kustomization(dir)?;
+        let docs = trace::build(dir)?;
         inputs.read.push(format!(
             "{}: built with kustomize ({})",
             dir.display(),
@@ -197,7 +202,7 @@ fn partial_reason(value: &Value) -> Option<&'static str> {
 /// `-k DIR`: built with its kustomization file, or with the one kustomize-controller generates.
 fn build(dir: &Path, inputs: &mut Inputs) -> Result<(), ManifestError> {
     if let Some(file) = kustomization_file(dir) {
-        inputs.docs.extend(manifests::render_kustomization(dir)?);
+        inputs.docs.extend(trace::build(dir)?);
         inputs.read.push(format!(
             "{}: built with kustomize ({})",
             dir.display(),
@@ -331,9 +336,7 @@ fn build_generated(dir: &Path, resources: &[PathBuf]) -> Result<Vec<Document>, M
         .path()
         .canonicalize()
         .map_err(|e| read_error(temp.path(), &e))?;
-    let mut text = String::from(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
-    );
+    let mut text = String::from(trace::TRACING_KUSTOMIZATION);
     for resource in resources {
         let target = resource
             .canonicalize()
@@ -353,17 +356,17 @@ fn build_generated(dir: &Path, resources: &[PathBuf]) -> Result<Vec<Document>, M
         other => other,
     })?;
     let origin = format!("generated kustomization of {}", dir.display());
-    Ok(built
+    Ok(trace::locate(built, &base, dir)
         .into_iter()
         .map(|doc| Document {
             origin: origin.clone(),
-            value: doc.value,
+            ..doc
         })
         .collect())
 }
 
 /// `target` as a path from `base`, both absolute.
-fn relative_to(base: &Path, target: &Path) -> PathBuf {
+pub(super) fn relative_to(base: &Path, target: &Path) -> PathBuf {
     let base: Vec<Component> = base.components().collect();
     let target: Vec<Component> = target.components().collect();
     let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::model::{Fact, Snapshot, Source, extract};
+use crate::model::{Fact, Origin, Snapshot, Source, extract};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -33,7 +33,10 @@ pub enum ManifestError {
 /// One YAML document and where it came from.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// Where it was read, in words: a file, `<stdin>`, a folder's build.
     pub origin: String,
+    /// The file and line to point a report at, when there is one.
+    pub location: Option<Origin>,
     pub value: Value,
 }
 
@@ -50,7 +53,7 @@ fn marker(line: &str) -> Option<&'static str> {
 /// that pieces parse on several cores, a parse error names the line in the file and one bad
 /// document does not hide the others' place. The parser reads each piece whole, markers and
 /// directives (`%YAML`) included; it decides what the documents are.
-fn split_documents(text: &str) -> Vec<(u64, String)> {
+pub(super) fn split_documents(text: &str) -> Vec<(u64, String)> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut start = 1u64;
@@ -84,6 +87,13 @@ fn split_documents(text: &str) -> Vec<(u64, String)> {
     docs
 }
 
+/// The line a piece's document starts on: its first line with content, so a report points at
+/// `apiVersion:` rather than at the comment or marker before it.
+pub(super) fn content_line(first_line: u64, piece: &str) -> u64 {
+    let offset = piece.lines().position(has_content).unwrap_or_default();
+    first_line.saturating_add(u64::try_from(offset).unwrap_or_default())
+}
+
 /// Whether a line holds more than a comment, a marker or a directive.
 fn has_content(line: &str) -> bool {
     let trimmed = line.trim_start();
@@ -106,22 +116,30 @@ fn parse_options() -> serde_saphyr::Options {
 pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
     let parse = |(first_line, doc): &(u64, String)| {
         if skippable(doc) {
-            return Ok(Vec::new());
+            return Ok((0, Vec::new()));
         }
-        serde_saphyr::from_multiple_with_options::<Value>(doc, parse_options()).map_err(|e| {
-            ManifestError::Parse {
-                path: origin.to_string(),
-                line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
-                column: e.location().map_or(0, |l| l.column()),
-                // Never the quoted source lines: the document may be a Secret.
-                reason: crate::kubeconfig::yaml_description(&e),
-            }
-        })
+        let values = serde_saphyr::from_multiple_with_options::<Value>(doc, parse_options());
+        values
+            .map(|v| (content_line(*first_line, doc), v))
+            .map_err(|e| {
+                ManifestError::Parse {
+                    path: origin.to_string(),
+                    line: first_line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
+                    column: e.location().map_or(0, |l| l.column()),
+                    // Never the quoted source lines: the document may be a Secret.
+                    reason: crate::kubeconfig::yaml_description(&e),
+                }
+            })
     };
     let mut out = Vec::new();
-    for values in parse_all(&split_documents(text), parse) {
-        for value in values? {
-            push_document(origin, value, &mut out);
+    for parsed in parse_all(&split_documents(text), parse) {
+        let (line, values) = parsed?;
+        let location = Origin {
+            path: origin.to_string(),
+            line: Some(line),
+        };
+        for value in values {
+            push_document(origin, &location, value, &mut out);
         }
     }
     Ok(out)
@@ -208,7 +226,7 @@ fn parse_all<T: Sync, R: Send>(docs: &[T], parse: impl Fn(&T) -> R + Sync) -> Ve
     })
 }
 
-fn push_document(origin: &str, value: Value, out: &mut Vec<Document>) {
+fn push_document(origin: &str, location: &Origin, value: Value, out: &mut Vec<Document>) {
     match value {
         Value::Null => {}
         Value::Object(ref map)
@@ -220,12 +238,13 @@ fn push_document(origin: &str, value: Value, out: &mut Vec<Document>) {
         {
             if let Some(Value::Array(items)) = map.get("items") {
                 for item in items {
-                    push_document(origin, item.clone(), out);
+                    push_document(origin, location, item.clone(), out);
                 }
             }
         }
         other => out.push(Document {
             origin: origin.to_string(),
+            location: Some(location.clone()),
             value: other,
         }),
     }
@@ -245,7 +264,14 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
                     path: "<stdin>".into(),
                     reason: e.to_string(),
                 })?;
-            docs.extend(parse_stream("<stdin>", &text)?);
+            docs.extend(
+                parse_stream("<stdin>", &text)?
+                    .into_iter()
+                    .map(|doc| Document {
+                        location: None,
+                        ..doc
+                    }),
+            );
             continue;
         }
         let refused = |reason: String| ManifestError::Read {
@@ -276,13 +302,18 @@ pub fn bound_kustomize(timeout: std::time::Duration) {
 /// Renders a kustomization like kustomize-controller does: `kubectl kustomize` without the
 /// load restrictor, within the bound [`bound_kustomize`] set (else the longest a flag gives).
 pub fn render_kustomization(dir: &Path) -> Result<Vec<Document>, ManifestError> {
+    render_kustomization_within(dir, kustomize_bound())
+}
+
+/// How long one `kubectl kustomize` run may take: what [`bound_kustomize`] set, else the
+/// longest a flag gives.
+pub fn kustomize_bound() -> std::time::Duration {
     let millis = KUSTOMIZE_BOUND_MS.load(std::sync::atomic::Ordering::Relaxed);
-    let bound = if millis == 0 {
+    if millis == 0 {
         crate::kubeconfig::MAX_DURATION
     } else {
         std::time::Duration::from_millis(millis).min(crate::kubeconfig::MAX_DURATION)
-    };
-    render_kustomization_within(dir, bound)
+    }
 }
 
 /// The most `kubectl kustomize` may print: a rendered fleet is tens of megabytes.
@@ -357,7 +388,15 @@ pub fn render_kustomization_within(
         )));
     }
     let text = String::from_utf8_lossy(&stdout);
-    parse_stream(&format!("kustomize build {}", dir.display()), &text)
+    // Lines of kustomize's output point nowhere a person can open.
+    let docs = parse_stream(&format!("kustomize build {}", dir.display()), &text)?;
+    Ok(docs
+        .into_iter()
+        .map(|doc| Document {
+            location: None,
+            ..doc
+        })
+        .collect())
 }
 
 /// The Key Vaults a SOPS-encrypted document's data keys are in.
@@ -396,10 +435,12 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
         if let Some((subject, checks)) = extract::silenced_checks(value, flux_namespace) {
             snapshot.silenced.insert(subject, checks);
         }
-        snapshot
-            .origins
-            .entry(extract::object_ref_of(value, flux_namespace))
-            .or_insert_with(|| doc.origin.clone());
+        if let Some(location) = &doc.location {
+            snapshot
+                .origins
+                .entry(extract::object_ref_of(value, flux_namespace))
+                .or_insert_with(|| location.clone());
+        }
         let api_version = extract::api_version_of(value);
         let group = api_version.split('/').next().unwrap_or_default();
         match (api_version, extract::kind_of(value)) {

@@ -7,3 +7,4 @@ pub mod live;
 pub mod local;
 pub mod manifests;
 pub mod sourceignore;
+pub mod trace;

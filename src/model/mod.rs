@@ -97,12 +97,23 @@ pub struct Snapshot {
     /// Objects whose `azflux.io/ignore` annotation silences checks on them: the check IDs or
     /// names it lists.
     pub silenced: BTreeMap<ObjectRef, Vec<String>>,
-    /// Where each object of the manifests was read: a file, or how a folder was built.
-    pub origins: BTreeMap<ObjectRef, String>,
+    /// Where each object of the manifests was read, for the reports that point at lines.
+    pub origins: BTreeMap<ObjectRef, Origin>,
     /// The FluxInstances of a live cluster whose flux-operator CRDs are served.
     pub flux_instances: Vec<FluxInstanceInfo>,
     /// The FluxReport of the Flux namespace, where flux-operator keeps one.
     pub flux_report: Option<FluxReportInfo>,
+}
+
+/// Where an object of the manifests comes from: its file and the line its document starts
+/// on, or, when a build hides which file it came from, the folder built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// A path as the user would type it: relative to the working directory when the input
+    /// was given relative.
+    pub path: String,
+    /// 1-based; `None` for a folder, or a file whose document could not be told apart.
+    pub line: Option<u64>,
 }
 
 impl Snapshot {

@@ -1,13 +1,16 @@
 //! Reports for CI systems: SARIF 2.1.0 (code scanning), JUnit XML (test reports) and GitHub
 //! workflow commands (annotations on the run). Each finding carries its check, severity,
-//! object, message and fix; where the object was read from a file, the file.
+//! object, message and fix; where the object was read from a file, the file and the line its
+//! document starts on.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use super::Report;
 use crate::checks::{Area, Finding, Severity, Status};
+use crate::model::Origin;
 
 /// SARIF's result levels.
 fn level(severity: Severity) -> &'static str {
@@ -18,17 +21,49 @@ fn level(severity: Severity) -> &'static str {
     }
 }
 
-/// The file an object was read from, when it was one (not a folder's build or stdin).
-fn file_of<'a>(report: &'a Report, finding: &Finding) -> Option<&'a str> {
-    report
-        .origins
-        .get(&finding.subject)
-        .map(String::as_str)
-        .filter(|origin| std::path::Path::new(origin).is_file())
+/// Where a finding's object was read: its file and line, or the folder built.
+fn origin_of<'a>(report: &'a Report, finding: &Finding) -> Option<&'a Origin> {
+    report.origins.get(&finding.subject)
+}
+
+/// A path as a URI reference (RFC 3986): relative paths stay relative, to be resolved against
+/// the repository's root, and everything but unreserved characters and `/` is escaped, so a
+/// space, `#` or `:` in a file name cannot change what the URI means.
+fn uri(path: &str) -> String {
+    let mut uri = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                uri.push(char::from(byte));
+            }
+            b'\\' if cfg!(windows) => uri.push('/'),
+            byte => {
+                let _ = write!(uri, "%{byte:02X}");
+            }
+        }
+    }
+    uri
+}
+
+fn physical_location(origin: &Origin) -> Value {
+    let mut location = json!({"artifactLocation": {"uri": uri(&origin.path)}});
+    if let Some(line) = origin.line {
+        location["region"] = json!({"startLine": line});
+    }
+    location
+}
+
+/// `FILE:LINE`, or the file or folder alone.
+fn place(origin: &Origin) -> String {
+    match origin.line {
+        Some(line) => format!("{}:{line}", origin.path),
+        None => origin.path.clone(),
+    }
 }
 
 /// SARIF 2.1.0 (OASIS): one run, a rule per check in the catalogue's order, a result per
-/// finding located at its file (manifest mode) and, always, at its object.
+/// finding located at its file and line (manifest mode; for a build, the folder when the
+/// object's file cannot be traced) and, always, at its object.
 pub fn sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let checks: Vec<_> = report.diagnosis.results.iter().map(|r| r.check).collect();
     let rules: Vec<Value> = checks
@@ -52,8 +87,8 @@ pub fn sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             let mut location = json!({
                 "logicalLocations": [{"fullyQualifiedName": f.subject.to_string(), "kind": "resource"}],
             });
-            if let Some(file) = file_of(report, f) {
-                location["physicalLocation"] = json!({"artifactLocation": {"uri": file}});
+            if let Some(origin) = origin_of(report, f) {
+                location["physicalLocation"] = physical_location(origin);
             }
             json!({
                 "ruleId": f.check.id,
@@ -97,8 +132,25 @@ fn xml(text: &str) -> String {
     escaped
 }
 
+/// The `file` and `line` attributes of a test case (read by GitLab, Jenkins' and pytest's
+/// dialects) when the check failed on one object with a known place; each finding's place is
+/// in the failure's text too.
+fn file_attributes(report: &Report, findings: &[&Finding]) -> String {
+    let [finding] = findings else {
+        return String::new();
+    };
+    let Some(origin) = origin_of(report, finding) else {
+        return String::new();
+    };
+    let line = origin
+        .line
+        .map(|line| format!(r#" line="{line}""#))
+        .unwrap_or_default();
+    format!(r#" file="{}"{line}"#, xml(&origin.path))
+}
+
 /// JUnit XML: a test suite per area, a test case per check; a failing check's findings are
-/// its failure, a skipped check is skipped with its reason.
+/// its failure, with the file and line of each, a skipped check is skipped with its reason.
 pub fn junit(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let diagnosis = &report.diagnosis;
     let mut areas: Vec<Area> = diagnosis.results.iter().map(|r| r.check.area).collect();
@@ -151,8 +203,11 @@ pub fn junit(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     let body: Vec<String> = findings
                         .iter()
                         .map(|f| {
+                            let at = origin_of(report, f)
+                                .map(|o| format!(" ({})", place(o)))
+                                .unwrap_or_default();
                             format!(
-                                "{} {}: {}\nfix: {}",
+                                "{} {}{at}: {}\nfix: {}",
                                 f.severity.as_str(),
                                 f.subject,
                                 f.message,
@@ -162,7 +217,8 @@ pub fn junit(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                         .collect();
                     writeln!(
                         out,
-                        r#"    <testcase classname="{class}" name="{name}"><failure type="{}" message="{}">{}</failure></testcase>"#,
+                        r#"    <testcase classname="{class}" name="{name}"{}><failure type="{}" message="{}">{}</failure></testcase>"#,
+                        file_attributes(report, &findings),
                         findings
                             .iter()
                             .map(|f| f.severity)
@@ -192,19 +248,32 @@ fn github_property(text: &str) -> String {
     github_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// GitHub Actions workflow commands: one annotation per finding, on its file when known. The
+/// GitHub Actions workflow commands: one annotation per finding, on its file and line when
+/// known. The
 /// log is a terminal too: strings from the cluster lose their control characters first.
 pub fn github(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let report = &report.printable();
-    for finding in &report.diagnosis.findings {
+    let shown = report.printable();
+    // Places are looked up by the objects as read, before their names were made printable.
+    for (finding, read) in shown
+        .diagnosis
+        .findings
+        .iter()
+        .zip(&report.diagnosis.findings)
+    {
         let command = match finding.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
             Severity::Info => "notice",
         };
         let mut properties = Vec::new();
-        if let Some(file) = file_of(report, finding) {
-            properties.push(format!("file={}", github_property(file)));
+        if let Some(origin) = origin_of(report, read) {
+            properties.push(format!(
+                "file={}",
+                github_property(&super::printable(&origin.path))
+            ));
+            if let Some(line) = origin.line {
+                properties.push(format!("line={line}"));
+            }
         }
         properties.push(format!(
             "title={}",

@@ -30,7 +30,7 @@ pub struct Report {
     /// The one command that fixes every finding `enable` can fix, when there is one.
     pub fix_all: Option<FixAll>,
     /// Where each object of the manifests was read.
-    pub origins: std::collections::BTreeMap<crate::model::ObjectRef, String>,
+    pub origins: std::collections::BTreeMap<crate::model::ObjectRef, crate::model::Origin>,
     /// Each Azure-using object's chain to Azure, in the order of `paths`.
     pub chains: Vec<chain::Chain>,
 }
