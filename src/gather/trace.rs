@@ -8,7 +8,7 @@
 //! are the ones the folder builds; the document of each object is then found in its file by
 //! its `kind:` and `name:` lines, without parsing the file a second time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -110,9 +110,10 @@ pub fn locate(mut docs: Vec<Document>, base: &Path, dir: &Path) -> Vec<Document>
         let Some(pieces) = summarize(&file) else {
             continue;
         };
+        let index_of = Index::new(&pieces);
         for index in indices {
             let doc = &mut docs[index];
-            let line = line_of(&doc.value, &pieces);
+            let line = index_of.line_of(&doc.value);
             if let Some(location) = &mut doc.location {
                 location.line = line;
             }
@@ -231,16 +232,56 @@ fn value_of(line: &str, key: &str) -> Option<String> {
     unquote(value).filter(|v| !v.starts_with(['{', '[', '|', '>', '&', '*', '!']))
 }
 
+/// A file's documents by kind and by kind and name, so that locating every object of a large
+/// file is not a search of the whole file per object.
+struct Index<'a> {
+    pieces: &'a [Piece],
+    by_kind: HashMap<&'a str, Vec<&'a Piece>>,
+    by_name: HashMap<(&'a str, &'a str), Vec<&'a Piece>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(pieces: &'a [Piece]) -> Index<'a> {
+        let mut by_kind: HashMap<&str, Vec<&Piece>> = HashMap::new();
+        let mut by_name: HashMap<(&str, &str), Vec<&Piece>> = HashMap::new();
+        for piece in pieces {
+            let Some(kind) = piece.kind.as_deref() else {
+                continue;
+            };
+            by_kind.entry(kind).or_default().push(piece);
+            if let Some(name) = piece.name.as_deref() {
+                by_name.entry((kind, name)).or_default().push(piece);
+            }
+        }
+        Index {
+            pieces,
+            by_kind,
+            by_name,
+        }
+    }
+
+    /// [`line_of`], at once when the object kept the name it is written with (no document
+    /// can match better than one with the very name).
+    fn line_of(&self, value: &Value) -> Option<u64> {
+        let kind = value["kind"].as_str()?;
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        match self.by_name.get(&(kind, name)).map(Vec::as_slice) {
+            Some([only]) => Some(only.line),
+            Some(_) => None,
+            None => line_of(
+                value,
+                self.by_kind.get(kind).map_or(&[][..], Vec::as_slice),
+                self.pieces,
+            ),
+        }
+    }
+}
+
 /// The line of the document an object was built from: the one of its kind whose name the
 /// built name contains (kustomize adds prefixes, suffixes and hashes), the longest such name
 /// when several do; else the file's only document of that kind.
-fn line_of(value: &Value, pieces: &[Piece]) -> Option<u64> {
-    let kind = value["kind"].as_str()?;
+fn line_of(value: &Value, same_kind: &[&Piece], pieces: &[Piece]) -> Option<u64> {
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
-    let same_kind: Vec<&Piece> = pieces
-        .iter()
-        .filter(|p| p.kind.as_deref() == Some(kind))
-        .collect();
     let named = |p: &&&Piece| p.name.as_deref().is_some_and(|n| name.contains(n));
     let longest = same_kind
         .iter()
@@ -258,7 +299,7 @@ fn line_of(value: &Value, pieces: &[Piece]) -> Option<u64> {
             _ => None,
         };
     }
-    match (same_kind.as_slice(), pieces) {
+    match (same_kind, pieces) {
         ([only], _) => Some(only.line),
         // A document not written as a block mapping (JSON): the file's only one.
         ([], [only]) if only.kind.is_none() => Some(only.line),
@@ -357,18 +398,25 @@ mod tests {
                 },
             ]
         );
+        let index = Index::new(&pieces);
         let object =
             |kind: &str, name: &str| serde_json::json!({"kind": kind, "metadata": {"name": name}});
+        assert_eq!(index.line_of(&object("ServiceAccount", "p-one")), Some(3));
         assert_eq!(
-            line_of(&object("ServiceAccount", "p-one"), &pieces),
-            Some(3)
-        );
-        assert_eq!(
-            line_of(&object("ServiceAccount", "p-one-more-s"), &pieces),
+            index.line_of(&object("ServiceAccount", "p-one-more-s")),
             Some(10)
         );
-        assert_eq!(line_of(&object("ServiceAccount", "other"), &pieces), None);
-        assert_eq!(line_of(&object("Deployment", "p-one"), &pieces), Some(14));
-        assert_eq!(line_of(&object("Secret", "one"), &pieces), None);
+        assert_eq!(index.line_of(&object("ServiceAccount", "other")), None);
+        assert_eq!(index.line_of(&object("Deployment", "p-one")), Some(14));
+        assert_eq!(index.line_of(&object("Secret", "one")), None);
+        let twice = [
+            piece(1, "kind: A\nmetadata:\n  name: x\n"),
+            piece(5, "kind: A\nmetadata:\n  name: x\n"),
+        ];
+        assert_eq!(
+            Index::new(&twice).line_of(&object("A", "x")),
+            None,
+            "ambiguous"
+        );
     }
 }
