@@ -22,6 +22,21 @@ fn explain_prints_a_check_by_id_or_name() {
     let doc: serde_json::Value = serde_json::from_str(&by_name.stdout).unwrap();
     assert_eq!(doc["id"], "AZF025");
     assert_eq!(doc["severity"], "error");
+    assert_eq!(
+        doc["title"],
+        "The azure.workload.identity/use label is on the wrong object"
+    );
+    assert_eq!(
+        doc["healthy"],
+        "The azure.workload.identity/use label is on the pod template"
+    );
+    assert!(
+        by_id.stdout.contains(
+            "\nFinding: The azure.workload.identity/use label is on the wrong object\nPassed:  The azure.workload.identity/use label is on the pod template\n"
+        ),
+        "{}",
+        by_id.stdout
+    );
     let unknown = sandbox.run(&["explain", "AZF999"]);
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("no check \"AZF999\""));
@@ -104,6 +119,13 @@ fn explain_lists_every_check_and_suggests_the_one_meant() {
     let json = sandbox.run(&["explain", "--list", "-o", "json"]);
     let checks: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(checks.as_array().unwrap().len(), lines.len());
+    for check in checks.as_array().unwrap() {
+        let (title, healthy) = (check["title"].as_str(), check["healthy"].as_str());
+        assert!(
+            title.is_some() && healthy.is_some() && title != healthy,
+            "{check}"
+        );
+    }
     let typo = sandbox.run(&["explain", "sa-missing-tenant"]);
     assert_eq!(typo.code, 2);
     assert!(

@@ -1191,3 +1191,42 @@ fn chains_show_where_the_path_to_azure_breaks() {
         "{apps:?}"
     );
 }
+
+/// A passed check reads as the health it confirms, a failed one as the problem: `-v` says
+/// "Flux controllers found", not "flux-not-found: no finding"; a run of a few selected checks
+/// names what passed on the summary line.
+#[test]
+fn passed_checks_read_as_statements_of_health() {
+    let sandbox = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broken-aks");
+    let verbose = sandbox.run(&["doctor", "-f", example, "-v"]);
+    assert!(
+        verbose
+            .stdout
+            .contains("\n  ✔ AZF010 flux-not-found: Flux controllers found\n"),
+        "{}",
+        verbose.stdout
+    );
+    assert!(
+        verbose.stdout.contains(
+            "\n  ✗ AZF025 label-on-wrong-object: The azure.workload.identity/use label is on the wrong object\n"
+        ),
+        "{}",
+        verbose.stdout
+    );
+    let selected = sandbox.run(&["doctor", "-f", example, "--select", "AZF010,AZF021,AZF022"]);
+    assert!(
+        selected
+            .stdout
+            .contains("\n✔ Flux controllers found; Controller identities have a client ID\n"),
+        "{}",
+        selected.stdout
+    );
+    let all = sandbox.run(&["doctor", "-f", example]);
+    assert!(
+        all.stdout
+            .contains("\n✔ 34 checks passed, 10 not run (manifest mode); -v lists every check\n"),
+        "{}",
+        all.stdout
+    );
+}

@@ -54,6 +54,7 @@ pub static AKS_OIDC_ISSUER_DISABLED: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "The AKS cluster does not publish an OIDC issuer",
+    healthy: "The AKS cluster publishes an OIDC issuer",
     explanation: "Entra ID accepts a Kubernetes token only after fetching the discovery document \
 and signing keys of the token's issuer. On AKS that issuer exists only when the cluster's OIDC \
 issuer is enabled (`oidcIssuerProfile.enabled`); without it every exchange fails (AADSTS90061 \
@@ -90,6 +91,7 @@ pub static AKS_WORKLOAD_IDENTITY_DISABLED: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "The AKS cluster has workload identity disabled",
+    healthy: "The AKS cluster has workload identity enabled",
     explanation: "On AKS the workload identity webhook, which injects the token volume and the \
 AZURE_* variables into labelled pods, is the cluster feature \
 `securityProfile.workloadIdentity.enabled`. With it off, controllers wired in webhook mode get \
@@ -129,6 +131,7 @@ pub static ISSUER_MISMATCH_CLUSTER: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "AKS reports another issuer than the API server issues tokens with",
+    healthy: "AKS reports the issuer the API server issues tokens with",
     explanation: "Federated credentials are usually created from the issuer URL `az aks show` \
 reports (`oidcIssuerProfile.issuerURL`). Entra ID compares it byte for byte with the `iss` claim \
 of the tokens the API server actually signs, which doctor reads from \
@@ -183,6 +186,7 @@ pub static IDENTITY_NOT_FOUND: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "No managed identity has the client ID the wiring names",
+    healthy: "A managed identity has each client ID the wiring names",
     explanation: "The client ID on a ServiceAccount (or in AZURE_CLIENT_ID) must be the \
 `clientId` of a user-assigned managed identity, not its principal (object) ID, its name or its \
 resource ID. doctor looks for every client ID in use with one Resource Graph query over the \
@@ -300,6 +304,7 @@ pub static FIC_MISSING: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "An identity has no federated credential for a ServiceAccount Flux uses",
+    healthy: "Identities have federated credentials for the ServiceAccounts Flux uses",
     explanation: "For Entra ID to exchange a ServiceAccount's token, the identity it names must \
 hold a federated credential with this cluster's issuer, the subject \
 `system:serviceaccount:NAMESPACE:NAME` and the audience `api://AzureADTokenExchange`. Each \
@@ -412,6 +417,7 @@ pub static FIC_ISSUER_MISMATCH: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "A federated credential's issuer is close to the cluster's but not equal",
+    healthy: "Federated credential issuers are exact, not near misses",
     explanation: "Entra ID compares the credential's issuer with the token's `iss` claim byte \
 for byte: a missing or extra trailing slash, or a difference in letter case, is a different \
 issuer (AADSTS700211, or AADSTS7002138 for case since matching became case-sensitive).",
@@ -436,6 +442,7 @@ pub static FIC_SUBJECT_MISMATCH: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "A federated credential's subject is close to the ServiceAccount's but not equal",
+    healthy: "Federated credential subjects are exact, not near misses",
     explanation: "The subject must be `system:serviceaccount:NAMESPACE:NAME` of the ServiceAccount \
 the controller or object uses, exactly: another namespace, other letter case or stray \
 whitespace is another subject (AADSTS700213).",
@@ -460,6 +467,7 @@ pub static FIC_AUDIENCE_MISMATCH: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "A federated credential does not accept the token exchange audience",
+    healthy: "Federated credentials accept the token exchange audience",
     explanation: "Flux's tokens (the webhook's projected token, or the one a controller mints for \
 an object-level ServiceAccount) carry the audience `api://AzureADTokenExchange`; a credential \
 must list exactly that audience, or Entra ID finds no matching record (AADSTS70021).",
@@ -484,6 +492,7 @@ pub static FIC_LIMIT_REACHED: Check = Check {
     area: Area::Azure,
     severity: Severity::Warning,
     title: "An identity already has 20 federated credentials",
+    healthy: "Identities have room for more federated credentials",
     explanation: "Entra ID allows at most 20 federated credentials per identity. Object-level \
 workload identity fans out quickly: each tenant ServiceAccount on each cluster needs its own. \
 At the limit, no credential can be added, so a ServiceAccount that still lacks one cannot be \
@@ -571,6 +580,7 @@ pub static ROLE_MISSING: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "An identity is not allowed what a Flux integration does",
+    healthy: "Identities are allowed what their Flux integrations do",
     explanation: "A federated token only proves who the controller is; the identity also needs \
 a role that allows what the controller does, assigned at the resource's scope or one that covers \
 it (resource < resource group < subscription < management group). doctor reads the definition \
@@ -923,6 +933,7 @@ pub static REGISTRY_REFUSES_ARM_TOKENS: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "A registry refuses the Resource Manager tokens this Flux release presents",
+    healthy: "Registries accept the tokens this Flux release presents",
     explanation: "Flux exchanges an Entra ID token for an ACR refresh token at the registry's \
 `/oauth2/exchange`. Until source-controller v1.8.1 and image-reflector-controller v1.1.1 (both \
 first in Flux v2.8.2) that token was issued for Resource Manager \
@@ -1024,6 +1035,7 @@ pub static DECLARED_FIC_MISMATCH: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "A federated credential declared in the manifests would not match Flux's tokens",
+    healthy: "Federated credentials declared in the manifests match Flux's tokens",
     explanation: "Teams that keep their Azure side in Git declare federated credentials as Azure \
 Service Operator `FederatedIdentityCredential` objects, owned by a `UserAssignedIdentity`. \
 doctor checks them offline, without Azure credentials, the way Entra ID will match them: \
@@ -1334,6 +1346,7 @@ pub static AZURE_DEVOPS_ONBOARDING_UNKNOWN: Check = Check {
     area: Area::Azure,
     severity: Severity::Info,
     title: "Azure DevOps access cannot be read from Azure Resource Manager",
+    healthy: "Azure DevOps access could be read from Azure Resource Manager",
     explanation: "Azure DevOps does not use Azure RBAC: the identity's service principal must be \
 added to the organization and to a group there. Readers is enough for a GitRepository; \
 ImageUpdateAutomation (pushing commits) and a notification Provider of type azuredevops (commit \
@@ -1519,6 +1532,7 @@ pub static TOKEN_EXCHANGE_FAILED: Check = Check {
     area: Area::Azure,
     severity: Severity::Error,
     title: "Entra ID refused the token a Flux ServiceAccount would present",
+    healthy: "Entra ID accepts the tokens Flux ServiceAccounts present",
     explanation: "With `--probe`, doctor asks the API server for a 10-minute token of each \
 ServiceAccount Flux authenticates as (audience `api://AzureADTokenExchange`, as the webhook's \
 projected token has) and exchanges it at `{authority}/{tenant}/oauth2/v2.0/token` exactly as \

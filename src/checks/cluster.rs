@@ -21,6 +21,7 @@ pub static FLUX_NOT_FOUND: Check = Check {
     area: Area::Cluster,
     severity: Severity::Warning,
     title: "No Flux controllers were found",
+    healthy: "Flux controllers found",
     explanation: "doctor looks for the Flux controller Deployments in the Flux namespace \
 (`--flux-namespace`, default flux-system). Without them there is nothing to wire: either Flux is \
 not installed on this cluster, it runs in another namespace, or the manifests given do not \
@@ -90,6 +91,7 @@ pub static WORKLOAD_IDENTITY_WEBHOOK_MISSING: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "Controllers rely on the workload identity webhook, which is not installed",
+    healthy: "The workload identity webhook is installed where controllers rely on it",
     explanation: "In webhook mode the ServiceAccount annotations and the pod label only ask for \
 workload identity; the Azure workload identity mutating webhook does the work, injecting \
 AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and the projected token when a pod \
@@ -132,6 +134,7 @@ pub static ISSUER_NOT_PUBLIC: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "The service-account issuer is not reachable by Entra ID",
+    healthy: "The service-account issuer is reachable by Entra ID",
     explanation: "Entra ID validates a Kubernetes token by fetching the issuer's OpenID \
 configuration and keys over the internet. An issuer such as \
 `https://kubernetes.default.svc.cluster.local` (the default on non-AKS clusters), a private IP \
@@ -190,6 +193,7 @@ pub static FLUX_INSTALLED_BY_AKS_EXTENSION: Check = Check {
     area: Area::Cluster,
     severity: Severity::Info,
     title: "Flux is installed and owned by the AKS Flux cluster extension",
+    healthy: "Flux is not owned by the AKS Flux cluster extension",
     explanation: "The `microsoft.flux` cluster extension installs Flux with Helm and reconciles \
 it; patches made to its controllers, live or through Git, are reverted. Workload identity for \
 the extension is set through the extension's own settings (`workloadIdentity.enable`, \

@@ -123,6 +123,7 @@ pub static AZURE_CONTROLLER_NOT_WIRED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "Objects use Azure through a controller that has no workload identity",
+    healthy: "Every controller that objects reach Azure through has workload identity",
     explanation: "Objects with `provider: azure` and no `serviceAccountName` authenticate with \
 the identity of the controller that reconciles them (source-controller for Git, OCI, Helm and \
 Bucket sources, image-reflector-controller for ImageRepository, kustomize-controller for SOPS \
@@ -218,6 +219,7 @@ pub static SA_MISSING_CLIENT_ID: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "The controller's identity has no client ID",
+    healthy: "Controller identities have a client ID",
     explanation: "Workload identity has to know which managed identity to become. In webhook \
 mode that is the `azure.workload.identity/client-id` annotation on the controller's \
 ServiceAccount (the webhook turns it into AZURE_CLIENT_ID); in manual mode it is the \
@@ -304,6 +306,7 @@ pub static SA_MISSING_TENANT_ID: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "The controller's identity has no tenant ID",
+    healthy: "Controller identities have a tenant ID",
     explanation: "The token exchange goes to the Entra tenant of the managed identity. In webhook \
 mode the `azure.workload.identity/tenant-id` annotation names it; the AKS webhook falls back to \
 the cluster's own tenant when it is missing, which is wrong when the identity lives in another \
@@ -374,6 +377,7 @@ pub static IDENTITY_ANNOTATION_MALFORMED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A client or tenant ID is not a UUID",
+    healthy: "Client and tenant IDs are UUIDs",
     explanation: "Client and tenant IDs are UUIDs (8-4-4-4-12 hex digits). A placeholder left \
 from a guide (`managed identity client id`, `${CLIENT_ID}`), an identity's name or its resource \
 ID in their place makes Entra answer AADSTS700016 or AADSTS90002.",
@@ -497,6 +501,7 @@ pub static POD_LABEL_MISSING: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "The pod template lacks the azure.workload.identity/use label",
+    healthy: "Webhook-wired pod templates carry the azure.workload.identity/use label",
     explanation: "Since webhook v1.0 the Azure workload identity webhook mutates only pods \
 labelled `azure.workload.identity/use: \"true\"`. The label belongs on the Deployment's pod \
 template (`spec.template.metadata.labels`); without it the ServiceAccount annotations do \
@@ -559,6 +564,7 @@ pub static LABEL_ON_WRONG_OBJECT: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "The azure.workload.identity/use label is on the wrong object",
+    healthy: "The azure.workload.identity/use label is on the pod template",
     explanation: "Before webhook v1.0 the label went on the ServiceAccount, and many guides still \
 put it there or on the Deployment's own metadata. The webhook only looks at the pod, so a label \
 on the ServiceAccount or the Deployment metadata alone leaves the pod unmutated.",
@@ -594,6 +600,7 @@ pub static POD_NOT_MUTATED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A running controller pod was not mutated by the webhook",
+    healthy: "Running controller pods were mutated by the webhook",
     explanation: "The webhook injects workload identity only when a pod is created. A pod that \
 started before the label or annotations were added, or while the webhook was down, runs without \
 AZURE_FEDERATED_TOKEN_FILE and the `azure-identity-token` volume, although its template is \
@@ -669,6 +676,7 @@ pub static TOKEN_VOLUME_MISSING: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "Manual wiring has no projected service-account token mounted",
+    healthy: "Manual wiring mounts a projected service-account token",
     explanation: "Without the webhook, the Deployment itself must mount a projected \
 service-account token with audience `api://AzureADTokenExchange` and point \
 AZURE_FEDERATED_TOKEN_FILE at it. Without the volume, or with the volume declared but not \
@@ -718,6 +726,7 @@ pub static TOKEN_AUDIENCE_MISMATCH: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "The projected token's audience is not api://AzureADTokenExchange",
+    healthy: "Projected tokens have the audience api://AzureADTokenExchange",
     explanation: "Entra ID accepts a federated token only if its audience matches the federated \
 credential's, which is `api://AzureADTokenExchange`. A projected token with no audience (the API \
 server's own) or another one is refused with AADSTS70021.",
@@ -758,6 +767,7 @@ pub static TOKEN_PATH_MISMATCH: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "AZURE_FEDERATED_TOKEN_FILE does not point at the projected token",
+    healthy: "AZURE_FEDERATED_TOKEN_FILE points at the projected token",
     explanation: "The Azure SDK in the controller reads the token from the file named by \
 AZURE_FEDERATED_TOKEN_FILE. It has to be the volume's mountPath joined with the token's `path` \
 (for the documented setup: /var/run/service-account/azure-token). A mismatch gives `no such file \
@@ -824,6 +834,7 @@ pub static AUTHORITY_HOST_MISMATCH: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "AZURE_AUTHORITY_HOST is missing or belongs to another cloud",
+    healthy: "AZURE_AUTHORITY_HOST belongs to the cloud in use",
     explanation: "Manual wiring must tell the SDK where Entra ID is: \
 https://login.microsoftonline.com/ for the public cloud, https://login.microsoftonline.us/ for \
 US Government, https://login.chinacloudapi.cn/ for China. The webhook sets it on its own; by hand \
@@ -885,6 +896,7 @@ pub static LEGACY_AAD_POD_IDENTITY: Check = Check {
     area: Area::Controllers,
     severity: Severity::Warning,
     title: "A controller or a workload Flux depends on uses AAD Pod Identity",
+    healthy: "Nothing Flux depends on uses AAD Pod Identity",
     explanation: "AAD Pod Identity (the `aadpodidbinding` pod label and its AzureIdentityBinding) \
 was deprecated in 2022 and is not supported on current AKS. Its NMI answers a pod's managed \
 identity (IMDS) requests. kustomize-controller before v1.0.0-rc.1 (Flux 0.x) reaches IMDS for Key \
@@ -1112,6 +1124,7 @@ pub static CONTROLLER_IDENTITY_UNUSED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Info,
     title: "A controller is wired for Azure but nothing uses its identity",
+    healthy: "Every controller identity serves some object",
     explanation: "The controller carries workload identity wiring, but no Flux object \
 authenticates to Azure through it (none has `provider: azure` without its own \
 `serviceAccountName`, no Kustomization decrypts with Key Vault through it). This is harmless, \
@@ -1174,6 +1187,7 @@ pub static KUBELET_IDENTITY_FALLBACK: Check = Check {
     area: Area::Controllers,
     severity: Severity::Warning,
     title: "ACR objects rely on the AKS kubelet identity",
+    healthy: "No ACR object relies on the AKS kubelet identity",
     explanation: "On AKS, an ACR-backed object with `provider: azure` whose controller has no \
 workload identity authenticates with the node's kubelet managed identity over IMDS (what the \
 AKS Flux extension's `useKubeletIdentity` does). It works only if that identity has AcrPull on \
@@ -1244,6 +1258,7 @@ pub static WIRING_IGNORED_BY_VERSION: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A controller is wired for workload identity its release does not have",
+    healthy: "Controller releases read the workload identity they are wired with",
     explanation: "Workload identity arrived with source- and kustomize-controller v1.0.0-rc.1 \
 and image-reflector-controller v0.27.0 (Flux 2.0), image-automation-controller v0.39.0 (Flux \
 2.4) and notification-controller v1.6.0 (Flux 2.6). An older controller ignores the annotations, \
@@ -1290,6 +1305,7 @@ pub static CONTROLLER_WILL_NOT_START: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A controller's flags make it exit at start",
+    healthy: "Controller flags let them start",
     explanation: "image-reflector-controller v1.0.0 (Flux 2.7) removed `--azure-autologin-for-acr`; \
 the flag parser then rejects it (`unknown flag`) and the container exits. From Flux 2.7 every \
 controller also refuses to start with a `--default-*-service-account` lockdown flag but without \
@@ -1329,6 +1345,7 @@ pub static IDENTITY_BINDING_UNSUPPORTED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A Flux controller is set up for AKS identity bindings, which Flux does not support",
+    healthy: "No Flux controller is set up for AKS identity bindings",
     explanation: "With `azure.workload.identity/use-identity-binding: \"true\"` on the pod, the \
 webhook (v1.6.0) projects the token with audience `api://AKSIdentityBinding` and points the pod \
 at a token proxy. Flux's Azure SDK never opts in to the proxy (`EnableAzureTokenProxy`), so it \
@@ -1387,6 +1404,7 @@ pub static PATCH_MISPLACED_FIELD: Check = Check {
     area: Area::Controllers,
     severity: Severity::Error,
     title: "A patch put a field where the API or the webhook does not read it",
+    healthy: "Patched fields are where the API and the webhook read them",
     explanation: "A kustomize patch that writes `containers` (or `env`) under a Deployment's `spec` \
 instead of `spec.template.spec` produces a field the Deployment API does not have: the API server \
 refuses the object, so the Kustomization that applies the controllers fails, and the env var \
@@ -1430,6 +1448,7 @@ pub static PROXY_SIDECAR_UNNEEDED: Check = Check {
     area: Area::Controllers,
     severity: Severity::Info,
     title: "A Flux controller asks for the workload identity proxy sidecar, which it does not need",
+    healthy: "No Flux controller asks for the workload identity proxy sidecar",
     explanation: "`azure.workload.identity/inject-proxy-sidecar` (any value, even \"false\") makes \
 the webhook add a privileged init container with NET_ADMIN and a proxy that answers IMDS calls \
 for SDKs without workload identity. Flux's controllers read the federated token themselves; the \

@@ -123,6 +123,7 @@ pub static AKS_EXTENSION_UNHEALTHY: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "The AKS Flux extension or one of its fluxConfigurations failed",
+    healthy: "The AKS Flux extension and its fluxConfigurations are provisioned",
     explanation: "Resource Manager reports how the `microsoft.flux` extension and each \
 fluxConfiguration were provisioned. An extension in state Failed or Canceled has not applied \
 its settings (identity included); a fluxConfiguration that failed created no Flux objects, and \
@@ -240,6 +241,7 @@ pub static AKS_EXTENSION_IDENTITY_OFF: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "The AKS Flux extension's settings give its controllers no usable Azure identity",
+    healthy: "The AKS Flux extension's settings give its controllers a usable Azure identity",
     explanation: "The `microsoft.flux` extension wires its controllers itself, from its \
 configuration settings: `workloadIdentity.enable=true` with `workloadIdentity.azureClientId` \
 and `workloadIdentity.azureTenantId` (one identity for its controllers), or \
@@ -383,6 +385,7 @@ pub static AKS_EXTENSION_CONTROLLER_DISABLED: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "Flux objects need a controller the AKS Flux extension does not deploy",
+    healthy: "The AKS Flux extension deploys every controller the Flux objects need",
     explanation: "The `microsoft.flux` extension deploys source-, helm-, kustomize- and \
 notification-controller unless their `<name>.enabled` setting is false, and the image \
 controllers only when `image-reflector-controller.enabled` and \
@@ -436,6 +439,7 @@ pub static FLUX_CONFIGURATION_AUTH_BROKEN: Check = Check {
     area: Area::Cluster,
     severity: Severity::Error,
     title: "A fluxConfiguration's source authentication cannot work",
+    healthy: "Each fluxConfiguration's source authentication can work",
     explanation: "A fluxConfiguration's source logs in as its fields say: `gitRepository.provider: \
 Azure` and `ociRepository.useWorkloadIdentity` use the extension's workload identity (so the \
 extension must have it), Azure DevOps with workload identity needs extension 1.14.1 and Flux's \

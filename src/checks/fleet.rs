@@ -46,6 +46,7 @@ pub static KUBELOGIN_MISSING: Check<FleetSnapshot> = Check {
     area: Area::Fleet,
     severity: Severity::Error,
     title: "kubelogin is not on PATH, and the fleet's Entra ID clusters need it",
+    healthy: "kubelogin is on PATH, or no cluster needs it",
     explanation: "A kubeconfig entry of an AKS cluster with Entra ID gets its token by running \
 kubelogin (an exec credential plugin): kubectl, Flux's CLI and this tool run it for every call. \
 `clusters sync` writes such entries; without kubelogin on PATH each of them fails with \
@@ -88,6 +89,7 @@ pub static CLUSTER_ACCESS_ROLE_MISSING: Check<FleetSnapshot> = Check {
     area: Area::Fleet,
     severity: Severity::Error,
     title: "The login has no role that allows fetching the cluster's credentials",
+    healthy: "The login may fetch each cluster's credentials",
     explanation: "The kubeconfig of an AKS cluster comes from Resource Manager: \
 `listClusterUserCredential` (what `az aks get-credentials` and `clusters sync` call) needs the \
 action `Microsoft.ContainerService/managedClusters/listClusterUserCredential/action`, which \
@@ -169,6 +171,7 @@ pub static ENTRA_INTEGRATION_DISABLED: Check<FleetSnapshot> = Check {
     area: Area::Fleet,
     severity: Severity::Warning,
     title: "The cluster has no managed Entra ID integration",
+    healthy: "Clusters have managed Entra ID integration",
     explanation: "Without AKS-managed Entra ID a cluster knows no Azure identities: its only \
 credentials are local-account certificates, which make whoever holds the kubeconfig \
 cluster-admin, cannot be revoked per person, and are written by `clusters sync` only with \

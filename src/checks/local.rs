@@ -44,6 +44,7 @@ pub static EXEC_PLUGIN_NOT_FOUND: Check = Check {
     area: Area::Local,
     severity: Severity::Error,
     title: "The kubeconfig's credential plugin is not on PATH",
+    healthy: "The kubeconfig's credential plugin is on PATH",
     explanation: "The context's user gets its token by running an exec credential plugin (for \
 AKS with Entra ID, kubelogin). When the command is not on PATH every kubectl call fails with \
 `executable kubelogin not found`. On Windows kubectl does not look in the current folder.",
@@ -81,6 +82,7 @@ pub static LEGACY_AZURE_AUTH_PROVIDER: Check = Check {
     area: Area::Local,
     severity: Severity::Error,
     title: "The kubeconfig uses the removed `azure` auth provider",
+    healthy: "The kubeconfig uses no removed auth provider",
     explanation: "kubectl 1.26 removed the in-tree `auth-provider: azure`; clients reject it \
 (`The azure auth plugin is not supported; use kubelogin instead`). The user entry has to be \
 converted to the kubelogin exec plugin.",
@@ -116,6 +118,7 @@ pub static SECRET_IN_KUBECONFIG: Check = Check {
     area: Area::Local,
     severity: Severity::Warning,
     title: "A client secret or password is stored in the kubeconfig",
+    healthy: "The kubeconfig stores no client secret or password",
     explanation: "`kubelogin convert-kubeconfig -l spn --client-secret ...` and some dashboards \
 write the secret into the exec arguments or environment of the kubeconfig, where every backup, \
 copy and screen share carries it. The value is never printed by doctor; only where it sits.",
@@ -146,6 +149,7 @@ pub static KUBELOGIN_DEVICECODE_LOGIN: Check = Check {
     area: Area::Local,
     severity: Severity::Warning,
     title: "kubelogin uses device-code login",
+    healthy: "kubelogin logs in without device code",
     explanation: "Device-code login (kubelogin's default) is blocked where Conditional Access \
 applies to the tenant, and in CI it waits for a human forever. The Azure CLI login mode reuses \
 `az login` and works in both places.",
@@ -183,6 +187,7 @@ pub static KUBELOGIN_UNEXPECTED_SERVER_ID: Check = Check {
     area: Area::Local,
     severity: Severity::Warning,
     title: "kubelogin asks for a token for an unexpected server ID",
+    healthy: "kubelogin asks for a token for the AKS server ID",
     explanation: "Managed Entra ID on AKS accepts tokens for the AKS AAD server application \
 `6dae42f8-4368-4678-94ff-3960e28e3630`. Any other `--server-id` (a legacy AAD server app, a \
 typo) gets a token the API server rejects with `Unauthorized`.",

@@ -88,8 +88,11 @@ pub struct Check<I: 'static = Resolved> {
     pub area: Area,
     /// Default severity; a finding may lower it where the context makes it less serious.
     pub severity: Severity,
-    /// One line naming the problem.
+    /// One line naming the problem, as a finding states it.
     pub title: &'static str,
+    /// One line stating the health the check confirms when it passes ("Flux controllers
+    /// found"): a passed check read as the problem's name sounds like a contradiction.
+    pub healthy: &'static str,
     /// What is checked and why it breaks authentication.
     pub explanation: &'static str,
     /// How to fix it.
@@ -175,6 +178,7 @@ pub struct Doc {
     pub area: Area,
     pub severity: Severity,
     pub title: &'static str,
+    pub healthy: &'static str,
     pub explanation: &'static str,
     pub fix: &'static str,
 }
@@ -187,6 +191,7 @@ impl<I> Check<I> {
             area: self.area,
             severity: self.severity,
             title: self.title,
+            healthy: self.healthy,
             explanation: self.explanation,
             fix: self.fix,
         }
@@ -585,12 +590,50 @@ mod tests {
             );
             assert!(check.title.len() > 10, "{} has no title", check.id);
             assert!(
+                check.healthy.len() > 10,
+                "{} has no health statement",
+                check.id
+            );
+            assert!(
                 check.explanation.len() > 40,
                 "{} has no explanation",
                 check.id
             );
             assert!(check.fix.len() > 10, "{} has no fix", check.id);
         }
+    }
+
+    /// A passed check reads as the health it confirms, a finding as the problem: the two are
+    /// different sentences, and neither is a negation pasted onto the other.
+    #[test]
+    fn every_check_states_its_problem_and_its_health_differently() {
+        for check in catalogue() {
+            let (title, healthy) = (check.title.to_lowercase(), check.healthy.to_lowercase());
+            assert_ne!(title, healthy, "{}", check.id);
+            assert!(
+                !healthy.starts_with("not ") && !healthy.contains(&title),
+                "{}: {:?} restates the problem {:?}",
+                check.id,
+                check.healthy,
+                check.title
+            );
+            assert!(
+                !title.contains(&healthy),
+                "{}: {:?} is part of the problem {:?}",
+                check.id,
+                check.healthy,
+                check.title
+            );
+            assert!(
+                !check.healthy.ends_with('.') && !check.title.ends_with('.'),
+                "{}: one line, no full stop",
+                check.id
+            );
+        }
+        assert_eq!(
+            describe("flux-not-found").map(|c| c.healthy),
+            Some("Flux controllers found")
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub static AZURE_ENDPOINT_WITHOUT_PROVIDER: Check = Check {
     area: Area::Objects,
     severity: Severity::Warning,
     title: "An Azure endpoint is used without `provider: azure`",
+    healthy: "Objects on Azure endpoints set `provider: azure`",
     explanation: "Flux uses workload identity for an object only when it says `provider: azure`; \
 controller-level wiring does not change that. An Azure DevOps URL (dev.azure.com, \
 *.visualstudio.com), an ACR registry (*.azurecr.io, .cn, .us) or a Blob Storage endpoint \
@@ -89,6 +90,7 @@ pub static SECRET_OVERRIDES_WORKLOAD_IDENTITY: Check = Check {
     area: Area::Objects,
     severity: Severity::Warning,
     title: "A Secret silently takes the place of workload identity",
+    healthy: "No Secret takes the place of workload identity",
     explanation: "Each controller tries static credentials in its own order, and for most kinds \
 they win without a word: an OCIRepository's or HelmRepository's secretRef (or the \
 imagePullSecrets of the ServiceAccount it names) skips the provider login; a Bucket Secret with \
@@ -179,6 +181,7 @@ pub static GITREPOSITORY_SA_REQUIRES_PROVIDER_AZURE: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "A GitRepository sets serviceAccountName without `provider: azure`",
+    healthy: "GitRepositories with serviceAccountName set `provider: azure`",
     explanation: "Since Flux 2.7 a GitRepository's `serviceAccountName` selects the workload \
 identity for Azure DevOps, and the API rejects it unless `provider: azure` is set \
 (`serviceAccountName can only be set when provider is 'azure'`; from source-controller v1.9.0 \
@@ -218,6 +221,7 @@ pub static FLUX_VERSION_TOO_OLD: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "An Azure feature in use is newer than the controller that serves it",
+    healthy: "Controllers are new enough for the Azure features in use",
     explanation: "Flux gained its Azure features controller release by controller release: \
 workload identity in Flux 2.0, Azure DevOps for GitRepository in 2.4, object-level identity in \
 2.6 (OCIRepository, ImageRepository, SOPS, Event Hubs) and 2.7 (Bucket, GitRepository, Azure \
@@ -309,6 +313,7 @@ pub static OBJECT_LEVEL_GATE_MISSING: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "Objects use their own identity but the controller's feature gate is off",
+    healthy: "Controllers of objects with their own identity have the feature gate on",
     explanation: "`serviceAccountName` on an Azure object (or `decryption.serviceAccountName`, \
 or `serviceAccountName` in a remote-cluster kubeConfig ConfigMap) needs the controller to run \
 with `--feature-gates=ObjectLevelWorkloadIdentity=true`. Without it the object stalls with \
@@ -387,6 +392,7 @@ pub static OBJECT_SA_NOT_FOUND: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "An object's ServiceAccount does not exist",
+    healthy: "Objects' ServiceAccounts exist",
     explanation: "With object-level identity the controller mints a token for the \
 ServiceAccount the object names, in the object's own namespace. When that ServiceAccount does \
 not exist the token request fails and the object never authenticates.",
@@ -434,6 +440,7 @@ pub static OBJECT_SA_MISSING_ANNOTATIONS: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "An object's ServiceAccount lacks the client or tenant ID annotation",
+    healthy: "Objects' ServiceAccounts carry client and tenant ID annotations",
     explanation: "Object-level identity reads both `azure.workload.identity/client-id` and \
 `azure.workload.identity/tenant-id` from the ServiceAccount the object names; unlike the webhook \
 there is no fallback to the cluster's tenant. Either one missing fails with `azure client ID is \
@@ -518,6 +525,7 @@ pub static LOCKDOWN_DEFAULT_SA_MISSING: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "Multi-tenant lockdown names a default ServiceAccount a namespace lacks",
+    healthy: "Namespaces have the default ServiceAccount the lockdown names",
     explanation: "With `--default-service-account`, `--default-decryption-service-account` or \
 `--default-kubeconfig-service-account` set, an object without its own serviceAccountName uses \
 that ServiceAccount in its own namespace, never the controller's identity. A namespace with \
@@ -560,6 +568,7 @@ pub static OBJECT_LEVEL_ON_AKS_UNSTABLE: Check = Check {
     area: Area::Objects,
     severity: Severity::Info,
     title: "Object-level identity against Azure on AKS is documented as unstable",
+    healthy: "No object relies on object-level identity against Azure on AKS",
     explanation: "The Flux docs warn that object-level workload identity from AKS to Azure may \
 stop working without notice, depending on how AKS hardens service-account token checks; a \
 proposed fix adds an annotation with the federated credential's ID (fluxcd/flux2#5359). \
@@ -597,6 +606,7 @@ pub static REMOTE_CLUSTER_EXEC_KUBECONFIG: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "A remote-cluster kubeconfig Secret uses an exec plugin",
+    healthy: "Remote-cluster kubeconfigs use no exec plugin",
     explanation: "Kustomizations and HelmReleases that apply to another cluster read a \
 kubeconfig from `.spec.kubeConfig.secretRef`. The controllers cannot run exec credential plugins \
 such as kubelogin, so a kubeconfig copied from `az aks get-credentials` fails. Flux 2.7 can \
@@ -654,6 +664,7 @@ pub static SECRET_BASED_AZURE_AUTH: Check = Check {
     area: Area::Objects,
     severity: Severity::Info,
     title: "Azure access uses a client certificate or secret instead of workload identity",
+    healthy: "Azure access uses workload identity, not a client certificate or secret",
     explanation: "Bucket and SOPS (Key Vault) can authenticate with an application's \
 certificate or secret: a Bucket secretRef with tenantId/clientId/clientCertificate (or \
 clientSecret), a Kustomization decryption secretRef with `sops.azure-kv`, or the controller-level \
@@ -740,6 +751,7 @@ pub static API_VERSION_NOT_SERVED: Check = Check {
     area: Area::Objects,
     severity: Severity::Error,
     title: "An object on a path to Azure is written at an API version its controller no longer serves",
+    healthy: "Objects on paths to Azure are at API versions their controllers serve",
     explanation: "Flux 2.7 stopped serving the v1beta1 APIs (source, kustomize, image, \
 notification), Flux 2.8 source and kustomize v1beta2, Flux 2.9 image and notification v1beta2 \
 (and image v1alpha1/v1alpha2 went in Flux 0.37). An object written at a removed version is \
@@ -817,6 +829,7 @@ pub static FEDERATED_CREDENTIAL_UNUSED: Check = Check {
     area: Area::Objects,
     severity: Severity::Warning,
     title: "A federated credential is declared for a ServiceAccount that does not use it",
+    healthy: "Declared federated credentials are used by their ServiceAccounts",
     explanation: "An Azure Service Operator `FederatedIdentityCredential` federates a \
 ServiceAccount (`system:serviceaccount:NS:NAME`) with a managed identity. It is the intent to \
 run that ServiceAccount as the identity; without the `azure.workload.identity/client-id` \

@@ -11,6 +11,7 @@ pub static STATE_UNREADABLE: Check = Check {
     area: Area::State,
     severity: Severity::Warning,
     title: "Part of the cluster state could not be read",
+    healthy: "All the cluster state could be read",
     explanation: "doctor reads the Flux controllers, their ServiceAccounts and pods, the \
 workload identity webhook, the service-account issuer and every Azure-capable Flux object. When \
 a read is forbidden or fails, the checks that needed it are reported as skipped rather than \

@@ -23,6 +23,7 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
                 "severity": check.severity,
                 "area": check.area,
                 "title": check.title,
+                "healthy": check.healthy,
                 "explanation": check.explanation,
                 "fix": check.fix,
             });
@@ -37,7 +38,8 @@ pub fn run(program: &str, args: &ExplainArgs) -> Result<u8, String> {
                 check.severity,
                 check.area.title()
             )?;
-            writeln!(out, "{}", check.title)?;
+            writeln!(out, "Finding: {}", check.title)?;
+            writeln!(out, "Passed:  {}", check.healthy)?;
             writeln!(out)?;
             writeln!(out, "{}", wrap(check.explanation, 88))?;
             writeln!(out)?;
@@ -53,7 +55,7 @@ fn list(output: OutputFormat) -> Result<u8, String> {
     super::write_stdout(|out| match output {
         OutputFormat::Json | OutputFormat::Yaml => {
             let checks: Vec<_> = catalogue()
-                .map(|c| json!({"id": c.id, "name": c.name, "severity": c.severity, "area": c.area, "title": c.title}))
+                .map(|c| json!({"id": c.id, "name": c.name, "severity": c.severity, "area": c.area, "title": c.title, "healthy": c.healthy}))
                 .collect();
             super::write_document(out, output, &json!(checks))
         }

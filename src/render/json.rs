@@ -23,6 +23,7 @@ pub fn checks_and_findings<I>(diagnosis: &Diagnosis<I>) -> (Vec<Value>, Vec<Valu
                 "id": r.check.id,
                 "name": r.check.name,
                 "title": r.check.title,
+                "healthy": r.check.healthy,
                 "area": r.check.area,
                 "severity": r.check.severity,
                 "status": match r.status {

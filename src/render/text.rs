@@ -241,18 +241,12 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
             };
             format!(", {told} not run ({why})")
         };
+        let passed = passed_line(report, total, &not_run);
         writeln!(
             out,
-            "{}",
-            wrap(
-                &format!(
-                    "{} {} passed{not_run}; -v lists every check",
-                    paint("✔", Style::new().green()),
-                    plural(total, "check", "checks"),
-                ),
-                WIDTH,
-                ""
-            )
+            "{} {}",
+            paint("✔", Style::new().green()),
+            wrap(&passed, WIDTH - 2, "")
         )?;
         write_skips(report, out)?;
     }
@@ -298,6 +292,27 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
         )?;
     }
     Ok(())
+}
+
+/// The passed checks: the health each confirms when those statements fit on the line (a run
+/// of a few `--select`ed checks), else their count.
+fn passed_line(report: &Report, total: usize, not_run: &str) -> String {
+    let healthy: Vec<&str> = report
+        .diagnosis
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Pass)
+        .map(|r| r.check.healthy)
+        .collect();
+    let named = format!("{}{}", healthy.join("; "), not_run.replacen(", ", "; ", 1));
+    if !healthy.is_empty() && named.chars().count() + 2 <= WIDTH {
+        named
+    } else {
+        format!(
+            "{} passed{not_run}; -v lists every check",
+            plural(total, "check", "checks")
+        )
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -393,7 +408,7 @@ fn write_by_area(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
             result.check.name
         );
         match &result.status {
-            Status::Pass => writeln!(out, "{head}: no finding")?,
+            Status::Pass => writeln!(out, "{head}: {}", result.check.healthy)?,
             Status::Skip(reason) => writeln!(
                 out,
                 "{head} {}",
