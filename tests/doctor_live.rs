@@ -848,3 +848,49 @@ fn requests_do_not_grow_with_objects() {
     };
     assert_eq!(count(1), count(50));
 }
+
+/// `azflux.io/ignore` silences checks on the live object that carries it, as it does in
+/// manifests: a Flux object and a ServiceAccount read from the API server.
+#[test]
+fn the_ignore_annotation_silences_checks_on_live_objects() {
+    let mut objects = healthy_aks();
+    for name in ["quiet", "loud"] {
+        let mut repository = flux::oci_repository(MINOR, NS, name);
+        repository["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("provider");
+        objects.push(repository);
+    }
+    let sa = flux::find(&mut objects, "ServiceAccount", "source-controller");
+    sa["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("azure.workload.identity/tenant-id");
+    let before = aks(objects.clone()).doctor(&[]);
+    assert_only(
+        &before,
+        &["sa-missing-tenant-id", "azure-endpoint-without-provider"],
+    );
+
+    let sa = flux::find(&mut objects, "ServiceAccount", "source-controller");
+    sa["metadata"]["annotations"]["azflux.io/ignore"] = json!("AZF022");
+    let quiet = flux::find(&mut objects, "OCIRepository", "quiet");
+    quiet["metadata"]["annotations"] =
+        json!({"azflux.io/ignore": "sa-missing-client-id, azure-endpoint-without-provider"});
+    let after = aks(objects).doctor(&[]);
+    let findings: Vec<(String, String)> = after
+        .findings()
+        .into_iter()
+        .map(|(name, subject, _)| (name, subject))
+        .collect();
+    assert_eq!(
+        findings,
+        [(
+            "azure-endpoint-without-provider".to_string(),
+            "flux-system/OCIRepository/loud".to_string()
+        )],
+        "{}",
+        after.stdout
+    );
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Check, Diagnosis, catalogue, lookup};
-use crate::model::ObjectRef;
+use crate::model::{ObjectRef, Snapshot};
 
 /// The annotation that silences checks on the object carrying it: a comma-separated list of
 /// check IDs or names, or `all`.
@@ -43,13 +43,50 @@ impl Selection {
     }
 }
 
+/// Every object's `azflux.io/ignore` list: what the manifest read recorded of any object, and
+/// the annotation of each object the snapshot holds, which is what a live read has (a finding
+/// names one of these objects).
+pub fn silenced(snapshot: &Snapshot) -> BTreeMap<ObjectRef, Vec<String>> {
+    let mut silenced = snapshot.silenced.clone();
+    let mut add = |subject: ObjectRef, keys: Vec<String>| {
+        if !keys.is_empty() {
+            silenced.entry(subject).or_insert(keys);
+        }
+    };
+    let annotated = |annotations: &crate::model::StringMap| {
+        annotations
+            .get(IGNORE_ANNOTATION)
+            .map(|listed| crate::model::extract::split_ignore_list(listed))
+            .unwrap_or_default()
+    };
+    for workload in [&snapshot.controllers, &snapshot.workloads]
+        .into_iter()
+        .filter_map(|f| f.known())
+        .flatten()
+    {
+        add(workload.object_ref(), annotated(&workload.annotations));
+    }
+    for sa in snapshot
+        .service_accounts
+        .known()
+        .into_iter()
+        .flat_map(|s| s.iter())
+    {
+        add(sa.object_ref(), annotated(&sa.annotations));
+    }
+    for pod in snapshot.pods.known().into_iter().flatten() {
+        add(pod.object_ref(), pod.silenced.clone());
+    }
+    for object in &snapshot.flux.objects {
+        add(object.object_ref(), object.silenced.clone());
+    }
+    silenced
+}
+
 /// The diagnosis without the checks the selection leaves out (as if they had not run) and
 /// without the findings that an object's annotation silences.
-pub fn apply(
-    diagnosis: &mut Diagnosis,
-    selection: &Selection,
-    silenced: &BTreeMap<ObjectRef, Vec<String>>,
-) {
+pub fn apply(diagnosis: &mut Diagnosis, selection: &Selection, snapshot: &Snapshot) {
+    let silenced = silenced(snapshot);
     diagnosis.results.retain(|r| selection.reports(r.check));
     diagnosis.findings.retain(|f| selection.reports(f.check));
     diagnosis.findings.retain(|f| {

@@ -37,7 +37,7 @@ pub fn run(program: &'static str, global: &GlobalArgs, args: &DoctorArgs) -> Res
         (resolved, None, Vec::new())
     };
     let mut diagnosis = diagnose(&snapshot);
-    crate::checks::select::apply(&mut diagnosis, &selection, &snapshot.silenced);
+    crate::checks::select::apply(&mut diagnosis, &selection, &snapshot);
     let worst = diagnosis.worst();
     let has_local_findings = diagnosis
         .findings

@@ -151,6 +151,7 @@ pub fn pod(value: &Value, default_namespace: &str) -> Pod {
         phase: string_at(value, &["status", "phase"]),
         containers: containers(spec),
         volumes: volumes(spec),
+        silenced: ignore_list(value).unwrap_or_default(),
     }
 }
 
@@ -437,22 +438,33 @@ pub fn flux_object_as(kind: FluxKind, value: &Value, default_namespace: &str) ->
             .then(|| string_at(spec, &["chart", "spec", "chart"]))
             .flatten(),
         labels: map_at(value, &["metadata", "labels"]),
+        silenced: ignore_list(value).unwrap_or_default(),
     }
+}
+
+/// The check IDs or names an object's `azflux.io/ignore` annotation lists, if it has one.
+pub fn ignore_list(value: &Value) -> Option<Vec<String>> {
+    let listed = value
+        .pointer("/metadata/annotations")?
+        .get(crate::checks::select::IGNORE_ANNOTATION)?
+        .as_str()?;
+    Some(split_ignore_list(listed))
+}
+
+/// `AZF022, sa-missing-tenant-id` as its entries.
+pub fn split_ignore_list(listed: &str) -> Vec<String> {
+    listed
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The checks an object's `azflux.io/ignore` annotation silences on it, with the object they
 /// apply to (namespaced objects without a namespace are in `default_namespace`).
 pub fn silenced_checks(value: &Value, default_namespace: &str) -> Option<(ObjectRef, Vec<String>)> {
-    let listed = value
-        .pointer("/metadata/annotations")?
-        .get(crate::checks::select::IGNORE_ANNOTATION)?
-        .as_str()?;
-    let keys: Vec<String> = listed
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .collect();
+    let keys = ignore_list(value)?;
     Some((object_ref_of(value, default_namespace), keys))
 }
 

@@ -441,6 +441,8 @@ pub struct Pod {
     pub phase: Option<String>,
     pub containers: Vec<Container>,
     pub volumes: Vec<Volume>,
+    /// The checks its `azflux.io/ignore` annotation silences on it.
+    pub silenced: Vec<String>,
 }
 
 impl Pod {
@@ -589,6 +591,8 @@ pub struct FluxObject {
     /// The chart a HelmRelease installs (`.spec.chart.spec.chart`).
     pub chart: Option<String>,
     pub labels: StringMap,
+    /// The checks its `azflux.io/ignore` annotation silences on it.
+    pub silenced: Vec<String>,
 }
 
 impl FluxObject {

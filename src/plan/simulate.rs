@@ -125,6 +125,7 @@ fn roll_out(snapshot: &mut Snapshot, workload: &Workload) {
         phase: Some("Running".into()),
         containers,
         volumes,
+        silenced: Vec::new(),
     });
 }
 

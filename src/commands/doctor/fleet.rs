@@ -95,7 +95,7 @@ fn report(
     let mut diagnosis = diagnose(&snapshot);
     // Parsed (and refused when unknown) before any context is read.
     if let Ok(selection) = crate::checks::select::Selection::parse(&args.select, &args.ignore) {
-        crate::checks::select::apply(&mut diagnosis, &selection, &snapshot.silenced);
+        crate::checks::select::apply(&mut diagnosis, &selection, &snapshot);
     }
     Diagnosed {
         context: context.to_string(),
