@@ -9,9 +9,11 @@
 
 pub mod aadsts;
 pub mod arm;
+pub mod builtin_roles;
 pub mod clusters;
 pub mod condition;
 pub mod credential;
+pub mod declared;
 pub mod endpoints;
 pub mod extension;
 pub mod federate;

@@ -5,6 +5,7 @@ mod azure;
 mod cluster;
 mod controllers;
 mod extension;
+mod declared;
 mod fleet;
 mod local;
 mod objects;
@@ -168,6 +169,7 @@ pub static CHECKS: &[&Check] = &[
     &azure::TOKEN_EXCHANGE_FAILED,
     &azure::REGISTRY_REFUSES_ARM_TOKENS,
     &azure::DECLARED_FIC_MISMATCH,
+    &declared::DECLARED_ROLE_MISSING,
 ];
 
 /// A check's documentation, whatever it runs on.

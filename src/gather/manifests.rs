@@ -468,6 +468,9 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
             (_, "FederatedIdentityCredential") if group == "managedidentity.azure.com" => snapshot
                 .declared_credentials
                 .push(extract::declared_credential(value, flux_namespace)),
+            (_, "RoleAssignment") if group == "authorization.azure.com" => snapshot
+                .declared_role_assignments
+                .push(extract::declared_role_assignment(value, flux_namespace)),
             ("v1", "ServiceAccount") => {
                 service_accounts.push(extract::service_account(value, flux_namespace));
             }
@@ -476,6 +479,8 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
             _ => {
                 if let Some(object) = extract::flux_object(value, flux_namespace) {
                     snapshot.flux.objects.push(object);
+                } else if let Some(resource) = extract::declared_resource(value, flux_namespace) {
+                    snapshot.declared_resources.push(resource);
                 }
             }
         }

@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use super::{
-    AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, DeclaredIdentity, Decryption,
-    EnvVar, FluxKind, FluxObject, KubeConfigRef, ObjectRef, Pod, PodIdentityBinding,
-    ProjectedToken, SecretInfo, ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook,
-    Workload,
+    AsoReference, AzureKvShape, ConfigMapInfo, Container, DeclaredCredential, DeclaredIdentity,
+    DeclaredPrincipal, DeclaredResource, DeclaredRoleAssignment, Decryption, EnvVar, FluxKind,
+    FluxObject, KubeConfigRef, ObjectRef, Pod, PodIdentityBinding, ProjectedToken, SecretInfo,
+    ServiceAccount, SourceRef, StringMap, Volume, VolumeMount, Webhook, Workload,
 };
 use crate::wiring::NON_SECRET_ENV;
 
@@ -346,11 +346,86 @@ pub fn declared_credential(value: &Value, default_namespace: &str) -> DeclaredCr
 /// An Azure Service Operator `UserAssignedIdentity` (managedidentity.azure.com).
 pub fn declared_identity(value: &Value, default_namespace: &str) -> DeclaredIdentity {
     let name = name_of(value).to_string();
+    let config = value.pointer("/spec/operatorSpec/configMaps/principalId");
     DeclaredIdentity {
         namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
         azure_name: string_at(value, &["spec", "azureName"]).unwrap_or_else(|| name.clone()),
         name,
+        principal_id_config: config
+            .and_then(|c| Some((string_at(c, &["name"])?, string_at(c, &["key"])?))),
     }
+}
+
+/// An ASO reference (`armId`, or `group`/`kind`/`name`, or `wellKnownName`).
+fn aso_reference(value: Option<&Value>) -> Option<AsoReference> {
+    let value = value?;
+    if let Some(id) = string_at(value, &["armId"]) {
+        return Some(AsoReference::ArmId(id));
+    }
+    if let Some(name) = string_at(value, &["wellKnownName"]) {
+        return Some(AsoReference::WellKnown(name));
+    }
+    Some(AsoReference::Object {
+        group: string_at(value, &["group"]),
+        kind: string_at(value, &["kind"]),
+        name: string_at(value, &["name"])?,
+    })
+}
+
+/// An Azure Service Operator `RoleAssignment` (authorization.azure.com, `RoleAssignment_Spec`
+/// of v1api20220401: `principalId` or `principalIdFromConfig`, `roleDefinitionReference`,
+/// `owner`, `condition`, `conditionVersion`).
+pub fn declared_role_assignment(value: &Value, default_namespace: &str) -> DeclaredRoleAssignment {
+    let spec = value.get("spec").unwrap_or(&Value::Null);
+    let principal = if let Some(id) = string_at(spec, &["principalId"]) {
+        DeclaredPrincipal::Id(id)
+    } else if let Some(config) = spec.get("principalIdFromConfig")
+        && let (Some(name), Some(key)) = (string_at(config, &["name"]), string_at(config, &["key"]))
+    {
+        DeclaredPrincipal::FromConfig { name, key }
+    } else {
+        DeclaredPrincipal::Missing
+    };
+    DeclaredRoleAssignment {
+        namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+        name: name_of(value).to_string(),
+        principal,
+        role: aso_reference(spec.get("roleDefinitionReference")),
+        owner: aso_reference(spec.get("owner")),
+        condition: string_at(spec, &["condition"]),
+        condition_version: string_at(spec, &["conditionVersion"]),
+    }
+}
+
+/// The ASO groups and kinds a role assignment can be owned by, among those doctor resolves.
+pub const ASO_SCOPE_KINDS: [(&str, &str); 6] = [
+    ("containerregistry.azure.com", "Registry"),
+    ("storage.azure.com", "StorageAccount"),
+    ("keyvault.azure.com", "Vault"),
+    ("eventhub.azure.com", "Namespace"),
+    ("containerservice.azure.com", "ManagedCluster"),
+    ("resources.azure.com", "ResourceGroup"),
+];
+
+/// An ASO resource a role assignment can be owned by, if the object is one.
+pub fn declared_resource(value: &Value, default_namespace: &str) -> Option<DeclaredResource> {
+    let group = api_version_of(value).split('/').next().unwrap_or_default();
+    let kind = kind_of(value);
+    ASO_SCOPE_KINDS
+        .iter()
+        .any(|(g, k)| *g == group && *k == kind)
+        .then(|| {
+            let name = name_of(value).to_string();
+            DeclaredResource {
+                namespace: namespace_of(value).unwrap_or(default_namespace).to_string(),
+                group: group.to_string(),
+                kind: kind.to_string(),
+                azure_name: string_at(value, &["spec", "azureName"])
+                    .unwrap_or_else(|| name.clone()),
+                name,
+                owner: aso_reference(value.pointer("/spec/owner")),
+            }
+        })
 }
 
 /// The exec command of the first user in a kubeconfig that has one.

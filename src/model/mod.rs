@@ -81,10 +81,15 @@ pub struct Snapshot {
     pub sops_key_vaults: std::collections::BTreeSet<String>,
     /// AAD Pod Identity bindings (`AzureIdentityBinding` with its `AzureIdentity`) in the inputs.
     pub pod_identity_bindings: Vec<PodIdentityBinding>,
-    /// Federated credentials declared as Azure Service Operator objects in the inputs.
+    /// Federated credentials declared as Azure Service Operator objects (in the inputs, or
+    /// read from the cluster when it serves their CRDs).
     pub declared_credentials: Vec<DeclaredCredential>,
-    /// User-assigned identities declared as Azure Service Operator objects in the inputs.
+    /// User-assigned identities declared as Azure Service Operator objects.
     pub declared_identities: Vec<DeclaredIdentity>,
+    /// Role assignments declared as Azure Service Operator objects.
+    pub declared_role_assignments: Vec<DeclaredRoleAssignment>,
+    /// The Azure Service Operator resources those role assignments can be owned by.
+    pub declared_resources: Vec<DeclaredResource>,
     /// What Azure Resource Manager says about the cluster, identities and roles (`--azure`).
     pub azure: Fact<crate::azure::state::AzureState>,
     /// Token exchanges tried the way the controllers do them (`--probe`).
@@ -139,6 +144,8 @@ impl Snapshot {
             pod_identity_bindings: Vec::new(),
             declared_credentials: Vec::new(),
             declared_identities: Vec::new(),
+            declared_role_assignments: Vec::new(),
+            declared_resources: Vec::new(),
             azure: Fact::Unknown("Azure was not read (--azure)".to_string()),
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
@@ -665,6 +672,62 @@ pub struct DeclaredIdentity {
     pub namespace: String,
     pub name: String,
     pub azure_name: String,
+    /// The ConfigMap and key ASO writes the identity's principal ID to
+    /// (`spec.operatorSpec.configMaps.principalId`), which role assignments read it from.
+    pub principal_id_config: Option<(String, String)>,
+}
+
+/// How an Azure Service Operator object points at another: an ARM ID, a Kubernetes object of
+/// the same namespace, or (for role definitions) a built-in role's name
+/// (genruntime `ResourceReference`, `ArbitraryOwnerReference`, `WellKnownResourceReference`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsoReference {
+    ArmId(String),
+    Object {
+        group: Option<String>,
+        kind: Option<String>,
+        name: String,
+    },
+    WellKnown(String),
+}
+
+/// Who a declared role assignment is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredPrincipal {
+    /// `spec.principalId`.
+    Id(String),
+    /// `spec.principalIdFromConfig`: a ConfigMap's key, which ASO fills from an identity.
+    FromConfig {
+        name: String,
+        key: String,
+    },
+    Missing,
+}
+
+/// An Azure Service Operator `RoleAssignment` (authorization.azure.com), as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredRoleAssignment {
+    pub namespace: String,
+    pub name: String,
+    pub principal: DeclaredPrincipal,
+    /// `spec.roleDefinitionReference`.
+    pub role: Option<AsoReference>,
+    /// `spec.owner`: the scope the role is granted at.
+    pub owner: Option<AsoReference>,
+    pub condition: Option<String>,
+    pub condition_version: Option<String>,
+}
+
+/// An Azure Service Operator object a role assignment can be owned by (a registry, storage
+/// account, vault, Event Hubs namespace, cluster or resource group): its Azure name and owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredResource {
+    pub namespace: String,
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+    pub azure_name: String,
+    pub owner: Option<AsoReference>,
 }
 
 /// The Flux objects that could be read, and the kinds that could not.
