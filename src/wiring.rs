@@ -20,8 +20,76 @@ pub const MANUAL_TOKEN_VOLUME: &str = "azure-token";
 pub const MANUAL_TOKEN_DIR: &str = "/var/run/service-account";
 pub const MANUAL_TOKEN_PATH: &str = "azure-token";
 
-/// The volume the AKS webhook injects into mutated pods.
+/// Where the workload identity webhook puts the token it projects into mutated pods, by
+/// release (Azure/azure-workload-identity `pkg/webhook/consts.go` and `webhook.go`): v1.0.0 to
+/// v1.5.1 mount the volume `azure-identity-token` at /var/run/secrets/azure/tokens with the
+/// token at `azure-identity-token`; v1.6.0 mounts a volume named
+/// `azure-workload-identity-reserved-` and a hash of the pod's name at
+/// /var/run/secrets/azure/wi, with the token at `token/azure-identity-token`. Either way it
+/// sets AZURE_FEDERATED_TOKEN_FILE only when the container does not set it already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookLayout {
+    /// v1.0.0 to v1.5.x.
+    Tokens,
+    /// v1.6.0 and later.
+    Reserved,
+}
+
+impl WebhookLayout {
+    pub const ALL: [WebhookLayout; 2] = [WebhookLayout::Tokens, WebhookLayout::Reserved];
+
+    pub fn token_file(self) -> &'static str {
+        match self {
+            WebhookLayout::Tokens => "/var/run/secrets/azure/tokens/azure-identity-token",
+            WebhookLayout::Reserved => "/var/run/secrets/azure/wi/token/azure-identity-token",
+        }
+    }
+
+    pub fn mount_path(self) -> &'static str {
+        match self {
+            WebhookLayout::Tokens => "/var/run/secrets/azure/tokens",
+            WebhookLayout::Reserved => "/var/run/secrets/azure/wi",
+        }
+    }
+
+    pub fn token_path(self) -> &'static str {
+        match self {
+            WebhookLayout::Tokens => "azure-identity-token",
+            WebhookLayout::Reserved => "token/azure-identity-token",
+        }
+    }
+
+    /// "webhook v1.0-v1.5" or "webhook v1.6+", for messages.
+    pub fn releases(self) -> &'static str {
+        match self {
+            WebhookLayout::Tokens => "webhook releases v1.0.0 to v1.5.x",
+            WebhookLayout::Reserved => "webhook v1.6.0 and later",
+        }
+    }
+
+    /// Which release mutated a pod, told by the volume it added.
+    pub fn of_volume(name: &str) -> Option<WebhookLayout> {
+        if name == WEBHOOK_TOKEN_VOLUME {
+            Some(WebhookLayout::Tokens)
+        } else if name.starts_with(WEBHOOK_RESERVED_VOLUME_PREFIX) {
+            Some(WebhookLayout::Reserved)
+        } else {
+            None
+        }
+    }
+
+    /// The layout whose token file a path is.
+    pub fn of_token_file(path: &str) -> Option<WebhookLayout> {
+        WebhookLayout::ALL
+            .into_iter()
+            .find(|l| l.token_file() == path)
+    }
+}
+
+/// The volume webhook releases before v1.6.0 inject into mutated pods.
 pub const WEBHOOK_TOKEN_VOLUME: &str = "azure-identity-token";
+/// The start of the volume name webhook v1.6.0 and later inject.
+pub const WEBHOOK_RESERVED_VOLUME_PREFIX: &str = "azure-workload-identity-reserved-";
 
 /// The application ID of the AKS AAD server, the `--server-id` kubelogin needs for AKS.
 pub const AKS_AAD_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";

@@ -18,7 +18,7 @@ use crate::resolve::{
 use crate::wiring::{
     AZURE_PUBLIC, CLIENT_ID_ANNOTATION, Cloud, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_TENANT_ID,
     ENV_TOKEN_FILE, MANUAL_TOKEN_DIR, MANUAL_TOKEN_PATH, MANUAL_TOKEN_VOLUME, TENANT_ID_ANNOTATION,
-    TOKEN_AUDIENCE, USE_LABEL, is_uuid,
+    TOKEN_AUDIENCE, USE_LABEL, WebhookLayout, is_uuid,
 };
 
 fn controllers_known(snapshot: &Snapshot) -> Result<(), Skip> {
@@ -603,8 +603,8 @@ pub static POD_NOT_MUTATED: Check = Check {
     healthy: "Running controller pods were mutated by the webhook",
     explanation: "The webhook injects workload identity only when a pod is created. A pod that \
 started before the label or annotations were added, or while the webhook was down, runs without \
-AZURE_FEDERATED_TOKEN_FILE and the `azure-identity-token` volume, although its template is \
-correct now.",
+AZURE_FEDERATED_TOKEN_FILE and the projected token volume (`azure-identity-token` before webhook \
+v1.6.0, `azure-workload-identity-reserved-…` since), although its template is correct now.",
     fix: "Restart the controller: `kubectl rollout restart deployment/NAME -n flux-system`.",
     run: pod_not_mutated,
 };
@@ -769,15 +769,100 @@ pub static TOKEN_PATH_MISMATCH: Check = Check {
     title: "AZURE_FEDERATED_TOKEN_FILE does not point at the projected token",
     healthy: "AZURE_FEDERATED_TOKEN_FILE points at the projected token",
     explanation: "The Azure SDK in the controller reads the token from the file named by \
-AZURE_FEDERATED_TOKEN_FILE. It has to be the volume's mountPath joined with the token's `path` \
-(for the documented setup: /var/run/service-account/azure-token). A mismatch gives `no such file \
-or directory` at every reconcile.",
-    fix: "Set AZURE_FEDERATED_TOKEN_FILE to MOUNT_PATH/PATH of the projected token, e.g. \
-/var/run/service-account/azure-token.",
+AZURE_FEDERATED_TOKEN_FILE. With manual wiring it has to be the volume's mountPath joined with \
+the token's `path` (for the documented setup: /var/run/service-account/azure-token). With the \
+webhook, the webhook sets it, but only when the container does not set it itself \
+(Azure/azure-workload-identity `pkg/webhook/webhook.go`, `addEnvironmentVariables`), and where \
+the token lands depends on its release: /var/run/secrets/azure/tokens/azure-identity-token up \
+to v1.5.x, /var/run/secrets/azure/wi/token/azure-identity-token from v1.6.0 (`pkg/webhook/\
+consts.go` at tag v1.6.0). A template that copies the path from an older pod keeps working only \
+until the webhook is upgraded; the running pods show which layout the installed webhook uses. A \
+mismatch gives `no such file or directory` at every reconcile.",
+    fix: "Manual wiring: set AZURE_FEDERATED_TOKEN_FILE to MOUNT_PATH/PATH of the projected \
+token, e.g. /var/run/service-account/azure-token. Webhook: remove AZURE_FEDERATED_TOKEN_FILE from \
+the pod template and let the webhook set it.",
     run: token_path_mismatch,
 };
 
+/// Webhook mode: a template that sets AZURE_FEDERATED_TOKEN_FILE itself keeps its value after
+/// mutation, so it has to be where the installed webhook release mounts the token.
+fn webhook_token_path(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    let observed = snapshot.webhook_layout();
+    for wiring in in_mode(snapshot, WiringMode::Webhook)? {
+        let workload = wiring.workload;
+        if !has_use_label(&workload.template_labels) {
+            continue;
+        }
+        let Some(path) = workload
+            .main_container()
+            .and_then(|c| c.env(ENV_TOKEN_FILE))
+            .and_then(|e| e.value.as_deref())
+        else {
+            continue;
+        };
+        // A template that projects a token of its own at that path does not rely on the webhook.
+        let own = token_volumes(workload).iter().any(|(volume, mount)| {
+            mount.is_some_and(|m| {
+                volume
+                    .projected_tokens
+                    .iter()
+                    .any(|t| format!("{}/{}", m.mount_path.trim_end_matches('/'), t.path) == path)
+            })
+        });
+        if own {
+            continue;
+        }
+        let name = wiring.name();
+        let fix = format!(
+            "remove {ENV_TOKEN_FILE} from the pod template of {name}: the webhook sets it to where it mounts the token"
+        );
+        let pinned = WebhookLayout::of_token_file(path);
+        let (severity, message) = match (pinned, observed) {
+            (Some(pinned), Some(observed)) if pinned == observed => (
+                Severity::Warning,
+                format!(
+                    "{name} sets {ENV_TOKEN_FILE}={path} in its pod template: right for the installed webhook ({}), but the webhook keeps a value the template sets, so the token is not found once it is upgraded ({} mounts it at {})",
+                    pinned.releases(),
+                    WebhookLayout::Reserved.releases(),
+                    WebhookLayout::Reserved.token_file()
+                ),
+            ),
+            (Some(pinned), Some(observed)) => (
+                Severity::Error,
+                format!(
+                    "{name} sets {ENV_TOKEN_FILE}={path}, where {} mounted the token, but the pods show the installed webhook is {}, which mounts it at {} and keeps the template's value: no such file",
+                    pinned.releases(),
+                    observed.releases(),
+                    observed.token_file()
+                ),
+            ),
+            (Some(pinned), None) => (
+                Severity::Warning,
+                format!(
+                    "{name} sets {ENV_TOKEN_FILE}={path} in its pod template, the path of {} only; the webhook keeps a value the template sets, and {} mounts the token at {}",
+                    pinned.releases(),
+                    WebhookLayout::Reserved.releases(),
+                    WebhookLayout::Reserved.token_file()
+                ),
+            ),
+            (None, _) => (
+                Severity::Error,
+                format!(
+                    "{name} sets {ENV_TOKEN_FILE}={path}, where no webhook release mounts the token ({} up to v1.5.x, {} from v1.6.0), and the webhook keeps a value the template sets: no such file",
+                    WebhookLayout::Tokens.token_file(),
+                    WebhookLayout::Reserved.token_file()
+                ),
+            ),
+        };
+        findings
+            .add(workload.object_ref(), message, fix)
+            .severity(severity);
+    }
+    Ok(())
+}
+
 fn token_path_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
+    webhook_token_path(snapshot, findings)?;
     for wiring in in_mode(snapshot, WiringMode::Manual)? {
         let candidates: Vec<String> = token_volumes(wiring.workload)
             .iter()
@@ -808,7 +893,14 @@ fn token_path_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Resu
                 findings
                     .add(
                         wiring.workload.object_ref(),
-                        format!("{ENV_TOKEN_FILE} of {} is {path}, but the projected token is mounted at {expected}", wiring.name()),
+                        format!(
+                            "{ENV_TOKEN_FILE} of {} is {path}, but the projected token is mounted at {expected}{}",
+                            wiring.name(),
+                            WebhookLayout::of_token_file(path).map_or_else(String::new, |l| format!(
+                                " ({path} is where {} mount the token of pods they mutate; manual wiring has no webhook)",
+                                l.releases()
+                            ))
+                        ),
                         format!("set {ENV_TOKEN_FILE}={expected}"),
                     )
                     .action(set_env(wiring.workload, ENV_TOKEN_FILE, expected));

@@ -88,10 +88,13 @@ pub fn wiring_mode(workload: &Workload, sa: Option<&ServiceAccount>) -> WiringMo
             .iter()
             .any(|t| t.audience.as_deref() == Some(TOKEN_AUDIENCE))
     });
-    if manual_env || manual_volume {
+    let labelled = has_use_label(&workload.template_labels);
+    // A labelled template that only sets the token file is still mutated by the webhook, which
+    // projects the token and keeps the variable as set (Azure/azure-workload-identity
+    // pkg/webhook/webhook.go, addEnvironmentVariables); token-path-mismatch judges the value.
+    if manual_volume || (manual_env && !labelled) {
         return WiringMode::Manual;
     }
-    let labelled = has_use_label(&workload.template_labels);
     let annotated = sa.is_some_and(|sa| {
         sa.annotations.contains_key(CLIENT_ID_ANNOTATION)
             || sa.annotations.contains_key(TENANT_ID_ANNOTATION)

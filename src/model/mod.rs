@@ -199,6 +199,20 @@ impl Snapshot {
             .find(|i| i.namespace == self.flux_namespace)
     }
 
+    /// The token layout of the installed workload identity webhook, as the pods it mutated
+    /// show it; `None` when no pod shows it or pods show both (an upgrade under way).
+    pub fn webhook_layout(&self) -> Option<crate::wiring::WebhookLayout> {
+        let mut seen = self
+            .pods
+            .known()?
+            .iter()
+            .flat_map(|p| &p.volumes)
+            .filter(|v| !v.projected_tokens.is_empty())
+            .filter_map(|v| crate::wiring::WebhookLayout::of_volume(&v.name));
+        let first = seen.next()?;
+        seen.all(|l| l == first).then_some(first)
+    }
+
     pub fn controller(&self, name: &str) -> Option<&Workload> {
         self.controllers.known()?.iter().find(|w| w.name == name)
     }

@@ -8,7 +8,9 @@ use super::Plan;
 use crate::model::{
     Container, EnvVar, Fact, FluxKind, Pod, Snapshot, VolumeMount, Workload, extract,
 };
-use crate::wiring::{ENV_TOKEN_FILE, WEBHOOK_TOKEN_VOLUME};
+use crate::wiring::{
+    ENV_TOKEN_FILE, WEBHOOK_RESERVED_VOLUME_PREFIX, WEBHOOK_TOKEN_VOLUME, WebhookLayout,
+};
 
 fn strings(value: &Value) -> impl Iterator<Item = (String, String)> + '_ {
     value
@@ -94,6 +96,7 @@ fn apply_deployment(workload: &mut Workload, body: &Value, args: Option<&super::
 /// when one is installed and the template asks for it.
 fn roll_out(snapshot: &mut Snapshot, workload: &Workload) {
     let webhook = snapshot.webhooks.known().is_some_and(|w| !w.is_empty());
+    let layout = snapshot.webhook_layout().unwrap_or(WebhookLayout::Reserved);
     let Fact::Known(pods) = &mut snapshot.pods else {
         return;
     };
@@ -101,18 +104,26 @@ fn roll_out(snapshot: &mut Snapshot, workload: &Workload) {
     let mut containers = workload.containers.clone();
     let mut volumes = workload.volumes.clone();
     if webhook && crate::model::azure_use::has_use_label(&workload.template_labels) {
-        for container in &mut containers {
+        // The webhook adds only the variables a container does not set itself.
+        for container in containers
+            .iter_mut()
+            .filter(|c| c.env(ENV_TOKEN_FILE).is_none())
+        {
             container.env.push(EnvVar {
                 name: ENV_TOKEN_FILE.to_string(),
-                value: Some("/var/run/secrets/azure/tokens/azure-identity-token".into()),
+                value: Some(layout.token_file().into()),
                 from_ref: false,
             });
         }
+        let name = match layout {
+            WebhookLayout::Tokens => WEBHOOK_TOKEN_VOLUME.to_string(),
+            WebhookLayout::Reserved => format!("{WEBHOOK_RESERVED_VOLUME_PREFIX}rolled"),
+        };
         volumes.push(crate::model::Volume {
-            name: WEBHOOK_TOKEN_VOLUME.into(),
+            name,
             projected_tokens: vec![crate::model::ProjectedToken {
                 audience: Some(crate::wiring::TOKEN_AUDIENCE.into()),
-                path: WEBHOOK_TOKEN_VOLUME.into(),
+                path: layout.token_path().into(),
                 expiration_seconds: Some(3600),
             }],
             secret_name: None,
