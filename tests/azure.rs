@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use support::fake_apiserver::FakeConfig;
 use support::fake_azure::roles::{self, RoleDefinition};
 use support::fake_azure::{
-    ACR_PULL, AzureFault, Credential, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER, Login, READER,
-    REPOSITORY_READER, Resource, RoleAssignment, RunningAzure, STORAGE_BLOB_DATA_READER,
+    ACR_PULL, AzureFault, Credential, DenyAssignment, FakeAzure, Identity, KEY_VAULT_CRYPTO_USER,
+    Login, READER, REPOSITORY_READER, Resource, RoleAssignment, RunningAzure,
+    STORAGE_BLOB_DATA_READER,
 };
 use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
 use support::run::{Cluster, Outcome};
@@ -39,7 +40,7 @@ const SC_SUBJECT: &str = "system:serviceaccount:flux-system:source-controller";
 const PUBLIC_SCOPE: &str = "https://management.azure.com/.default";
 const CHINA_SCOPE: &str = "https://management.chinacloudapi.cn/.default";
 
-const AZURE_CHECKS: [&str; 13] = [
+const AZURE_CHECKS: [&str; 14] = [
     "aks-oidc-issuer-disabled",
     "aks-workload-identity-disabled",
     "issuer-mismatch-cluster",
@@ -53,6 +54,7 @@ const AZURE_CHECKS: [&str; 13] = [
     "registry-refuses-arm-tokens",
     "azure-devops-onboarding-unknown",
     "token-exchange-failed",
+    "deny-assignment-blocks",
 ];
 
 fn cluster_id() -> String {
@@ -329,6 +331,14 @@ fn healthy_setup_passes_every_azure_check_with_the_documented_calls() {
         ),
         "api-version=2022-04-01"
     ));
+    assert!(has(
+        "GET",
+        &format!(
+            "{}/providers/Microsoft.Authorization/denyAssignments",
+            registry_id("contoso")
+        ),
+        "api-version=2022-04-01"
+    ));
     // Login first, then the exchange the controller would make, both for the ARM scope.
     let tokens = running.requests_to(&token_path);
     assert_eq!(tokens.len(), 2, "{tokens:#?}");
@@ -396,7 +406,7 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
         .collect();
     assert_eq!(skipped.len(), 1, "{}", text.stdout);
     assert!(
-        skipped[0].starts_with("– 12 Azure checks skipped: no Azure credentials found"),
+        skipped[0].starts_with("– 13 Azure checks skipped: no Azure credentials found"),
         "{}",
         text.stdout
     );
@@ -2325,4 +2335,66 @@ fn an_arm_error_echoing_an_opaque_token_shows_the_ids_but_not_the_token() {
         all.contains(&format!("subscription {SUB} (tenant {TENANT_ID})")),
         "{all}"
     );
+}
+
+#[test]
+fn a_deny_assignment_at_the_registry_refuses_the_pull_whatever_the_roles() {
+    let everyone = "00000000-0000-0000-0000-000000000000";
+    let stack = |principals: &[&str], excluded: &[&str], not_actions: &[&str]| DenyAssignment {
+        name: "stack-acr".into(),
+        scope: format!("/subscriptions/{SUB}/resourceGroups/rg-acr"),
+        principals: principals.iter().map(|p| (*p).to_string()).collect(),
+        exclude_principals: excluded.iter().map(|p| (*p).to_string()).collect(),
+        actions: vec!["Microsoft.ContainerRegistry/*".into()],
+        not_actions: not_actions.iter().map(|p| (*p).to_string()).collect(),
+        ..DenyAssignment::default()
+    };
+    // Everyone is denied every registry action at the resource group: AcrPull does not help.
+    let mut world = healthy();
+    world
+        .azure
+        .deny_assignments
+        .push(stack(&[everyone], &[], &[]));
+    let running = world.start();
+    let out = running.doctor(&[]);
+    assert_eq!(out.status("role-missing"), "pass", "{:#?}", out.findings());
+    let messages = messages_of(&out, "deny-assignment-blocks");
+    assert!(
+        messages.len() == 1
+            && messages[0].contains("deny assignment \"stack-acr\"")
+            && messages[0].contains("Microsoft.ContainerRegistry/registries/pull/read")
+            && messages[0].contains(PRINCIPAL),
+        "{messages:#?}"
+    );
+    assert_eq!(
+        out.findings()
+            .into_iter()
+            .filter(|f| f.0 == "deny-assignment-blocks")
+            .collect::<Vec<_>>(),
+        vec![(
+            "deny-assignment-blocks".into(),
+            "flux-system/ServiceAccount/source-controller".into(),
+            "error".into()
+        )]
+    );
+    // Exempted, taken out by notActions, or naming someone else: the pull goes through.
+    for deny in [
+        stack(&[everyone], &[PRINCIPAL], &[]),
+        stack(
+            &[everyone],
+            &[],
+            &["Microsoft.ContainerRegistry/registries/pull/read"],
+        ),
+        stack(&["0a0a0a0a-0000-4000-8000-000000000000"], &[], &[]),
+    ] {
+        let mut world = healthy();
+        world.azure.deny_assignments.push(deny);
+        let out = world.start().doctor(&[]);
+        assert_eq!(
+            out.status("deny-assignment-blocks"),
+            "pass",
+            "{:#?}",
+            out.findings()
+        );
+    }
 }

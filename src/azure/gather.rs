@@ -16,8 +16,8 @@ use super::extension::{self, API_EXTENSIONS, API_FLUX_CONFIGURATIONS, ExtensionS
 use super::permissions::{Permission, RoleDefinition};
 use super::roles::{need, role_guid};
 use super::state::{
-    AccessPolicy, AksCluster, AzureResource, AzureState, FederatedCredential, ManagedIdentity,
-    ResourceKind, ResourceSettings, RoleAssignment, subscription_of,
+    AccessPolicy, AksCluster, AzureResource, AzureState, DenyAssignment, FederatedCredential,
+    ManagedIdentity, ResourceKind, ResourceSettings, RoleAssignment, subscription_of,
 };
 use super::subjects::{Target, WiSubject};
 use crate::model::{Fact, Snapshot, Source};
@@ -470,6 +470,82 @@ async fn read_role_definitions(arm: &Arm, assignments: &[RoleAssignment]) -> Vec
     read.into_iter().flatten().collect()
 }
 
+fn principal_ids(value: Option<&Value>) -> (Vec<String>, bool) {
+    let items = value
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let ids = items.iter().filter_map(|p| text(p, "/id")).collect();
+    let groups = items
+        .iter()
+        .any(|p| text(p, "/type").is_some_and(|t| t.eq_ignore_ascii_case("Group")));
+    (ids, groups)
+}
+
+fn deny_assignment(value: &Value, listed_for: &str) -> DenyAssignment {
+    let properties = value.get("properties").cloned().unwrap_or_default();
+    let (principals, group_principals) = principal_ids(properties.get("principals"));
+    DenyAssignment {
+        name: text(&properties, "/denyAssignmentName")
+            .or_else(|| text(value, "/name"))
+            .unwrap_or_default(),
+        scope: text(&properties, "/scope").unwrap_or_default(),
+        permissions: properties
+            .get("permissions")
+            .and_then(Value::as_array)
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(|b| Permission {
+                        actions: strings(b.get("actions")),
+                        not_actions: strings(b.get("notActions")),
+                        data_actions: strings(b.get("dataActions")),
+                        not_data_actions: strings(b.get("notDataActions")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        principals,
+        group_principals,
+        exclude_principals: principal_ids(properties.get("excludePrincipals")).0,
+        do_not_apply_to_child_scopes: properties
+            .get("doNotApplyToChildScopes")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        listed_for: listed_for.to_string(),
+    }
+}
+
+/// The deny assignments that apply at each resource in use, one list call per resource
+/// (`{id}/providers/Microsoft.Authorization/denyAssignments`, api-version 2022-04-01, which
+/// returns those at the scope and the inherited ones).
+async fn list_deny_assignments(
+    arm: &Arm,
+    resources: &[AzureResource],
+) -> Fact<Vec<DenyAssignment>> {
+    let lists = join_all(resources.iter().map(|resource| async move {
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/denyAssignments?api-version={API_AUTHORIZATION}",
+            resource.id
+        );
+        arm.list(&path).await.map(|items| {
+            items
+                .iter()
+                .map(|item| deny_assignment(item, &resource.id))
+                .collect::<Vec<_>>()
+        })
+    }))
+    .await;
+    let mut all = Vec::new();
+    for list in lists {
+        match list {
+            Ok(items) => all.extend(items),
+            Err(e) => return unknown(&e),
+        }
+    }
+    Fact::Known(all)
+}
+
 /// Lists the readable subscriptions: the first call, which also proves the login works.
 pub async fn subscriptions(arm: &Arm) -> Result<Vec<String>, ArmError> {
     let items = arm
@@ -513,10 +589,19 @@ pub async fn read(
         }
         (Fact::Unknown(reason), _) | (_, Fact::Unknown(reason)) => Fact::Unknown(reason.clone()),
     };
-    let role_definitions = match &role_assignments {
-        Fact::Known(assignments) => Fact::Known(read_role_definitions(arm, assignments).await),
-        Fact::Unknown(reason) => Fact::Unknown(reason.clone()),
+    let role_definitions = async {
+        match &role_assignments {
+            Fact::Known(assignments) => Fact::Known(read_role_definitions(arm, assignments).await),
+            Fact::Unknown(reason) => Fact::Unknown(reason.clone()),
+        }
     };
+    let deny_assignments = async {
+        match &resources {
+            Fact::Known(resources) => list_deny_assignments(arm, resources).await,
+            Fact::Unknown(reason) => Fact::Unknown(reason.clone()),
+        }
+    };
+    let (role_definitions, deny_assignments) = futures::join!(role_definitions, deny_assignments);
     Fact::Known(AzureState {
         login: login.to_string(),
         subscriptions,
@@ -526,6 +611,7 @@ pub async fn read(
         role_assignments,
         role_definitions,
         flux_extension,
+        deny_assignments,
     })
 }
 

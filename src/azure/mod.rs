@@ -14,6 +14,7 @@ pub mod clusters;
 pub mod condition;
 pub mod credential;
 pub mod declared;
+pub mod deny;
 pub mod endpoints;
 pub mod extension;
 pub mod federate;

@@ -25,6 +25,8 @@ pub struct AzureState {
     pub role_definitions: Fact<Vec<RoleDefinition>>,
     /// The AKS Flux extension (`microsoft.flux`) of the cluster and its fluxConfigurations.
     pub flux_extension: Fact<super::extension::ExtensionState>,
+    /// The deny assignments that apply at each resource Flux objects reach.
+    pub deny_assignments: Fact<Vec<DenyAssignment>>,
 }
 
 impl AzureState {
@@ -194,6 +196,23 @@ pub struct RoleAssignment {
     /// The subscription whose list returned it: assignments inherited from a management group
     /// apply to that subscription.
     pub listed_in: String,
+}
+
+/// A deny assignment as Resource Manager lists it for a resource's scope
+/// (`{scope}/providers/Microsoft.Authorization/denyAssignments`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DenyAssignment {
+    pub name: String,
+    pub scope: String,
+    pub permissions: Vec<Permission>,
+    /// `principals[].id`; the all-zero ID (type `SystemDefined`) is every principal.
+    pub principals: Vec<String>,
+    /// `principals[].type` is `Group` for some: their members are not visible here.
+    pub group_principals: bool,
+    pub exclude_principals: Vec<String>,
+    pub do_not_apply_to_child_scopes: bool,
+    /// The ARM ID of the resource whose list returned it.
+    pub listed_for: String,
 }
 
 /// The claims of a service account token, never the token.

@@ -4,8 +4,9 @@
 mod azure;
 mod cluster;
 mod controllers;
-mod extension;
 mod declared;
+mod deny;
+mod extension;
 mod fleet;
 mod local;
 mod objects;
@@ -170,6 +171,7 @@ pub static CHECKS: &[&Check] = &[
     &azure::REGISTRY_REFUSES_ARM_TOKENS,
     &azure::DECLARED_FIC_MISMATCH,
     &declared::DECLARED_ROLE_MISSING,
+    &deny::DENY_ASSIGNMENT_BLOCKS,
 ];
 
 /// A check's documentation, whatever it runs on.

@@ -1,7 +1,8 @@
 //! A loopback stand-in for the parts of Azure doctor talks to: the Entra ID token endpoint
 //! (client secret and client assertion grants, judged the way Entra ID judges them), and Azure
 //! Resource Manager (subscriptions, Resource Graph, AKS, managed identities with their federated
-//! credentials, role assignments with their conditions, built-in and custom role definitions,
+//! credentials, role assignments with their conditions, deny assignments, built-in and custom role
+//! definitions,
 //! registries with their role assignment mode and ARM-token policy, vaults with their
 //! permission model and access policies, the `Microsoft.KubernetesConfiguration` extensions
 //! and fluxConfigurations of a managed cluster), and for the fleet commands the AKS cluster
@@ -140,6 +141,23 @@ pub struct ClusterChild {
     pub identity: Option<Value>,
 }
 
+/// A deny assignment (`Microsoft.Authorization/denyAssignments`, api-version 2022-04-01):
+/// Azure creates them for managed applications, deployment stacks and Blueprints; one block of
+/// permissions, the principals it denies (the all-zero ID with type `SystemDefined` is
+/// everyone) and those it exempts.
+#[derive(Clone, Debug, Default)]
+pub struct DenyAssignment {
+    pub name: String,
+    pub scope: String,
+    pub principals: Vec<String>,
+    pub exclude_principals: Vec<String>,
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
+    pub do_not_apply_to_child_scopes: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RoleAssignment {
     pub principal_id: String,
@@ -204,6 +222,8 @@ pub struct FakeAzure {
     pub extensions: Vec<ClusterChild>,
     /// fluxConfigurations, listed per cluster.
     pub flux_configurations: Vec<ClusterChild>,
+    /// Deny assignments, listed at every scope they cover.
+    pub deny_assignments: Vec<DenyAssignment>,
     /// Custom role definitions, served next to the built-in ones of `roles`.
     pub custom_roles: Vec<roles::RoleDefinition>,
     /// The only token scope accepted (the cloud's Resource Manager scope).

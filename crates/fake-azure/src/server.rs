@@ -271,6 +271,9 @@ async fn answer(
                 None => put_credential(shared, path, name, body).await,
             }
         }
+        ("GET", [.., "providers", "microsoft.authorization", "denyassignments"]) => {
+            expect(API_AUTHORIZATION).unwrap_or_else(|| deny_assignments(shared, path, query))
+        }
         _ => Answer::error(404, "InvalidResourceType", &format!("The fake serves no {method} {path}.")),
     }
 }
@@ -495,6 +498,46 @@ fn role_assignments(
                 "scope": a.scope,
                 "condition": a.condition,
                 "conditionVersion": a.condition.as_ref().map(|_| "2.0"),
+            }
+        }))
+        .collect();
+    page(shared, path, query, &items)
+}
+
+fn principal(id: &str) -> Value {
+    let everyone = id == "00000000-0000-0000-0000-000000000000";
+    json!({"id": id, "type": if everyone { "SystemDefined" } else { "ServicePrincipal" }})
+}
+
+/// The deny assignments that apply at a scope: those at it, and those above it that apply to
+/// child scopes, as the list-for-resource call returns them.
+fn deny_assignments(shared: &Shared, path: &str, query: Option<&str>) -> Answer {
+    let at = path
+        .to_ascii_lowercase()
+        .trim_end_matches("/providers/microsoft.authorization/denyassignments")
+        .to_string();
+    let items: Vec<Value> = lock(&shared.config)
+        .deny_assignments
+        .iter()
+        .filter(|d| {
+            let scope = d.scope.to_ascii_lowercase();
+            scope == at || (!d.do_not_apply_to_child_scopes && at.starts_with(&format!("{scope}/")))
+        })
+        .enumerate()
+        .map(|(i, d)| json!({
+            "id": format!("{}/providers/Microsoft.Authorization/denyAssignments/0000000{i}-0000-4000-9000-000000000000", d.scope),
+            "name": format!("0000000{i}-0000-4000-9000-000000000000"),
+            "type": "Microsoft.Authorization/denyAssignments",
+            "properties": {
+                "denyAssignmentName": d.name,
+                "description": "",
+                "permissions": [{"actions": d.actions, "notActions": d.not_actions,
+                    "dataActions": d.data_actions, "notDataActions": d.not_data_actions}],
+                "scope": d.scope,
+                "doNotApplyToChildScopes": d.do_not_apply_to_child_scopes,
+                "principals": d.principals.iter().map(|p| principal(p)).collect::<Vec<_>>(),
+                "excludePrincipals": d.exclude_principals.iter().map(|p| principal(p)).collect::<Vec<_>>(),
+                "isSystemProtected": true,
             }
         }))
         .collect();
