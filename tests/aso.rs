@@ -248,3 +248,106 @@ fn identities_whose_roles_are_not_declared_are_left_alone() {
     let out = doctor_offline(vec![]);
     assert_eq!(out.status("declared-role-missing"), "pass");
 }
+
+/// A live cluster serving ASO's CRDs, with the identity objects and `extra` in it.
+fn live(extra: Vec<Value>, faults: Vec<support::fake_apiserver::Fault>) -> Outcome {
+    let mut objects = flux::healthy_aks(MINOR);
+    objects.extend(flux::aso_crds());
+    objects.extend(identity_objects());
+    objects.extend(extra);
+    let cluster = support::run::Cluster::start(support::fake_apiserver::FakeConfig {
+        objects,
+        issuer: Some(ISSUER.into()),
+        faults,
+        ..support::fake_apiserver::FakeConfig::default()
+    });
+    cluster.doctor(&["--azure=never"])
+}
+
+#[test]
+fn aso_objects_in_the_cluster_are_read_and_judged_like_manifests() {
+    // The CRDs are served: the RoleAssignment and the credentials are read live.
+    let wrong = role_assignment(
+        "wrong-role",
+        &json!({"armId": registry_id("contoso")}),
+        &json!({"wellKnownName": "Storage Blob Data Reader"}),
+    );
+    let mut audience = identity_objects()[1].clone();
+    audience["metadata"]["name"] = json!("typo");
+    audience["spec"]["audiences"] = json!(["api://AzureADTokenExchange "]);
+    let out = live(vec![wrong.clone(), audience], vec![]);
+    let found = declared(&out);
+    assert!(
+        found.len() == 1 && found[0].1 == "error" && found[0].2.contains("wrong-role"),
+        "{found:#?}\n{}",
+        out.stderr
+    );
+    let fic: Vec<_> = out
+        .findings()
+        .into_iter()
+        .filter(|f| f.0 == "declared-fic-mismatch")
+        .collect();
+    assert_eq!(
+        fic,
+        vec![(
+            "declared-fic-mismatch".into(),
+            "flux-system/FederatedIdentityCredential/typo".into(),
+            "error".into()
+        )]
+    );
+    let right = role_assignment(
+        "pull",
+        &json!({"armId": registry_id("contoso")}),
+        &json!({"wellKnownName": "AcrPull"}),
+    );
+    let out = live(vec![right.clone()], vec![]);
+    assert_eq!(
+        out.status("declared-role-missing"),
+        "pass",
+        "{:#?}",
+        declared(&out)
+    );
+    assert_eq!(out.status("declared-fic-mismatch"), "pass");
+
+    // Forbidden to list RoleAssignments: a note, no failure, and the rest still read.
+    let forbidden = support::fake_apiserver::Fault::new(
+        "roleassignments",
+        403,
+        support::fake_apiserver::FaultBehaviour::Status,
+    );
+    let out = live(vec![wrong], vec![forbidden]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.status("declared-role-missing"), "pass");
+    let notes = out.json()["inputNotes"].to_string();
+    assert!(
+        notes.contains("roleassignments not read: forbidden"),
+        "{notes}"
+    );
+    assert_eq!(out.status("state-unreadable"), "pass");
+}
+
+#[test]
+fn a_cluster_without_aso_has_nothing_to_read() {
+    let cluster = support::run::Cluster::with_objects(flux::healthy_aks(MINOR), ISSUER);
+    let out = cluster.doctor(&["--azure=never"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.status("declared-role-missing"), "pass");
+    let asked: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("azure.com"))
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .all(|p| p.starts_with("/apis/managedidentity.azure.com")
+                || p.starts_with("/apis/authorization.azure.com")),
+        "{asked:#?}"
+    );
+    assert!(
+        asked.iter().all(|p| p.split('/').count() == 3),
+        "only discovery: {asked:#?}"
+    );
+}

@@ -49,7 +49,7 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    fn cause(&self) -> String {
+    pub(crate) fn cause(&self) -> String {
         match self {
             ReadError::Forbidden => "forbidden".into(),
             ReadError::NotFound => "not found".into(),
@@ -734,15 +734,18 @@ async fn get_each(
 /// The ConfigMaps (remote-cluster kubeconfigs) and, with `--read-secrets`, the Secrets the Flux
 /// objects reference. One GET each: they are few, and listing every Secret of a cluster to find
 /// them would read far more than we may keep.
+/// The ConfigMaps and Secrets Flux objects name, and what could not be read of them.
+type References = (
+    Fact<Vec<ConfigMapInfo>>,
+    Fact<Vec<SecretInfo>>,
+    Vec<Unreadable>,
+);
+
 async fn read_references(
     reader: &Reader,
     objects: &[crate::model::FluxObject],
     read_secrets: bool,
-) -> (
-    Fact<Vec<ConfigMapInfo>>,
-    Fact<Vec<SecretInfo>>,
-    Vec<Unreadable>,
-) {
+) -> References {
     let mut config_map_refs = BTreeSet::new();
     let mut secret_refs = BTreeSet::new();
     for object in objects {
@@ -926,19 +929,36 @@ async fn controllers_elsewhere(reader: &Reader, flux_ns: &str) -> Vec<crate::mod
 }
 
 /// Reads everything doctor needs from the cluster.
+/// The Flux objects with the ASO objects, then the references the Flux objects name.
+async fn read_objects(
+    reader: &Reader,
+    request: &LiveRequest,
+) -> (FluxRead, References, super::aso::AsoRead) {
+    let (flux, aso) = tokio::join!(
+        read_flux(reader, request),
+        super::aso::read(reader, request.namespace.as_deref())
+    );
+    let references = read_references(reader, &flux.inventory.objects, request.read_secrets).await;
+    (flux, references, aso)
+}
+
 pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, Unreachable> {
     let flux_ns = request.flux_namespace.as_str();
     let deployments_path = format!("/apis/apps/v1/namespaces/{flux_ns}/deployments");
     let pods_path = format!("/api/v1/namespaces/{flux_ns}/pods");
     // Everything but the references starts at once; the references wait only for the Flux
     // objects that name them.
-    let flux_and_references = async {
-        let flux = read_flux(reader, request).await;
-        let references =
-            read_references(reader, &flux.inventory.objects, request.read_secrets).await;
-        (flux, references)
-    };
-    let (version, deployments, service_accounts, pods, webhooks, nodes, issuer, (flux, references)) = tokio::join!(
+    let flux_and_references = read_objects(reader, request);
+    let (
+        version,
+        deployments,
+        service_accounts,
+        pods,
+        webhooks,
+        nodes,
+        issuer,
+        (flux, references, aso),
+    ) = tokio::join!(
         reader.get_json("/version", "application/json"),
         list_kind(reader, &deployments_path, |v| Some(extract::workload(
             v, flux_ns
@@ -1014,6 +1034,7 @@ pub async fn gather(reader: &Reader, request: &LiveRequest) -> Result<Snapshot, 
     snapshot.config_maps = config_maps;
     snapshot.secrets = secrets;
     problems.extend(reference_problems);
+    aso.apply(&mut snapshot, &mut problems);
     snapshot.unreadable = problems;
     if let Some(reason) = nothing_read(&snapshot) {
         return Err(Unreachable(format!(

@@ -456,3 +456,61 @@ pub fn operator_install(minor: u32, spec: Value) -> Vec<Value> {
     objects.push(flux_instance(spec));
     objects
 }
+
+/// A CustomResourceDefinition of Azure Service Operator v2 as its release installs it: one
+/// served version per ARM API version, with the `…storage` version ASO converts through as
+/// the storage version (Azure/azure-service-operator `v2/api/{group}/`, CRD names
+/// `{plural}.{group}`, category `azure`).
+fn aso_crd(group: &str, kind: &str, versions: &[&str], storage: &str) -> Value {
+    let lower = kind.to_lowercase();
+    let plural = match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    };
+    let mut entries: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({"name": v, "served": true, "storage": false,
+                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}})
+        })
+        .collect();
+    entries.push(json!({"name": storage, "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}));
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(),
+                      "listKind": format!("{kind}List"), "categories": ["azure", group.split('.').next().unwrap_or_default()]},
+            "scope": "Namespaced",
+            "versions": entries
+        }
+    })
+}
+
+/// The CRDs of the Azure Service Operator kinds doctor reads: FederatedIdentityCredential and
+/// UserAssignedIdentity (managedidentity.azure.com), RoleAssignment (authorization.azure.com).
+pub fn aso_crds() -> Vec<Value> {
+    vec![
+        aso_crd(
+            "managedidentity.azure.com",
+            "UserAssignedIdentity",
+            &["v1api20230131", "v1api20181130"],
+            "v1api20230131storage",
+        ),
+        aso_crd(
+            "managedidentity.azure.com",
+            "FederatedIdentityCredential",
+            &["v1api20230131", "v1api20220131preview"],
+            "v1api20230131storage",
+        ),
+        aso_crd(
+            "authorization.azure.com",
+            "RoleAssignment",
+            &["v1api20220401", "v1api20200801preview"],
+            "v1api20220401storage",
+        ),
+    ]
+}
