@@ -1225,7 +1225,7 @@ fn passed_checks_read_as_statements_of_health() {
     let all = sandbox.run(&["doctor", "-f", example]);
     assert!(
         all.stdout
-            .contains("\n✔ 35 checks passed, 10 not run (manifest mode); -v lists every check\n"),
+            .contains("\n✔ 36 checks passed, 10 not run (manifest mode); -v lists every check\n"),
         "{}",
         all.stdout
     );

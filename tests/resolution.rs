@@ -353,6 +353,54 @@ fn rule_4_secrets_against_workload_identity_per_kind() {
     ));
 }
 
+/// Rule 4, HelmRepository: it has no serviceAccountName (fluxcd/source-controller
+/// api/v1/helmrepository_types.go at v1.9.1), so an OCI chart is always pulled with
+/// source-controller's identity (internal/helm/getter/client_opts.go at v1.9.1), and Flux's
+/// server-side dry-run refuses the unknown field.
+#[test]
+fn rule_4_a_helm_repository_has_no_service_account() {
+    let mut objects = flux::install(7);
+    flux::wire_webhook(&mut objects, "source-controller");
+    flux::add_arg(
+        &mut objects,
+        "source-controller",
+        "--feature-gates=ObjectLevelWorkloadIdentity=true",
+    );
+    let chart = |name: &str, sa: Option<&str>| {
+        let mut spec = json!({"interval": "10m", "type": "oci", "provider": "azure",
+            "url": "oci://contoso.azurecr.io/charts"});
+        if let Some(sa) = sa {
+            spec["serviceAccountName"] = json!(sa);
+        }
+        flux::object(7, "HelmRepository", "team-a", name, spec)
+    };
+    objects.push(chart("tenant-charts", Some("team-a-puller")));
+    objects.push(chart("shared-charts", None));
+    let resolved = resolve(&objects);
+    assert_eq!(
+        credential(&resolved, "tenant-charts"),
+        &Credential::Controller
+    );
+    let refused: Vec<(String, String)> = diagnose(&resolved)
+        .findings
+        .iter()
+        .filter(|f| f.check.name == "helmrepository-sa-not-a-field")
+        .map(|f| (f.subject.to_string(), f.fix.clone()))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (subject, fix) = &refused[0];
+    assert_eq!(subject, "team-a/HelmRepository/tenant-charts");
+    let snippet: Value = serde_saphyr::from_str(fix).expect("the fix is YAML");
+    assert_eq!(snippet["kind"], "OCIRepository");
+    assert_eq!(snippet["metadata"]["namespace"], "team-a");
+    assert_eq!(snippet["spec"]["serviceAccountName"], "team-a-puller");
+    assert_eq!(snippet["spec"]["provider"], "azure");
+    assert_eq!(
+        snippet["spec"]["url"],
+        "oci://contoso.azurecr.io/charts/CHART"
+    );
+}
+
 /// Rule 5. Without workload identity, an ACR object falls to a managed identity over IMDS: the
 /// kubelet identity on AKS, which needs AZURE_CLIENT_ID when the node pool has several
 /// (fluxcd/pkg auth/azure/provider.go: azidentity's default chain ends at

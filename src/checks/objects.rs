@@ -1,4 +1,4 @@
-//! AZF040-AZF052: the Flux objects that talk to Azure: the credential each one's controller
+//! AZF040-AZF053: the Flux objects that talk to Azure: the credential each one's controller
 //! really uses for it (the resolver decides; these checks judge), object-level identity
 //! (feature gate, ServiceAccounts, lockdown defaults), the releases features need, API
 //! versions, remote clusters, secret-based credentials and federated credentials declared in
@@ -213,6 +213,81 @@ fn gitrepository_sa_requires_provider_azure(
         }
     }
     Ok(())
+}
+
+pub static HELMREPOSITORY_SA_NOT_A_FIELD: Check = Check {
+    id: "AZF053",
+    name: "helmrepository-sa-not-a-field",
+    area: Area::Objects,
+    severity: Severity::Error,
+    title: "A HelmRepository sets serviceAccountName, a field HelmRepository does not have",
+    healthy: "No HelmRepository sets a serviceAccountName it does not have",
+    explanation: "HelmRepository has no `serviceAccountName` (fluxcd/source-controller \
+api/v1/helmrepository_types.go, v1.0.0 to v1.9.1): an OCI HelmRepository with `provider: azure` \
+always logs in with source-controller's own identity (internal/helm/getter/client_opts.go at \
+v1.9.1 calls the provider login with no ServiceAccount). The field does not reach the \
+controller at all: kustomize-controller's server-side dry-run refuses the object \
+(`HelmRepository/NS/NAME dry-run failed: failed to convert new object: \
+.spec.serviceAccountName: field not declared in schema`), which fails the whole Kustomization, \
+and `kubectl apply` refuses it as an unknown field. Object-level identity for charts comes \
+with an OCIRepository (`serviceAccountName`, Flux 2.6) that the HelmRelease names in \
+`spec.chartRef`.",
+    fix: "Move the chart to an OCIRepository with `provider: azure` and the \
+serviceAccountName, referenced by the HelmRelease's `spec.chartRef`; or remove \
+`serviceAccountName` and let source-controller's identity pull the chart.",
+    run: helmrepository_sa_not_a_field,
+};
+
+fn helmrepository_sa_not_a_field(
+    snapshot: &Resolved,
+    findings: &mut Findings<'_>,
+) -> Result<(), Skip> {
+    for object in objects(snapshot)? {
+        let Some(sa) = object.service_account_name.as_deref() else {
+            continue;
+        };
+        if object.kind != Some(FluxKind::HelmRepository) {
+            continue;
+        }
+        let url = object.url.as_deref().unwrap_or("oci://REGISTRY/CHARTS");
+        findings.add(
+            object.object_ref(),
+            format!(
+                "{} sets serviceAccountName {sa}, which HelmRepository does not have: Flux's \
+apply refuses the object (`.spec.serviceAccountName: field not declared in schema`), and \
+its charts could only ever be pulled with source-controller's own identity",
+                object.object_ref()
+            ),
+            chart_source_snippet(object, url, sa),
+        );
+    }
+    Ok(())
+}
+
+/// The OCIRepository that pulls a chart with the object's identity, for the HelmRelease's
+/// `chartRef`.
+fn chart_source_snippet(object: &FluxObject, url: &str, sa: &str) -> String {
+    let name = &object.name;
+    let lines = [
+        format!("# replaces HelmRepository {name}; the HelmRelease takes"),
+        format!("# chartRef: {{kind: OCIRepository, name: {name}}}"),
+        "apiVersion: source.toolkit.fluxcd.io/v1".to_string(),
+        "kind: OCIRepository".to_string(),
+        "metadata:".to_string(),
+        format!("  name: {name}"),
+        format!("  namespace: {}", object.namespace),
+        "spec:".to_string(),
+        "  interval: 10m".to_string(),
+        format!("  url: {}/CHART", url.trim_end_matches('/')),
+        "  ref:".to_string(),
+        "    semver: \"*\"".to_string(),
+        "  layerSelector:".to_string(),
+        "    mediaType: application/vnd.cncf.helm.chart.content.v1.tar+gzip".to_string(),
+        "    operation: copy".to_string(),
+        "  provider: azure".to_string(),
+        format!("  serviceAccountName: {sa}"),
+    ];
+    lines.join("\n")
 }
 
 pub static FLUX_VERSION_TOO_OLD: Check = Check {

@@ -91,7 +91,7 @@ fn state(index: &Index<'_>, checks: &[&str], subjects: &[ObjectRef]) -> LinkStat
 }
 
 const OBJECT_CHECKS: &[&str] = &[
-    "AZF040", "AZF041", "AZF042", "AZF043", "AZF044", "AZF049", "AZF050", "AZF051",
+    "AZF040", "AZF041", "AZF042", "AZF043", "AZF044", "AZF049", "AZF050", "AZF051", "AZF053",
 ];
 const CONTROLLER_CHECKS: &[&str] = &["AZF020", "AZF031", "AZF033", "AZF034", "AZF035", "AZF036"];
 const SA_CHECKS: &[&str] = &["AZF021", "AZF022", "AZF023", "AZF045", "AZF046", "AZF047"];

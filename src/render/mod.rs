@@ -228,7 +228,13 @@ impl Report {
         }
         for finding in &mut report.diagnosis.findings {
             finding.message = clean(&finding.message);
-            finding.fix = clean(&finding.fix);
+            // A multi-line fix (a YAML snippet) keeps its lines; each is made printable.
+            finding.fix = finding
+                .fix
+                .split('\n')
+                .map(clean)
+                .collect::<Vec<_>>()
+                .join("\n");
             let subject = &mut finding.subject;
             subject.kind = clean(&subject.kind);
             subject.name = clean(&subject.name);

@@ -65,7 +65,20 @@ fn write_finding(out: &mut dyn Write, finding: &Finding) -> io::Result<()> {
         paint(&finding.subject.to_string(), Style::new().bold())
     )?;
     writeln!(out, "        {}", finding.message)?;
-    writeln!(out, "        fix: {}", finding.fix)
+    writeln!(out, "{}", fix_text(&finding.fix, usize::MAX, "        "))
+}
+
+/// `fix: ...` under a finding: a command wrapped at `width`, or a multi-line fix (a YAML
+/// snippet, a script) as its own lines under `fix:`, since rewrapping would break it.
+fn fix_text(fix: &str, width: usize, indent: &str) -> String {
+    if fix.contains('\n') {
+        let lines: Vec<String> = fix.lines().map(|l| format!("{indent}  {l}")).collect();
+        format!("{indent}fix:\n{}", lines.join("\n"))
+    } else if width == usize::MAX {
+        format!("{indent}fix: {fix}")
+    } else {
+        wrap(&format!("fix: {fix}"), width, indent)
+    }
 }
 
 /// "42 findings: 30 in team-a, 12 in team-b" — where a long list of findings sits.
@@ -180,11 +193,7 @@ fn write_problems(report: &Report, options: TextOptions, out: &mut dyn Write) ->
                 paint(&finding.subject.to_string(), Style::new().bold())
             )?;
             writeln!(out, "{}", wrap(&finding.message, WIDTH, "    "))?;
-            writeln!(
-                out,
-                "{}",
-                wrap(&format!("fix: {}", finding.fix), WIDTH, "    ")
-            )?;
+            writeln!(out, "{}", fix_text(&finding.fix, WIDTH, "    "))?;
         }
         write_more(out, "    ", shown, findings.len())?;
     }
@@ -443,4 +452,22 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
     }
     lines.push(line);
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fix_text;
+
+    #[test]
+    fn a_multi_line_fix_keeps_its_lines_and_a_command_is_wrapped() {
+        let snippet = "kind: OCIRepository\nspec:\n  provider: azure";
+        assert_eq!(
+            fix_text(snippet, 20, "    "),
+            "    fix:\n      kind: OCIRepository\n      spec:\n        provider: azure"
+        );
+        assert_eq!(
+            fix_text("kubectl azflux enable --mode webhook", 24, "  "),
+            "  fix: kubectl azflux\n  enable --mode webhook"
+        );
+    }
 }
