@@ -662,9 +662,10 @@ struct Written {
     changed: bool,
 }
 
-/// How long a sync waits for another writer's lock on the kubeconfig: long enough for a
-/// kubectl or another sync to finish its merge, which takes milliseconds.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a sync waits for another writer's lock on the kubeconfig. A merge takes
+/// milliseconds, but syncs started together queue for the lock one after another, and on a
+/// machine with every core busy five of them have taken more than 10 s in all.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Merges the fetched entries into the kubeconfig and writes it (unless `dry_run`), under
 /// kubectl's lock on the file: read, merge and write happen while no other writer that
