@@ -429,21 +429,7 @@ fn role_definition(value: &Value) -> RoleDefinition {
             .to_ascii_lowercase(),
         name: text(&properties, "/roleName").unwrap_or_default(),
         custom: role_type.is_some_and(|t| t.eq_ignore_ascii_case("CustomRole")),
-        permissions: properties
-            .get("permissions")
-            .and_then(Value::as_array)
-            .map(|blocks| {
-                blocks
-                    .iter()
-                    .map(|b| Permission {
-                        actions: strings(b.get("actions")),
-                        not_actions: strings(b.get("notActions")),
-                        data_actions: strings(b.get("dataActions")),
-                        not_data_actions: strings(b.get("notDataActions")),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        permissions: permissions(&properties),
     }
 }
 
@@ -470,6 +456,25 @@ async fn read_role_definitions(arm: &Arm, assignments: &[RoleAssignment]) -> Vec
     read.into_iter().flatten().collect()
 }
 
+/// The `permissions` blocks of a role definition or a deny assignment, which share their shape.
+fn permissions(properties: &Value) -> Vec<Permission> {
+    properties
+        .get("permissions")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|b| Permission {
+                    actions: strings(b.get("actions")),
+                    not_actions: strings(b.get("notActions")),
+                    data_actions: strings(b.get("dataActions")),
+                    not_data_actions: strings(b.get("notDataActions")),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn principal_ids(value: Option<&Value>) -> (Vec<String>, bool) {
     let items = value
         .and_then(Value::as_array)
@@ -490,21 +495,7 @@ fn deny_assignment(value: &Value, listed_for: &str) -> DenyAssignment {
             .or_else(|| text(value, "/name"))
             .unwrap_or_default(),
         scope: text(&properties, "/scope").unwrap_or_default(),
-        permissions: properties
-            .get("permissions")
-            .and_then(Value::as_array)
-            .map(|blocks| {
-                blocks
-                    .iter()
-                    .map(|b| Permission {
-                        actions: strings(b.get("actions")),
-                        not_actions: strings(b.get("notActions")),
-                        data_actions: strings(b.get("dataActions")),
-                        not_data_actions: strings(b.get("notDataActions")),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        permissions: permissions(&properties),
         principals,
         group_principals,
         exclude_principals: principal_ids(properties.get("excludePrincipals")).0,
