@@ -162,7 +162,10 @@ fn declared_role_assignments_are_judged_offline_by_what_the_role_allows() {
         .unwrap()
         .to_string();
     assert!(
-        fix.contains(ACR_PULL_GUID) && fix.contains("flux-source-ids/principalId"),
+        fix.contains(ACR_PULL_GUID)
+            && fix.contains(
+                "principalIdFromConfig:\n    key: principalId\n    name: flux-source-ids"
+            ),
         "{fix}"
     );
 

@@ -383,7 +383,7 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
         {
             assert_eq!(out.status(check), "skip", "{check}");
             assert!(
-                reason(&out, check).contains("no Azure credentials found"),
+                reason(&out, check).contains("no Azure login"),
                 "{}",
                 reason(&out, check)
             );
@@ -402,11 +402,11 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
     let skipped: Vec<&str> = text
         .stdout
         .lines()
-        .filter(|l| l.contains("no Azure credentials found"))
+        .filter(|l| l.contains("no Azure login"))
         .collect();
     assert_eq!(skipped.len(), 1, "{}", text.stdout);
     assert!(
-        skipped[0].starts_with("– 13 Azure checks skipped: no Azure credentials found"),
+        skipped[0].starts_with("– 13 Azure checks skipped: no Azure login"),
         "{}",
         text.stdout
     );
@@ -418,7 +418,7 @@ fn without_credentials_the_azure_checks_are_skipped_never_failed() {
     assert!(
         verbose
             .stdout
-            .contains("AZF064 fic-missing (skipped: no Azure credentials found"),
+            .contains("AZF064 fic-missing (skipped: no Azure login"),
         "{}",
         verbose.stdout
     );

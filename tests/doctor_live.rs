@@ -107,7 +107,7 @@ fn text_output_names_object_problem_and_fix() {
     );
     assert!(
         out.stdout
-            .contains("fix: add `azure.workload.identity/use: \"true\"`"),
+            .contains("fix: kubectl azflux enable --controllers source-controller --mode webhook"),
         "{}",
         out.stdout
     );
@@ -262,7 +262,7 @@ fn kubelogin_not_on_path_is_reported_with_install_hint() {
         report["findings"][0]["fix"]
             .as_str()
             .unwrap()
-            .contains("kubelogin")
+            .contains("install")
     );
     assert!(
         cluster.server.requests().is_empty(),

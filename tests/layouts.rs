@@ -288,7 +288,13 @@ fn a_wrong_flux_namespace_says_where_the_controllers_are() {
         finding["message"],
         "no Flux controller Deployment in namespace flux-system, but there are Flux controllers in namespace gitops"
     );
-    assert_eq!(finding["fix"], "pass --flux-namespace gitops");
+    assert_eq!(
+        finding["fix"],
+        format!(
+            "kubectl azflux doctor -f {} --flux-namespace gitops",
+            file.display()
+        )
+    );
 }
 
 fn flux_instance(client_id: &str, extra: &str) -> String {
@@ -347,11 +353,12 @@ fn a_flux_instance_is_read_as_the_controllers_the_operator_creates() {
         finding["message"],
         "annotation `azure.workload.identity/client-id` of source-controller is \"<AZURE_CLIENT_ID>\", a placeholder left in"
     );
-    assert!(
-        finding["fix"]
-            .as_str()
-            .unwrap()
-            .starts_with("set it in the FluxInstance's .spec.kustomize.patches to"),
+    assert_eq!(
+        finding["fix"],
+        format!(
+            "# CLIENT_ID: az identity show -n IDENTITY -g RESOURCE_GROUP --query clientId -o tsv\nkubectl azflux enable --flux-instance {} --controllers source-controller --client-id CLIENT_ID --overwrite",
+            placeholder.display()
+        ),
         "{finding:#}"
     );
 }

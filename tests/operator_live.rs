@@ -142,7 +142,13 @@ fn the_flux_instance_and_report_are_read_and_fixes_go_to_the_instance() {
     let text = cluster
         .sandbox
         .run(&["doctor", "--kubeconfig", &kubeconfig]);
-    let unwrapped = text.stdout.replace('\n', " ");
+    // Long commands break with ` \` continuations; a shell reads them back whole.
+    let unwrapped = text
+        .stdout
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
         unwrapped.contains("Fix AZF020, AZF033: kubectl get fluxinstance flux -n flux-system -o yaml > flux.yaml && kubectl azflux enable --flux-instance flux.yaml --mode webhook"),
         "{}",
@@ -218,7 +224,7 @@ fn object_level_identity_is_set_in_the_flux_instance() {
     let gate = finding(&out, "object-level-gate-missing");
     assert_eq!(
         gate["fix"],
-        "add --feature-gates=ObjectLevelWorkloadIdentity=true to the source-controller container args: kubectl azflux enable --flux-instance FILE --object-level --controllers source-controller, FILE being the manifest of FluxInstance flux-system/flux that the Flux Kustomization flux-system/flux-system applies from Git",
+        "# FILE: the manifest of FluxInstance flux-system/flux in Git, which the Flux Kustomization flux-system/flux-system applies\nkubectl azflux enable --flux-instance FILE --object-level --controllers source-controller",
         "{gate:#}"
     );
 
@@ -338,7 +344,10 @@ fn a_wrong_flux_namespace_names_where_the_controllers_are() {
         not_found["message"],
         "no Flux controller Deployment in namespace gitops, but there are Flux controllers in namespace flux-system"
     );
-    assert_eq!(not_found["fix"], "pass --flux-namespace flux-system");
+    assert_eq!(
+        not_found["fix"],
+        "kubectl azflux doctor --flux-namespace flux-system"
+    );
     let cross: Vec<String> = cluster
         .server
         .requests()

@@ -131,7 +131,10 @@ fn a_pinned_token_path_is_judged_against_the_webhook_release_the_pods_show() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(fix.contains("remove AZURE_FEDERATED_TOKEN_FILE"), "{fix}");
+    assert_eq!(
+        fix,
+        r#"kubectl patch deployment source-controller -n flux-system -p '{"spec":{"template":{"spec":{"containers":[{"env":[{"$patch":"delete","name":"AZURE_FEDERATED_TOKEN_FILE"}],"name":"manager"}]}}}}'"#
+    );
 
     // Without the variable in the template the webhook sets it: nothing to say, whichever
     // release mutated the pods.

@@ -182,7 +182,7 @@ pub fn login(choice: AuthChoice, endpoints: &Endpoints) -> Result<Login, NoLogin
                 az_cli()
             } else {
                 Err(NoLogin::NotFound(
-                    "no Azure credentials found: `az login`, or AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE".into(),
+                    "no Azure login (`az login`; --azure-auth for others)".into(),
                 ))
             }
         }

@@ -157,7 +157,7 @@ async fn read_azure(
     let login = match credential::login(args.connection.azure_auth, endpoints) {
         Ok(login) => login,
         Err(NoLogin::NotFound(reason)) if args.azure == When::Auto => {
-            return Fact::Unknown(format!("{reason} (or pass --azure=never)"));
+            return Fact::Unknown(format!("{reason}; or --azure=never"));
         }
         Err(NoLogin::NotFound(reason) | NoLogin::Unusable(reason)) => {
             return Fact::Unknown(reason);

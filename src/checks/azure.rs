@@ -44,6 +44,46 @@ fn run_action(command: &str) -> FixAction {
     }
 }
 
+/// The service principal added to each Azure DevOps organization, through the service
+/// principal entitlements API (Azure DevOps REST 7.1, `serviceprincipalentitlements`; the
+/// resource is Azure DevOps' own application ID), then to the project group it needs.
+fn devops_fix(organisations: &[String], object_id: &str, group: &str) -> String {
+    let placeholder = ["ORGANIZATION".to_string()];
+    let organisations = if organisations.is_empty() {
+        &placeholder[..]
+    } else {
+        organisations
+    };
+    let body = serde_json::json!({
+        "accessLevel": {"accountLicenseType": "express"},
+        "servicePrincipal": {"origin": "aad", "originId": object_id, "subjectKind": "servicePrincipal"},
+    })
+    .to_string();
+    let adds: Vec<String> = organisations
+        .iter()
+        .map(|org| {
+            super::fixes::command(&[
+                "az",
+                "rest",
+                "--method",
+                "post",
+                "--uri",
+                &format!("https://vsaex.dev.azure.com/{org}/_apis/serviceprincipalentitlements?api-version=7.1-preview.1"),
+                "--resource",
+                "499b84ac-1321-427f-aa17-267ca6975798",
+                "--body",
+                &body,
+            ])
+        })
+        .collect();
+    super::fixes::commented(
+        &format!(
+            "then add it to the project's {group} group (Project settings > Permissions); the organization must be connected to the identity's Entra tenant"
+        ),
+        &adds.join("\n"),
+    )
+}
+
 fn quoted(value: &str) -> String {
     format!("'{value}'")
 }
@@ -78,7 +118,7 @@ fn aks_oidc_issuer_disabled(snapshot: &Resolved, findings: &mut Findings<'_>) ->
                     "AKS cluster {} ({}) has its OIDC issuer disabled: Entra ID cannot verify its ServiceAccount tokens",
                     cluster.name, cluster.id
                 ),
-                format!("run `{command}`, then federate with the issuer URL it reports"),
+                super::fixes::commented("then federate with the issuer URL it reports", &command),
             )
             .action(run_action(&command));
     }
@@ -118,7 +158,10 @@ fn aks_workload_identity_disabled(
                     "AKS cluster {} ({}) has workload identity disabled: the webhook that injects tokens into Flux's pods does not run",
                     cluster.name, cluster.id
                 ),
-                format!("run `{command}`, then restart the Flux controllers"),
+                super::fixes::steps(&[
+                    command.clone(),
+                    "kubectl rollout restart deployment -n flux-system".to_string(),
+                ]),
             )
             .action(run_action(&command));
     }
@@ -160,9 +203,13 @@ fn issuer_mismatch_cluster(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                 quoted(reported),
                 quoted(actual)
             ),
-            format!(
-                "create federated credentials with issuer {}",
-                quoted(actual)
+            super::fixes::commented(
+                "one per ServiceAccount Flux authenticates as, with the issuer the API server uses",
+                &create_command_for(
+                    None,
+                    actual,
+                    "system:serviceaccount:NAMESPACE:SERVICE_ACCOUNT",
+                ),
             ),
         );
     }
@@ -217,7 +264,10 @@ fn identity_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Resul
                 state.subscriptions.len(),
                 state.login
             ),
-            "set the client ID to the identity's `clientId` (`az identity show --query clientId`), or give this login Reader where the identity lives",
+            super::fixes::commented(
+                "the identity's client ID, for the annotation (or give this login Reader where the identity lives)",
+                "az identity show --name IDENTITY --resource-group RESOURCE_GROUP --query clientId -o tsv",
+            ),
         );
     }
     Ok(())
@@ -281,6 +331,32 @@ fn judge(snapshot: &Resolved) -> Result<Vec<Judged<'_>>, Skip> {
         });
     }
     Ok(judged)
+}
+
+/// [`create_command`] for the identity when Resource Manager showed it, else with its names
+/// as placeholders.
+fn create_command_for(identity: Option<&ManagedIdentity>, issuer: &str, subject: &str) -> String {
+    if let Some(identity) = identity {
+        return create_command(identity, issuer, subject);
+    }
+    super::fixes::command(&[
+        "az",
+        "identity",
+        "federated-credential",
+        "create",
+        "--resource-group",
+        "RESOURCE_GROUP",
+        "--identity-name",
+        "IDENTITY",
+        "--name",
+        &crate::azure::federate::credential_name(issuer, subject),
+        "--issuer",
+        issuer,
+        "--subject",
+        subject,
+        "--audiences",
+        TOKEN_AUDIENCE,
+    ])
 }
 
 fn create_command(identity: &ManagedIdentity, issuer: &str, subject: &str) -> String {
@@ -356,10 +432,7 @@ fn fic_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), S
                     quoted(&judged.issuer),
                     judged.subject.describe()
                 ),
-                format!(
-                    "create it: `{command}` (or `kubectl azflux enable --federate --identity {}`)",
-                    judged.identity.id
-                ),
+                command.clone(),
             )
             .action(run_action(&command));
     }
@@ -385,8 +458,7 @@ fn mismatch_finding(
             difference.how
         ),
         format!(
-            "set the credential's {field} to {} exactly: `az identity federated-credential update --subscription {} --resource-group {} --identity-name {} --name {} --{} {}`",
-            quoted(&difference.expected),
+            "az identity federated-credential update --subscription {} --resource-group {} --identity-name {} --name {} --{} {}",
             judged.identity.subscription_id,
             judged.identity.resource_group,
             judged.identity.name,
@@ -531,9 +603,12 @@ fn fic_limit_reached(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
                     join_words(&blocked)
                 )
             },
-            format!(
-                "delete unused credentials (`az identity federated-credential list --resource-group {} --identity-name {}`), or use a second identity",
-                identity.resource_group, identity.name
+            super::fixes::commented(
+                "the credentials, to delete the unused ones (`az identity federated-credential delete`), or federate a second identity",
+                &format!(
+                    "az identity federated-credential list --resource-group {} --identity-name {} -o table",
+                    identity.resource_group, identity.name
+                ),
             ),
         );
         if !blocked.is_empty() {
@@ -735,7 +810,7 @@ fn report_grant(
         objects_text(case.uses),
         case.subject.describe()
     );
-    let fix = format!("grant {}: `{command}`", case.need.role.name);
+    let fix = command.clone();
     match grant {
         Grant::Yes => {}
         Grant::No(notes) => {
@@ -777,7 +852,10 @@ fn report_grant(
                         "{message}, as far as doctor can tell; not evaluable: {}",
                         reasons.join("; ")
                     ),
-                    format!("check that those assignments allow it, or {fix}"),
+                    super::fixes::commented(
+                        "unless the assignments doctor could not evaluate allow it",
+                        &fix,
+                    ),
                 )
                 .severity(Severity::Warning);
         }
@@ -817,7 +895,7 @@ fn access_policy_finding(findings: &mut Findings<'_>, case: &RoleCase<'_>, vault
                 objects_text(case.uses),
                 case.subject.describe()
             ),
-            format!("add decrypt to the identity's key permissions: `{command}`"),
+            command.clone(),
         )
         .action(run_action(&command));
 }
@@ -841,7 +919,13 @@ fn unresolved_finding(
                 state.login,
                 describe_identity(identity)
             ),
-            "check the endpoint's host, or give this login Reader on the resource's subscription",
+            super::fixes::commented(
+                "check the endpoint's host; or let the login read the resource's subscription",
+                &format!(
+                    "az role assignment create --assignee LOGIN --role Reader --scope /subscriptions/{}",
+                    identity.subscription_id
+                ),
+            ),
         )
         .severity(Severity::Warning);
 }
@@ -1016,10 +1100,15 @@ fn registry_refuses_arm_tokens(
                 feature.since,
                 feature.upgrade_to()
             ),
-            format!(
-                "upgrade Flux to {} or later, or re-enable ARM audience tokens: `az acr config authentication-as-arm update --registry {} --status enabled`",
-                feature.upgrade_to(),
-                registry.name
+            super::fixes::commented(
+                &format!(
+                    "or upgrade Flux to {} or later, whose {controller} asks for ACR-scoped tokens",
+                    feature.upgrade_to()
+                ),
+                &format!(
+                    "az acr config authentication-as-arm update --registry {} --status enabled",
+                    registry.name
+                ),
             ),
         );
         if has.is_none() {
@@ -1256,8 +1345,11 @@ fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
             findings
                 .add(
                     object.clone(),
-                    format!("FederatedIdentityCredential {}/{} (on {owner}) {problem}", credential.namespace, credential.name),
-                    "correct it in the manifest; Entra ID matches issuer, subject and audience exactly",
+                    format!(
+                        "FederatedIdentityCredential {}/{} (on {owner}) {problem}",
+                        credential.namespace, credential.name
+                    ),
+                    declared_fix(credential, issuer.as_deref(), &used),
                 )
                 .severity(severity);
         }
@@ -1274,7 +1366,7 @@ fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                         credential.name,
                         join_words(&unresolved)
                     ),
-                    "nothing to change if the applying Kustomization's postBuild.substitute sets it; run doctor on the rendered output to check the values",
+                    "",
                 )
                 .severity(Severity::Info);
         }
@@ -1303,14 +1395,158 @@ fn declared_fic_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                     quoted(&kube_subject),
                     subject.describe()
                 ),
-                format!(
-                    "declare a FederatedIdentityCredential with subject {} next to the others",
-                    quoted(&kube_subject)
-                ),
+                new_declared_fix(&declared[0], issuer.as_deref(), &kube_subject),
             )
             .severity(Severity::Warning);
     }
     Ok(())
+}
+
+/// A declared credential's spec with the values Entra ID needs, as its manifest should say.
+fn declared_fix(
+    credential: &crate::model::DeclaredCredential,
+    issuer: Option<&str>,
+    used: &[String],
+) -> String {
+    let subject = match (credential.subject.as_deref(), used) {
+        (Some(subject), _) if used.iter().any(|u| u == subject) => subject.to_string(),
+        (_, [only]) => only.clone(),
+        _ => "system:serviceaccount:NAMESPACE:SERVICE_ACCOUNT".to_string(),
+    };
+    let spec = serde_json::json!({"spec": {
+        "issuer": issuer.unwrap_or("ISSUER_URL"),
+        "subject": subject,
+        "audiences": [TOKEN_AUDIENCE],
+    }});
+    super::fixes::commented(
+        &format!(
+            "FederatedIdentityCredential {}/{}: in its manifest (Entra ID matches issuer, subject and audience exactly)",
+            credential.namespace, credential.name
+        ),
+        serde_saphyr::to_string(&spec)
+            .unwrap_or_default()
+            .trim_end(),
+    )
+}
+
+/// The Azure Service Operator credential a subject lacks, beside the ones declared
+/// (managedidentity.azure.com v1api20230131, Azure/azure-service-operator v2/api/managedidentity).
+fn new_declared_fix(
+    beside: &crate::model::DeclaredCredential,
+    issuer: Option<&str>,
+    subject: &str,
+) -> String {
+    let name = subject.rsplit(':').next().unwrap_or(subject);
+    let object = serde_json::json!({
+        "apiVersion": "managedidentity.azure.com/v1api20230131",
+        "kind": "FederatedIdentityCredential",
+        "metadata": {"name": name, "namespace": beside.namespace},
+        "spec": {
+            "owner": {"name": beside.owner.as_deref().unwrap_or("IDENTITY")},
+            "issuer": issuer.unwrap_or("ISSUER_URL"),
+            "subject": subject,
+            "audiences": [TOKEN_AUDIENCE],
+        },
+    });
+    super::fixes::commented(
+        "beside the other FederatedIdentityCredentials",
+        serde_saphyr::to_string(&object)
+            .unwrap_or_default()
+            .trim_end(),
+    )
+}
+
+/// What a refusal means and its fix: the code's own, or Entra ID's reference for a code
+/// doctor does not know.
+fn rejection(
+    snapshot: &Resolved,
+    probe: &Probe,
+    explained: Option<&aadsts::Aadsts>,
+    error: &str,
+) -> (String, String) {
+    explained.map_or_else(
+        || {
+            (
+                format!("Entra ID refused it ({error})"),
+                super::fixes::commented(
+                    "Entra ID's error reference explains the code: https://login.microsoftonline.com/error?code=CODE",
+                    "kubectl azflux explain AZF071",
+                ),
+            )
+        },
+        |e| {
+            (
+                e.cause.to_string(),
+                super::fixes::commented(e.fix, &probe_fix(snapshot, probe, e.about)),
+            )
+        },
+    )
+}
+
+/// The command behind an AADSTS code's fix, filled in from the probe: the federated
+/// credential the token's claims need, the ServiceAccount's IDs, the pods to restart, the keys
+/// to publish.
+fn probe_fix(snapshot: &Resolved, probe: &Probe, about: About) -> String {
+    let sa = snapshot.service_account(&probe.namespace, &probe.service_account);
+    let no_labels = crate::model::StringMap::default();
+    let annotate = |annotations: serde_json::Value| {
+        super::fixes::merge_patch(
+            snapshot,
+            &super::fixes::Target::new(
+                "serviceaccount",
+                ObjectRef::namespaced("ServiceAccount", &probe.namespace, &probe.service_account),
+                sa.map_or(&no_labels, |sa| &sa.labels),
+            ),
+            &serde_json::json!({"metadata": {"annotations": annotations}}),
+        )
+    };
+    match about {
+        About::Issuer | About::Subject | About::Audience | About::Match | About::Case => {
+            let subject = format!(
+                "system:serviceaccount:{}:{}",
+                probe.namespace, probe.service_account
+            );
+            let issuer = probe
+                .claims
+                .as_ref()
+                .map_or("ISSUER_URL", |c| c.issuer.as_str());
+            let identity = snapshot
+                .azure
+                .known()
+                .and_then(|state| state.identity(&probe.client_id));
+            create_command_for(identity, issuer, &subject)
+        }
+        About::ClientId => {
+            annotate(serde_json::json!({crate::wiring::CLIENT_ID_ANNOTATION: "CLIENT_ID"}))
+        }
+        About::Tenant => {
+            annotate(serde_json::json!({crate::wiring::TENANT_ID_ANNOTATION: "TENANT_ID"}))
+        }
+        About::Lifetime => {
+            let deployment = snapshot
+                .controllers
+                .known()
+                .into_iter()
+                .flatten()
+                .find(|w| {
+                    w.namespace == probe.namespace && w.service_account == probe.service_account
+                })
+                .map_or("DEPLOYMENT", |w| w.name.as_str());
+            super::fixes::command(&[
+                "kubectl",
+                "rollout",
+                "restart",
+                &format!("deployment/{deployment}"),
+                "-n",
+                &probe.namespace,
+            ])
+        }
+        About::IssuerKeys => super::fixes::commented(
+            "the keys the API server signs with now, to publish at the issuer's jwks_uri",
+            "kubectl get --raw /openid/v1/jwks",
+        ),
+        About::Other => "kubectl azflux explain AZF071".to_string(),
+    }
 }
 
 fn devops_organisation(snapshot: &Resolved, object: &ObjectRef) -> Option<String> {
@@ -1381,23 +1617,23 @@ fn azure_devops_onboarding_unknown(
             .collect();
         organisations.sort();
         organisations.dedup();
-        let principal = subject
-            .valid_client_id()
-            .and_then(|c| state.identity(c))
-            .map_or_else(
-                || {
-                    format!(
-                        "client ID {}",
-                        subject.client_id.as_deref().unwrap_or("(none)")
-                    )
-                },
-                |i| {
-                    format!(
-                        "identity {} (client ID {}, object ID {})",
-                        i.name, i.client_id, i.principal_id
-                    )
-                },
-            );
+        let identity = subject.valid_client_id().and_then(|c| state.identity(c));
+        let object_id =
+            identity.map_or_else(|| "OBJECT_ID".to_string(), |i| i.principal_id.clone());
+        let principal = identity.map_or_else(
+            || {
+                format!(
+                    "client ID {}",
+                    subject.client_id.as_deref().unwrap_or("(none)")
+                )
+            },
+            |i| {
+                format!(
+                    "identity {} (client ID {}, object ID {})",
+                    i.name, i.client_id, i.principal_id
+                )
+            },
+        );
         let orgs = if organisations.is_empty() {
             "its Azure DevOps organization".to_string()
         } else {
@@ -1410,9 +1646,7 @@ fn azure_devops_onboarding_unknown(
                 objects_text(&devops),
                 subject.describe()
             ),
-            format!(
-                "add the service principal to {orgs} (Organization settings > Users) and to {group}; connect the organization to the identity's Entra tenant"
-            ),
+            devops_fix(&organisations, &object_id, group),
         );
     }
     Ok(())
@@ -1585,15 +1819,7 @@ fn token_exchange_failed(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                         comparison(about, claims, credentials.map_or(&[][..], Vec::as_slice))
                     }
                 };
-                let (cause, fix) = explained.map_or_else(
-                    || {
-                        (
-                            format!("Entra ID refused it ({})", error.error),
-                            "look the code up in Entra ID's error reference (https://login.microsoftonline.com/error?code=CODE)".to_string(),
-                        )
-                    },
-                    |e| (e.cause.to_string(), e.fix.to_string()),
-                );
+                let (cause, fix) = rejection(snapshot, probe, explained, &error.error);
                 findings.add(
                     subject,
                     format!(
@@ -1608,7 +1834,13 @@ fn token_exchange_failed(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                     .add(
                         subject,
                         format!("could not probe {who}: {reason}"),
-                        "run doctor as a user allowed to `create serviceaccounts/token` in that namespace",
+                        super::fixes::commented(
+                            "let USER, the user of this context, request ServiceAccount tokens there",
+                            &format!(
+                                "kubectl create role azflux-probe -n {ns} --verb=create --resource=serviceaccounts/token && kubectl create rolebinding azflux-probe -n {ns} --role=azflux-probe --user=USER",
+                                ns = probe.namespace
+                            ),
+                        ),
                     )
                     .severity(Severity::Warning);
             }
@@ -1617,16 +1849,29 @@ fn token_exchange_failed(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                     .add(
                         subject,
                         format!("could not reach Entra ID to probe {who}: {reason}"),
-                        "check the network path to the authority host (--authority-host, --cloud)",
+                        super::fixes::commented(
+                            "whether the authority host answers from here (--authority-host and --cloud choose it)",
+                            "az cloud show --query endpoints.activeDirectory -o tsv",
+                        ),
                     )
                     .severity(Severity::Warning);
             }
             ProbeOutcome::NotTried(reason) => {
                 findings
                     .add(
-                        subject,
+                        subject.clone(),
                         format!("did not probe {who}: {reason}"),
-                        "annotate the ServiceAccount with azure.workload.identity/tenant-id",
+                        super::fixes::merge_patch(
+                            snapshot,
+                            &super::fixes::Target::new(
+                                "serviceaccount",
+                                subject.clone(),
+                                &crate::model::StringMap::default(),
+                            ),
+                            &serde_json::json!({"metadata": {"annotations": {
+                                crate::wiring::TENANT_ID_ANNOTATION: "TENANT_ID"
+                            }}}),
+                        ),
                     )
                     .severity(Severity::Warning);
             }

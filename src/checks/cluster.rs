@@ -54,7 +54,7 @@ fn flux_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<()
                 "no Flux controller Deployment in namespace {namespace}, but there are Flux controllers in namespace {}",
                 elsewhere.join(", ")
             ),
-            format!("pass --flux-namespace {other}"),
+            doctor_again(snapshot, &["--flux-namespace", other]),
         );
         return Ok(());
     }
@@ -68,7 +68,10 @@ fn flux_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<()
         findings.add(
             cluster_ref(snapshot),
             format!("no Flux controller Deployment runs in namespace {namespace}. {apis}."),
-            "pass --flux-namespace if Flux runs in another namespace; otherwise install Flux",
+            super::fixes::commented(
+                "where Flux runs, if it runs; then doctor there with --flux-namespace",
+                "kubectl get deployments --all-namespaces -l app.kubernetes.io/part-of=flux",
+            ),
         );
     } else {
         // Loose Flux objects are a normal thing to diagnose; say what was not covered.
@@ -78,11 +81,62 @@ fn flux_not_found(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<()
                 format!(
                     "the manifests hold no Flux controller Deployment in namespace {namespace}, so the controller checks were skipped"
                 ),
-                "add the Flux install (gotk-components.yaml) to the manifests, or pass --flux-namespace",
+                super::fixes::commented(
+                    "with the Flux install among the inputs (or --flux-namespace NAMESPACE where it runs)",
+                    &doctor_again(snapshot, &["-f", "gotk-components.yaml"]),
+                ),
             )
             .severity(Severity::Info);
     }
     Ok(())
+}
+
+/// `doctor` run again on the same inputs, with `extra` arguments.
+fn doctor_again(snapshot: &Snapshot, extra: &[&str]) -> String {
+    let mut words = vec!["kubectl", "azflux", "doctor"];
+    if let crate::model::Source::Manifests { inputs } = &snapshot.source {
+        for input in inputs {
+            match input.strip_prefix("-k ") {
+                Some(dir) => words.extend(["-k", dir]),
+                None => words.extend(["-f", input.as_str()]),
+            }
+        }
+    }
+    words.extend_from_slice(extra);
+    super::fixes::command(&words)
+}
+
+fn on_aks(snapshot: &Snapshot) -> bool {
+    snapshot.cluster.known().is_some_and(|c| c.is_aks)
+}
+
+/// On AKS the cluster feature installs the webhook; elsewhere manual mode needs none.
+fn webhook_fix(snapshot: &Snapshot, wiring: &crate::resolve::ControllerWiring<'_>) -> String {
+    if on_aks(snapshot) {
+        return "az aks update --resource-group RESOURCE_GROUP --name CLUSTER --enable-oidc-issuer --enable-workload-identity".to_string();
+    }
+    super::controller_command(
+        snapshot,
+        wiring.workload,
+        &format!(
+            "--controllers {} --mode manual {}",
+            wiring.name(),
+            super::IDS
+        ),
+    )
+}
+
+/// On AKS the cluster's OIDC issuer; elsewhere the API server's issuer flags, shown as
+/// kubeadm's ClusterConfiguration sets them.
+fn issuer_fix(snapshot: &Snapshot) -> String {
+    if on_aks(snapshot) {
+        return "az aks update --resource-group RESOURCE_GROUP --name CLUSTER --enable-oidc-issuer"
+            .to_string();
+    }
+    super::fixes::commented(
+        "kube-apiserver flags (kubeadm ClusterConfiguration); ISSUER_URL serves the discovery document and JWKS over public https",
+        "apiServer:\n  extraArgs:\n    service-account-issuer: ISSUER_URL\n    service-account-jwks-uri: ISSUER_URL/openid/v1/jwks",
+    )
 }
 
 pub static WORKLOAD_IDENTITY_WEBHOOK_MISSING: Check = Check {
@@ -120,8 +174,7 @@ fn workload_identity_webhook_missing(
 (MutatingWebhookConfiguration) is installed",
                     wiring.name()
                 ),
-                "enable workload identity on the cluster (AKS: az aks update --enable-oidc-issuer \
---enable-workload-identity) or switch the controller to manual mode: kubectl azflux enable --mode manual",
+                webhook_fix(snapshot, &wiring),
             );
         }
     }
@@ -180,8 +233,10 @@ fn issuer_not_public(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
     if let Some(problem) = issuer_problem(issuer) {
         findings.add(
             cluster_ref(snapshot),
-            format!("the service-account issuer is {issuer}; Entra ID cannot fetch it because {problem}"),
-            "publish the issuer: on AKS enable the OIDC issuer; elsewhere set --service-account-issuer to a public https URL that serves the discovery document and JWKS",
+            format!(
+                "the service-account issuer is {issuer}; Entra ID cannot fetch it because {problem}"
+            ),
+            issuer_fix(snapshot),
         );
     }
     Ok(())

@@ -117,6 +117,31 @@ fn wired_elsewhere(snapshot: &Resolved, controller: &str) -> Option<String> {
     })
 }
 
+/// The `enable` line that completes a controller's wiring in `mode` (plus `extra`
+/// arguments), where the change lasts.
+fn wire_fix(snapshot: &Resolved, wiring: &ControllerWiring<'_>, mode: &str, extra: &str) -> String {
+    super::fitted_fix(
+        snapshot,
+        &wiring.workload.labels,
+        wiring.workload,
+        &format!("--controllers {} --mode {mode}{extra}", wiring.name()),
+    )
+}
+
+/// An env var of the controller's container set to `value`, or removed with `None`.
+fn env_fix(
+    snapshot: &Resolved,
+    wiring: &ControllerWiring<'_>,
+    name: &str,
+    value: Option<&str>,
+) -> String {
+    super::fixes::patch_deployment(
+        snapshot,
+        wiring.workload,
+        &super::fixes::env_patch(&container_name(wiring.workload), name, value),
+    )
+}
+
 pub static AZURE_CONTROLLER_NOT_WIRED: Check = Check {
     id: "AZF020",
     name: "azure-controller-not-wired",
@@ -248,21 +273,23 @@ fn sa_missing_client_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                     findings
                         .add(
                             sa.object_ref(),
-                            format!("{} has no `{CLIENT_ID_ANNOTATION}` annotation", sa.object_ref()),
+                            format!(
+                                "{} has no `{CLIENT_ID_ANNOTATION}` annotation",
+                                sa.object_ref()
+                            ),
                             super::fitted_fix(
                                 snapshot,
                                 &sa.labels,
                                 wiring.workload,
-                                format!(
-                                    "kubectl annotate serviceaccount {} -n {} {CLIENT_ID_ANNOTATION}=CLIENT_ID, then restart {}",
-                                    sa.name, sa.namespace, wiring.name()
-                                ),
                                 &format!("--controllers {} --client-id CLIENT_ID", wiring.name()),
                             ),
                         )
                         .action(FixAction::Annotate {
                             target: sa.object_ref(),
-                            annotations: BTreeMap::from([(CLIENT_ID_ANNOTATION.into(), "CLIENT_ID".into())]),
+                            annotations: BTreeMap::from([(
+                                CLIENT_ID_ANNOTATION.into(),
+                                "CLIENT_ID".into(),
+                            )]),
                         })
                         .action(restart(wiring.workload));
                 }
@@ -273,8 +300,11 @@ fn sa_missing_client_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                     findings
                         .add(
                             wiring.workload.object_ref(),
-                            format!("{} is wired manually but sets no {ENV_CLIENT_ID}", wiring.name()),
-                            format!("set {ENV_CLIENT_ID} to the managed identity's client ID in the Deployment"),
+                            format!(
+                                "{} is wired manually but sets no {ENV_CLIENT_ID}",
+                                wiring.name()
+                            ),
+                            wire_fix(snapshot, &wiring, "manual", " --client-id CLIENT_ID"),
                         )
                         .action(set_env(wiring.workload, ENV_CLIENT_ID, "CLIENT_ID"));
                 }
@@ -335,10 +365,6 @@ fn sa_missing_tenant_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                                 snapshot,
                                 &sa.labels,
                                 wiring.workload,
-                                format!(
-                                    "kubectl annotate serviceaccount {} -n {} {TENANT_ID_ANNOTATION}=TENANT_ID",
-                                    sa.name, sa.namespace
-                                ),
                                 &format!("--controllers {} --tenant-id TENANT_ID", wiring.name()),
                             ),
                         )
@@ -358,9 +384,7 @@ fn sa_missing_tenant_id(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                                 "{} is wired manually but sets no {ENV_TENANT_ID}",
                                 wiring.name()
                             ),
-                            format!(
-                                "set {ENV_TENANT_ID} to the identity's tenant ID in the Deployment"
-                            ),
+                            wire_fix(snapshot, &wiring, "manual", " --tenant-id TENANT_ID"),
                         )
                         .action(set_env(wiring.workload, ENV_TENANT_ID, "TENANT_ID"));
                 }
@@ -407,8 +431,6 @@ fn identity_annotation_malformed(
                 }
             }
         }
-        let managed_by_operator = crate::plan::reconciler(&wiring.workload.labels)
-            == Some(crate::plan::Reconciler::FluxOperator);
         for (subject, field, value) in values {
             if !is_uuid(value) {
                 let what = if is_placeholder(value) {
@@ -416,22 +438,22 @@ fn identity_annotation_malformed(
                 } else {
                     "not a UUID"
                 };
-                let place = if managed_by_operator {
-                    " in the FluxInstance's .spec.kustomize.patches"
-                } else {
-                    ""
-                };
                 findings.add(
                     subject,
                     format!("{field} of {} is {value:?}, {what}", wiring.name()),
-                    {
-                        let (what_id, query) = if field.contains("tenant") || field.contains("TENANT") {
-                            ("tenant ID", "tenantId")
-                        } else {
-                            ("client ID", "clientId")
-                        };
-                        format!("set it{place} to the identity's {what_id} (az identity show -n IDENTITY -g GROUP --query {query} -o tsv)")
-                    },
+                    id_fix(
+                        &field,
+                        &super::fitted_fix(
+                            snapshot,
+                            &wiring.workload.labels,
+                            wiring.workload,
+                            &format!(
+                                "--controllers {} {} --overwrite",
+                                wiring.name(),
+                                id_args(&field)
+                            ),
+                        ),
+                    ),
                 );
                 reported.push(value.to_string());
             }
@@ -466,24 +488,49 @@ fn instance_values_malformed(
         } else {
             format!("{} {}", patched.kind, patched.target)
         };
-        let (what_id, query) =
-            if patched.field.contains("tenant") || patched.field.contains("TENANT") {
-                ("tenant ID", "tenantId")
-            } else {
-                ("client ID", "clientId")
-            };
         findings.add(
             instance.object_ref(),
             format!(
                 "the FluxInstance's .spec.kustomize.patches[{}] sets {} of {target} to {:?}, {what}",
                 patched.patch, patched.field, patched.value
             ),
-            format!(
-                "set it in .spec.kustomize.patches[{}] to the identity's {what_id} (az identity show -n IDENTITY -g GROUP --query {query} -o tsv)",
-                patched.patch
+            id_fix(
+                &patched.field,
+                &super::flux_instance_fix(
+                    snapshot,
+                    &format!("--all {} --overwrite", id_args(&patched.field)),
+                ),
             ),
         );
     }
+}
+
+fn is_tenant_field(field: &str) -> bool {
+    field.contains("tenant") || field.contains("TENANT")
+}
+
+/// The `enable` arguments that set the ID a field holds.
+fn id_args(field: &str) -> &'static str {
+    if is_tenant_field(field) {
+        "--tenant-id TENANT_ID"
+    } else {
+        "--client-id CLIENT_ID"
+    }
+}
+
+/// A fix that sets an ID, with where to look the ID up above it.
+fn id_fix(field: &str, fix: &str) -> String {
+    let (placeholder, query) = if is_tenant_field(field) {
+        ("TENANT_ID", "tenantId")
+    } else {
+        ("CLIENT_ID", "clientId")
+    };
+    super::fixes::commented(
+        &format!(
+            "{placeholder}: az identity show -n IDENTITY -g RESOURCE_GROUP --query {query} -o tsv"
+        ),
+        fix,
+    )
 }
 
 /// A value copied from a guide and never filled in: `<AZURE_CLIENT_ID>`, `CLIENT_ID`.
@@ -551,7 +598,7 @@ fn pod_label_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
                     "the pod template of {} has its ServiceAccount annotated, but label `{USE_LABEL}` {detail}, so the webhook will not inject the token",
                     wiring.name()
                 ),
-                format!("add `{USE_LABEL}: \"true\"` to the pod template labels of {}", wiring.name()),
+                wire_fix(snapshot, &wiring, "webhook", ""),
             )
             .action(label_action(wiring.workload));
     }
@@ -586,7 +633,7 @@ fn label_on_wrong_object(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                         "`{USE_LABEL}` is a label of {place}, but the webhook reads it only from the pod template of {}",
                         wiring.name()
                     ),
-                    format!("add `{USE_LABEL}: \"true\"` to the pod template labels of {}", wiring.name()),
+                    wire_fix(snapshot, &wiring, "webhook", ""),
                 )
                 .action(label_action(wiring.workload));
         }
@@ -711,9 +758,7 @@ fn token_volume_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
             .add(
                 wiring.workload.object_ref(),
                 message,
-                format!(
-                    "add projected volume {MANUAL_TOKEN_VOLUME} (audience {TOKEN_AUDIENCE}, path {MANUAL_TOKEN_PATH}) mounted at {MANUAL_TOKEN_DIR}"
-                ),
+                wire_fix(snapshot, &wiring, "manual", ""),
             )
             .action(token_volume_action(wiring.workload));
     }
@@ -752,7 +797,7 @@ fn token_audience_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                             token.path,
                             wiring.name()
                         ),
-                        format!("set audience: {TOKEN_AUDIENCE} on the serviceAccountToken source"),
+                        wire_fix(snapshot, &wiring, "manual", " --overwrite"),
                     );
                 }
             }
@@ -813,9 +858,7 @@ fn webhook_token_path(snapshot: &Resolved, findings: &mut Findings<'_>) -> Resul
             continue;
         }
         let name = wiring.name();
-        let fix = format!(
-            "remove {ENV_TOKEN_FILE} from the pod template of {name}: the webhook sets it to where it mounts the token"
-        );
+        let fix = env_fix(snapshot, &wiring, ENV_TOKEN_FILE, None);
         let pinned = WebhookLayout::of_token_file(path);
         let (severity, message) = match (pinned, observed) {
             (Some(pinned), Some(observed)) if pinned == observed => (
@@ -901,7 +944,7 @@ fn token_path_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Resu
                                 l.releases()
                             ))
                         ),
-                        format!("set {ENV_TOKEN_FILE}={expected}"),
+                        env_fix(snapshot, &wiring, ENV_TOKEN_FILE, Some(expected)),
                     )
                     .action(set_env(wiring.workload, ENV_TOKEN_FILE, expected));
             }
@@ -911,7 +954,7 @@ fn token_path_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> Resu
                     .add(
                         wiring.workload.object_ref(),
                         format!("{} mounts a projected token at {expected} but does not set {ENV_TOKEN_FILE}", wiring.name()),
-                        format!("set {ENV_TOKEN_FILE}={expected}"),
+                        env_fix(snapshot, &wiring, ENV_TOKEN_FILE, Some(expected)),
                     )
                     .action(set_env(wiring.workload, ENV_TOKEN_FILE, expected));
             }
@@ -968,9 +1011,11 @@ fn authority_host_mismatch(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
             .add(
                 wiring.workload.object_ref(),
                 message,
-                format!(
-                    "set {ENV_AUTHORITY_HOST}={} ({})",
-                    cloud.authority_host, cloud.name
+                wire_fix(
+                    snapshot,
+                    &wiring,
+                    "manual",
+                    &format!(" --cloud {} --overwrite", cloud.name),
                 ),
             )
             .action(set_env(
@@ -1109,21 +1154,18 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
             )
         };
         let too_old = supports_workload_identity(name, &path.running) == Some(false);
-        let upgrade = features::workload_identity(name)
+        let mut steps: Vec<String> = features::workload_identity(name)
             .filter(|_| too_old)
-            .map(|f| {
-                format!(
-                    "upgrade Flux to {} or later first (workload identity came with {} {}), then ",
-                    f.upgrade_to(),
-                    name,
-                    f.since
-                )
-            })
-            .unwrap_or_default();
-        let migrate = format!(
-            "{upgrade}wire workload identity ({}) and remove the aadpodidbinding label and AZURE_AUTH_METHOD",
-            identity_fix(snapshot, wiring.workload)
-        );
+            .map(|f| super::fixes::upgrade_flux(snapshot, wiring.workload, f.upgrade_to()))
+            .into_iter()
+            .collect();
+        steps.push(identity_fix(snapshot, wiring.workload));
+        steps.push(pod_identity_removal(
+            snapshot,
+            &wiring,
+            auth_method.is_some(),
+        ));
+        let migrate = super::fixes::steps(&steps);
         match (&path.credential, &path.pod_identity) {
             (
                 ControllerCredential::ManagedIdentity {
@@ -1152,7 +1194,7 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                     .add(
                         wiring.workload.object_ref(),
                         format!("{name} {running} has the AAD Pod Identity label (binding {selector}) but no AZURE_AUTH_METHOD=msi: SOPS runs the Azure CLI, which the image lacks, so every Key Vault decryption fails with `Invoking Azure CLI failed`; {uses}"),
-                        format!("set AZURE_AUTH_METHOD=msi to keep pod identity, or {migrate}"),
+                        migrate,
                     )
                     .severity(Severity::Error);
             }
@@ -1161,7 +1203,7 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                     .add(
                         wiring.workload.object_ref(),
                         format!("{name} {running} still carries the AAD Pod Identity label (binding {selector}); it is inert: {} comes first", path.credential.describe()),
-                        "remove the aadpodidbinding label (and the AzureIdentityBinding if nothing else uses it)",
+                        pod_identity_removal(snapshot, &wiring, false),
                     )
                     .severity(Severity::Info);
             }
@@ -1170,7 +1212,7 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                     .add(
                         wiring.workload.object_ref(),
                         format!("{name} {running} sets AZURE_AUTH_METHOD, which it does not read (only kustomize-controller before v1.0.0-rc.1 did): it uses {}", path.credential.describe()),
-                        "remove AZURE_AUTH_METHOD from the Deployment",
+                        env_fix(snapshot, &wiring, crate::wiring::ENV_AUTH_METHOD, None),
                     )
                     .severity(Severity::Info);
             }
@@ -1179,6 +1221,65 @@ fn legacy_aad_pod_identity(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
     }
     pod_identity_feeders(snapshot, findings);
     Ok(())
+}
+
+/// The patch that takes AAD Pod Identity off a controller: its pod template's binding label,
+/// and AZURE_AUTH_METHOD where it is set.
+fn pod_identity_removal(
+    snapshot: &Resolved,
+    wiring: &ControllerWiring<'_>,
+    auth_method: bool,
+) -> String {
+    let mut patch = serde_json::json!({"spec": {"template": {"metadata": {"labels": {
+        crate::wiring::POD_IDENTITY_LABEL: null
+    }}}}});
+    if auth_method {
+        let env = super::fixes::env_patch(
+            &container_name(wiring.workload),
+            crate::wiring::ENV_AUTH_METHOD,
+            None,
+        );
+        patch["spec"]["template"]["spec"] = env["spec"]["template"]["spec"].clone();
+    }
+    super::fixes::patch_deployment(snapshot, wiring.workload, &patch)
+}
+
+/// Flux logging in itself in place of a workload that refreshes the object's Secret: the
+/// object with `provider: azure` and no secretRef, its controller wired, the workload removed.
+fn feeder_removal(
+    snapshot: &Resolved,
+    workload: &Workload,
+    object: &crate::model::FluxObject,
+) -> String {
+    let controller = object
+        .kind
+        .map(crate::model::azure_use::controller_for)
+        .and_then(|name| snapshot.controller(name));
+    let mut steps = vec![super::fixes::merge_patch(
+        snapshot,
+        &super::fixes::flux_target(object),
+        &serde_json::json!({"spec": {"provider": "azure", "secretRef": null}}),
+    )];
+    steps.extend(controller.map(|c| identity_fix(snapshot, c)));
+    steps.push(if snapshot.source.is_live() && crate::plan::reconciler(&workload.labels).is_none() {
+        super::fixes::command(&[
+            "kubectl",
+            "delete",
+            "deployment",
+            &workload.name,
+            "-n",
+            &workload.namespace,
+        ])
+    } else {
+        super::fixes::commented(
+            &format!(
+                "take Deployment {}/{} out of the manifests too: Flux prunes it, or this deletes it",
+                workload.namespace, workload.name
+            ),
+            &format!("kubectl delete deployment {} -n {}", workload.name, workload.namespace),
+        )
+    });
+    super::fixes::steps(&steps)
 }
 
 /// Workloads that refresh a Flux object's Secret through AAD Pod Identity.
@@ -1199,12 +1300,7 @@ fn pod_identity_feeders(snapshot: &Resolved, findings: &mut Findings<'_>) {
                     object.object_ref(),
                     binding_of(snapshot, &workload.namespace, selector)
                 ),
-                format!(
-                    "let Flux log in itself: set spec.provider: azure on {} and drop its secretRef, wire {} with workload identity, then remove {}",
-                    object.object_ref(),
-                    object.kind.map_or("its controller", crate::model::azure_use::controller_for),
-                    workload.name
-                ),
+                feeder_removal(snapshot, workload, object),
             );
         }
     }
@@ -1267,7 +1363,7 @@ fn controller_identity_unused(
                 wiring.name(),
                 wiring.mode
             ),
-            "no action needed; remove the wiring if no object will use it",
+            "",
         );
     }
     Ok(())
@@ -1316,29 +1412,23 @@ fn kubelet_identity_fallback(snapshot: &Resolved, findings: &mut Findings<'_>) -
             }
             _ => ", and AZURE_CLIENT_ID if the nodes have several".to_string(),
         };
+        // The extension has a switch of its own for the kubelet identity.
+        let kubelet = if super::owned_by_aks_extension(&wiring.workload.labels)
+            || super::owned_by_aks_extension(&wiring.workload.template_labels)
+        {
+            "; to keep it, grant it AcrPull and set the extension's useKubeletIdentity=true; the fix gives the controllers an identity of their own"
+        } else {
+            ""
+        };
         findings.add(
             wiring.workload.object_ref(),
             format!(
-                "{} pull{} from Azure Container Registry through {}, which has no workload identity: {where_} that is the kubelet identity, which needs AcrPull{picked}",
+                "{} pull{} from Azure Container Registry through {}, which has no workload identity: {where_} that is the kubelet identity, which needs AcrPull{picked}{kubelet}",
                 describe_objects(&acr),
                 verb_s(acr.len()),
                 wiring.name()
             ),
-            if super::owned_by_aks_extension(&wiring.workload.labels)
-                || super::owned_by_aks_extension(&wiring.workload.template_labels)
-            {
-                format!(
-                    "grant the kubelet identity AcrPull and let the extension use it ({}), or give the extension's controllers an identity: {}",
-                    super::extension::kubelet_fix(snapshot),
-                    super::extension::identity_fix(snapshot)
-                )
-            } else {
-                format!(
-                    "grant the kubelet identity AcrPull, or give {} its own identity: {}",
-                    wiring.name(),
-                    identity_fix(snapshot, wiring.workload)
-                )
-            },
+            identity_fix(snapshot, wiring.workload),
         );
     }
     Ok(())
@@ -1385,7 +1475,7 @@ fn wiring_ignored_by_version(snapshot: &Resolved, findings: &mut Findings<'_>) -
                 feature.flux,
                 wiring.path.credential.describe()
             ),
-            format!("upgrade Flux to {} or later first; the wiring then applies after a restart", feature.upgrade_to()),
+            super::fixes::upgrade_flux(snapshot, wiring.workload, feature.upgrade_to()),
         );
     }
     Ok(())
@@ -1414,11 +1504,19 @@ fn controller_will_not_start(snapshot: &Resolved, findings: &mut Findings<'_>) -
         if let Some(why) = &wiring.path.start_failure {
             findings.add(
                 wiring.workload.object_ref(),
-                format!("{} {} does not start: {why}", wiring.name(), wiring.path.running.describe()),
+                format!(
+                    "{} {} does not start: {why}",
+                    wiring.name(),
+                    wiring.path.running.describe()
+                ),
                 if why.contains(crate::resolve::AUTOLOGIN_FLAG) {
-                    format!("remove {} from the container args and set spec.provider: azure on the ImageRepositories", crate::resolve::AUTOLOGIN_FLAG)
+                    autologin_removal(snapshot, wiring.workload)
                 } else {
-                    format!("add --feature-gates={}=true to {}'s args ({})", crate::model::version::OBJECT_LEVEL_GATE, wiring.name(), super::controller_command(snapshot, wiring.workload, &format!("--object-level --controllers {}", wiring.name())))
+                    super::controller_command(
+                        snapshot,
+                        wiring.workload,
+                        &format!("--object-level --controllers {}", wiring.name()),
+                    )
                 },
             );
         }
@@ -1473,7 +1571,14 @@ fn identity_binding_unsupported(
             findings.add(
                 workload.object_ref(),
                 format!("{} is set up for AKS identity bindings ({how}): Flux does not support them, Entra ID refuses the {IDENTITY_BINDING_AUDIENCE} token it would present", workload.name),
-                format!("remove {IDENTITY_BINDING_ANNOTATION} from {}'s pod template and federate its ServiceAccount instead", workload.name),
+                {
+                    let mut steps = Vec::new();
+                    if annotated {
+                        steps.push(super::fixes::patch_deployment(snapshot, workload, &template_annotations(&[(IDENTITY_BINDING_ANNOTATION, None)])));
+                    }
+                    steps.push(identity_fix(snapshot, workload));
+                    super::fixes::steps(&steps)
+                },
             );
         }
     }
@@ -1514,7 +1619,7 @@ fn patch_misplaced_field(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
             findings.add(
                 workload.object_ref(),
                 format!("{} has `{field}`, which a Deployment does not have: the API server refuses the object (`field not declared in schema`), so the Kustomization that applies it fails", workload.object_ref()),
-                format!("move `{field}` under spec.template.spec in the patch"),
+                misplaced_field_fix(workload, field),
             );
         }
         for key in WEBHOOK_ANNOTATIONS {
@@ -1523,13 +1628,74 @@ fn patch_misplaced_field(snapshot: &Resolved, findings: &mut Findings<'_>) -> Re
                     .add(
                         workload.object_ref(),
                         format!("`{key}` is a label on {}, but the webhook reads it only as a pod annotation: it does nothing", workload.name),
-                        format!("move `{key}` to spec.template.metadata.annotations, or drop it"),
+                        {
+                            let value = workload.template_labels.get(key).or_else(|| workload.labels.get(key)).cloned().unwrap_or_default();
+                            let mut patch = template_annotations(&[(key, Some(&value))]);
+                            let labels = serde_json::json!({ key: null });
+                            if workload.template_labels.contains_key(key) {
+                                patch["spec"]["template"]["metadata"]["labels"] = labels.clone();
+                            }
+                            if workload.labels.contains_key(key) {
+                                patch["metadata"] = serde_json::json!({ "labels": labels });
+                            }
+                            super::fixes::patch_deployment(snapshot, workload, &patch)
+                        },
                     )
                     .severity(Severity::Warning);
             }
         }
     }
     Ok(())
+}
+
+/// A Deployment patch setting pod template annotations, or removing them with `None`.
+fn template_annotations(annotations: &[(&str, Option<&str>)]) -> serde_json::Value {
+    let annotations: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(key, value)| {
+            (
+                (*key).to_string(),
+                value.map_or(serde_json::Value::Null, Into::into),
+            )
+        })
+        .collect();
+    serde_json::json!({"spec": {"template": {"metadata": {"annotations": annotations}}}})
+}
+
+/// Where a field a patch put under a Deployment's `spec` belongs, as the YAML to write in
+/// that patch instead.
+fn misplaced_field_fix(workload: &Workload, field: &str) -> String {
+    let key = field.rsplit('.').next().unwrap_or(field);
+    super::fixes::commented(
+        &format!(
+            "in the patch of Deployment {}/{}: what it sets as `{field}` goes under spec.template.spec",
+            workload.namespace, workload.name
+        ),
+        &format!("spec:\n  template:\n    spec:\n      {key}: []"),
+    )
+}
+
+/// The JSON patch that takes the removed autologin flag out of the container's args.
+fn autologin_removal(snapshot: &Resolved, workload: &Workload) -> String {
+    let operations: Vec<serde_json::Value> = workload
+        .containers
+        .iter()
+        .enumerate()
+        .flat_map(|(c, container)| {
+            container
+                .args
+                .iter()
+                .enumerate()
+                .filter(|(_, arg)| arg.starts_with(crate::resolve::AUTOLOGIN_FLAG))
+                .map(move |(a, _)| (c, a))
+        })
+        // Later args first, so each index still points at its flag when it is removed.
+        .rev()
+        .map(|(c, a)| {
+            serde_json::json!({"op": "remove", "path": format!("/spec/template/spec/containers/{c}/args/{a}")})
+        })
+        .collect();
+    super::fixes::json_patch_deployment(snapshot, workload, &serde_json::Value::Array(operations))
 }
 
 pub const PROXY_SIDECAR_ANNOTATION: &str = "azure.workload.identity/inject-proxy-sidecar";
@@ -1561,7 +1727,7 @@ fn proxy_sidecar_unneeded(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
             findings.add(
                 wiring.workload.object_ref(),
                 format!("{} asks the webhook for the proxy sidecar ({PROXY_SIDECAR_ANNOTATION}); {} reads the federated token itself", wiring.workload.object_ref(), wiring.name()),
-                format!("remove {PROXY_SIDECAR_ANNOTATION} from {}'s pod template", wiring.name()),
+                super::fixes::patch_deployment(snapshot, wiring.workload, &template_annotations(&[(PROXY_SIDECAR_ANNOTATION, None)])),
             );
         }
     }

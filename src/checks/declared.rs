@@ -135,6 +135,44 @@ struct Case<'a> {
     unresolved: &'a [(&'a DeclaredRoleAssignment, String)],
 }
 
+/// The Azure Service Operator RoleAssignment that grants the role, unless it is granted
+/// outside Git (authorization.azure.com v1api20220401: `owner` by ARM ID,
+/// `principalIdFromConfig`, `roleDefinitionReference`).
+fn role_assignment_fix(case: &Case<'_>, role: &crate::azure::roles::BuiltinRole) -> String {
+    let (config, key) = case
+        .identity
+        .principal_id_config
+        .clone()
+        .unwrap_or_else(|| ("PRINCIPAL_ID_CONFIGMAP".into(), "principalId".into()));
+    let object = serde_json::json!({
+        "apiVersion": "authorization.azure.com/v1api20220401",
+        "kind": "RoleAssignment",
+        "metadata": {
+            "name": format!("{}-{}", case.identity.name, case.wanted.name),
+            "namespace": case.identity.namespace,
+        },
+        "spec": {
+            "owner": {"armId": format!(
+                "/subscriptions/SUBSCRIPTION_ID/resourceGroups/RESOURCE_GROUP/providers/{}/{}",
+                case.wanted.arm_type, case.wanted.name
+            )},
+            "principalIdFromConfig": {"name": config, "key": key},
+            "roleDefinitionReference": {"armId": format!(
+                "/providers/Microsoft.Authorization/roleDefinitions/{}", role.id
+            )},
+        },
+    });
+    super::fixes::commented(
+        &format!(
+            "{} on {}, unless it is granted outside Git",
+            role.name, case.wanted.text
+        ),
+        serde_saphyr::to_string(&object)
+            .unwrap_or_default()
+            .trim_end(),
+    )
+}
+
 fn report(findings: &mut Findings<'_>, case: &Case<'_>, judgement: Judgement) {
     let Some(need) = crate::azure::roles::need(case.service, false) else {
         return;
@@ -167,7 +205,7 @@ fn report(findings: &mut Findings<'_>, case: &Case<'_>, judgement: Judgement) {
                         "whether {who} allow {needed} cannot be told from these inputs: {}",
                         reasons.join("; ")
                     ),
-                    "nothing to change if the substitutions and roles resolve as intended; run doctor on the rendered output, or with --azure, to check them",
+                    "",
                 )
                 .severity(Severity::Info);
         }
@@ -187,16 +225,7 @@ fn report(findings: &mut Findings<'_>, case: &Case<'_>, judgement: Judgement) {
             let finding = findings.add(
                 object,
                 format!("none of {who} allows {needed}{why}"),
-                format!(
-                    "declare a RoleAssignment owned by {} with roleDefinitionReference armId /providers/Microsoft.Authorization/roleDefinitions/{} ({}) and principalIdFromConfig {}, unless the role is granted outside Git",
-                    case.wanted.text,
-                    need.role.id,
-                    need.role.name,
-                    case.identity
-                        .principal_id_config
-                        .as_ref()
-                        .map_or_else(|| "the identity's principal ID ConfigMap".into(), |(n, k)| format!("{n}/{k}"))
-                ),
+                role_assignment_fix(case, &need.role),
             );
             if at_resource && case.unresolved.is_empty() {
                 finding.severity(Severity::Error);

@@ -88,9 +88,12 @@ fn deny_assignment_blocks(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
                         use_.object,
                         subject.describe()
                     ),
-                    format!(
-                        "exempt object ID {} in the deny assignment's excluded principals where it is made (e.g. the deployment stack's deny settings), or move {} out of {}",
-                        identity.principal_id, resource.name, deny.scope
+                    super::fixes::commented(
+                        &format!(
+                            "exempt object ID {} where the deny assignment is made (a deployment stack's excluded principals, which this shows), or move {} out of {}",
+                            identity.principal_id, resource.name, deny.scope
+                        ),
+                        "az stack group show --name STACK --resource-group RESOURCE_GROUP --query denySettings",
                     ),
                 );
             }

@@ -69,14 +69,6 @@ pub fn identity_fix(snapshot: &Snapshot) -> String {
     }
 }
 
-/// The extension's switch to the kubelet identity, filled in likewise.
-pub fn kubelet_fix(snapshot: &Snapshot) -> String {
-    match extension_state(snapshot) {
-        Some(state) => state.update(&[("useKubeletIdentity", "true")]),
-        None => super::EXTENSION_KUBELET_IDENTITY.to_string(),
-    }
-}
-
 fn identity_settings() -> [(&'static str, &'static str); 3] {
     [
         ("workloadIdentity.enable", "true"),
@@ -89,21 +81,35 @@ fn identity_settings() -> [(&'static str, &'static str); 3] {
 pub fn upgrade_fix(snapshot: &Snapshot, flux: Version) -> String {
     match extension::first_bundling(flux) {
         Some(release) => upgrade_to(snapshot, release),
-        None => format!(
-            "no microsoft.flux release known to doctor bundles Flux {flux} yet (the release notes: learn.microsoft.com/azure/azure-arc/kubernetes/flux-gitops-release-notes); upgrade the extension once one does"
+        None => super::fixes::commented(
+            &format!(
+                "no microsoft.flux release known to doctor bundles Flux {flux} yet (the release notes: learn.microsoft.com/azure/azure-arc/kubernetes/flux-gitops-release-notes): let the extension take the release that does"
+            ),
+            &auto_upgrade(snapshot),
         ),
     }
 }
 
-fn upgrade_to(snapshot: &Snapshot, release: Version) -> String {
-    let (cluster, group, name) = match extension_state(snapshot) {
+fn auto_upgrade(snapshot: &Snapshot) -> String {
+    let (cluster, group, name) = extension_names(snapshot);
+    format!(
+        "az k8s-extension update --cluster-type managedClusters -c {cluster} -g {group} -n {name} --auto-upgrade-minor-version true"
+    )
+}
+
+fn extension_names(snapshot: &Snapshot) -> (&str, &str, &str) {
+    match extension_state(snapshot) {
         Some(state) => (
             state.cluster.as_str(),
             state.resource_group.as_str(),
             state.extension.as_ref().map_or("flux", |e| e.name.as_str()),
         ),
         None => ("CLUSTER", "RESOURCE_GROUP", "flux"),
-    };
+    }
+}
+
+fn upgrade_to(snapshot: &Snapshot, release: Version) -> String {
+    let (cluster, group, name) = extension_names(snapshot);
     // A pinned version needs auto-upgrade off (extensions.json: "To use 'version',
     // autoUpgradeMinorVersion must be 'false'").
     format!(
@@ -169,14 +175,17 @@ fn aks_extension_unhealthy(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                 extension.describe(),
                 extension.provisioning_state
             ),
-            format!(
-                "read the cause: {}; once it is fixed, apply the settings again: {retry}",
-                show(
-                    "k8s-extension",
-                    &extension.name,
-                    "{state: provisioningState, error: errorInfo, statuses: statuses}"
-                )
-            ),
+            super::fixes::steps(&[
+                super::fixes::commented(
+                    "the cause",
+                    &show(
+                        "k8s-extension",
+                        &extension.name,
+                        "{state: provisioningState, error: errorInfo, statuses: statuses}",
+                    ),
+                ),
+                super::fixes::commented("once it is fixed, the settings again", &retry),
+            ]),
         );
     }
     let Some(configurations) = state.configurations.known() else {
@@ -195,13 +204,13 @@ fn aks_extension_unhealthy(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
                 ),
-                format!(
-                    "read the cause: {}",
-                    show(
+                super::fixes::commented(
+                    "the cause",
+                    &show(
                         "k8s-configuration flux",
                         &config.name,
-                        "{state: provisioningState, error: errorMessage, statuses: statuses}"
-                    )
+                        "{state: provisioningState, error: errorMessage, statuses: statuses}",
+                    ),
                 ),
             );
         } else if config.non_compliant() {
@@ -217,9 +226,9 @@ fn aks_extension_unhealthy(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                         "fluxConfiguration {} is Non-Compliant{objects}",
                         config.name
                     ),
-                    format!(
-                        "read each object's Ready condition: {}",
-                        show("k8s-configuration flux", &config.name, "statuses")
+                    super::fixes::commented(
+                        "each object's Ready condition",
+                        &show("k8s-configuration flux", &config.name, "statuses"),
                     ),
                 )
                 .severity(Severity::Warning);
@@ -500,7 +509,7 @@ fn configuration_problems(
         let fix = if has_identity {
             provider
         } else {
-            format!("{enable_identity}; then {provider}")
+            super::fixes::steps(&[enable_identity.clone(), provider])
         };
         problems.push((Severity::Warning, "its Azure DevOps repository has no credential (no provider Azure, HTTPS user, SSH key or local secret): it reads only a public project".to_string(), fix));
     }

@@ -78,7 +78,7 @@ fn kubelogin_missing(fleet: &FleetSnapshot, findings: &mut Out<'_>) -> Result<()
             entra.len(),
             some_names(&entra)
         ),
-        format!("install it: {}", kubelogin_install_hint()),
+        kubelogin_install_hint().to_string(),
     );
     Ok(())
 }

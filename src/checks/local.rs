@@ -31,10 +31,10 @@ fn context_ref(local: &LocalConfig) -> ObjectRef {
 pub fn kubelogin_install_hint() -> &'static str {
     match std::env::consts::OS {
         "macos" => "brew install Azure/kubelogin/kubelogin",
-        "windows" => "winget install --id=Microsoft.Azure.Kubelogin -e (or: az aks install-cli)",
-        _ => {
-            "az aks install-cli, or download kubelogin from the Azure/kubelogin GitHub releases and put it on PATH"
-        }
+        "windows" => "winget install --id=Microsoft.Azure.Kubelogin -e",
+        // The Azure CLI installs kubectl and kubelogin on any OS; the other ways are in the
+        // check's documentation (`explain AZF001`).
+        _ => "az aks install-cli",
     }
 }
 
@@ -136,8 +136,17 @@ fn secret_in_kubeconfig(snapshot: &Resolved, findings: &mut Findings<'_>) -> Res
                 "user {} of context {} keeps a secret in the kubeconfig ({location})",
                 local.user, local.context
             ),
-            "move the secret out of the kubeconfig: export AAD_SERVICE_PRINCIPAL_CLIENT_SECRET \
-for kubelogin, or use `kubelogin convert-kubeconfig -l azurecli`",
+            super::fixes::commented(
+                "log in with the Azure CLI instead (or keep -l spn and export AAD_SERVICE_PRINCIPAL_CLIENT_SECRET)",
+                &super::fixes::command(&[
+                    "kubelogin",
+                    "convert-kubeconfig",
+                    "-l",
+                    "azurecli",
+                    "--context",
+                    &local.context,
+                ]),
+            ),
         );
     }
     Ok(())
@@ -196,6 +205,22 @@ with `az aks get-credentials` and convert it with kubelogin.",
     run: kubelogin_unexpected_server_id,
 };
 
+/// kubelogin rewriting the context's exec args with the AKS server ID, in the login mode it
+/// already uses.
+fn server_id_fix(local: &LocalConfig, exec: &crate::model::ExecPlugin) -> String {
+    let mode = exec.login_mode.as_deref().unwrap_or("azurecli");
+    super::fixes::command(&[
+        "kubelogin",
+        "convert-kubeconfig",
+        "-l",
+        mode,
+        "--server-id",
+        AKS_AAD_SERVER_ID,
+        "--context",
+        &local.context,
+    ])
+}
+
 fn kubelogin_unexpected_server_id(
     snapshot: &Resolved,
     findings: &mut Findings<'_>,
@@ -213,7 +238,7 @@ fn kubelogin_unexpected_server_id(
                     "context {} asks kubelogin for server ID {other}, not the AKS AAD server {AKS_AAD_SERVER_ID}",
                     local.context
                 ),
-                format!("set `--server-id {AKS_AAD_SERVER_ID}` in the exec args"),
+                server_id_fix(local, exec),
             );
         }
         None => {
@@ -223,7 +248,7 @@ fn kubelogin_unexpected_server_id(
                     "context {} runs kubelogin without --server-id; kubelogin cannot know which audience to ask for",
                     local.context
                 ),
-                format!("add `--server-id {AKS_AAD_SERVER_ID}` to the exec args"),
+                server_id_fix(local, exec),
             );
         }
     }

@@ -7,6 +7,7 @@ mod controllers;
 mod declared;
 mod deny;
 mod extension;
+pub mod fixes;
 mod fleet;
 mod local;
 mod objects;
@@ -233,13 +234,9 @@ pub fn enable_command(snapshot: &crate::model::Snapshot, args: &str) -> String {
     use crate::model::Source;
     match &snapshot.source {
         Source::Live { .. } => format!("kubectl azflux enable {args}"),
-        Source::Manifests { inputs } => {
-            let folders: Vec<&str> = inputs
-                .iter()
-                .filter_map(|i| i.strip_prefix("-k "))
-                .collect();
-            let dir = match folders.as_slice() {
-                [one] => (*one).to_string(),
+        Source::Manifests { .. } => {
+            let dir = match snapshot.kustomizations.as_slice() {
+                [one] => fixes::shell_word(one),
                 _ => "DIR".to_string(),
             };
             format!("kubectl azflux enable --gitops {dir} {args}")
@@ -247,15 +244,14 @@ pub fn enable_command(snapshot: &crate::model::Snapshot, args: &str) -> String {
     }
 }
 
-/// The fix for a change to an object, fitted to what manages it: the `live` command when
-/// nothing reconciles it on a live cluster; `enable ARGS` in the place that persists (Git for a
-/// Flux Kustomization or in manifest mode, the FluxInstance for flux-operator, the extension's
-/// settings for the AKS extension), since a live change there is reverted.
+/// The fix for a change to an object, fitted to what manages it: `enable ARGS` live when
+/// nothing reconciles it, else in the place that persists (Git for a Flux Kustomization or in
+/// manifest mode, the FluxInstance for flux-operator, the extension's settings for the AKS
+/// extension), since a live change there is reverted.
 pub fn fitted_fix(
     snapshot: &crate::model::Snapshot,
     labels: &crate::model::StringMap,
     workload: &crate::model::Workload,
-    live: String,
     enable_args: &str,
 ) -> String {
     use crate::plan::Reconciler;
@@ -270,7 +266,6 @@ pub fn fitted_fix(
         Some(Reconciler::FluxKustomization { .. }) if snapshot.source.is_live() => {
             format!("kubectl azflux enable --gitops DIR {enable_args}")
         }
-        _ if snapshot.source.is_live() => live,
         _ => enable_command(snapshot, enable_args),
     }
 }
@@ -297,30 +292,51 @@ pub fn controller_command(
 /// edited and applied back).
 pub fn flux_instance_fix(snapshot: &crate::model::Snapshot, enable_args: &str) -> String {
     use crate::plan::Reconciler;
-    let generic = format!("kubectl azflux enable --flux-instance FILE {enable_args}");
+    let enable = |file: &str| format!("kubectl azflux enable --flux-instance {file} {enable_args}");
+    // In manifest mode the FluxInstance is a file among the inputs.
+    let mut files = snapshot
+        .origins
+        .iter()
+        .filter(|(object, origin)| {
+            object.kind == "FluxInstance"
+                && object.namespace.as_deref() == Some(snapshot.flux_namespace.as_str())
+                && origin.line.is_some()
+        })
+        .map(|(_, origin)| origin.path.as_str());
+    if let (Some(file), None) = (files.next(), files.next()) {
+        return enable(&fixes::shell_word(file));
+    }
     let Some(instance) = snapshot.flux_instance() else {
-        return generic;
+        return fixes::commented("FILE: the FluxInstance manifest", &enable("FILE"));
     };
     let id = instance.id();
     if let Some(Reconciler::FluxKustomization { namespace, name }) =
         crate::plan::reconciler(&instance.labels)
     {
-        return format!(
-            "{generic}, FILE being the manifest of FluxInstance {id} that the Flux Kustomization {namespace}/{name} applies from Git"
+        return fixes::commented(
+            &format!(
+                "FILE: the manifest of FluxInstance {id} in Git, which the Flux Kustomization {namespace}/{name} applies"
+            ),
+            &enable("FILE"),
         );
     }
+    let (namespace, name) = (&instance.namespace, &instance.name);
+    let export = format!("kubectl get fluxinstance {name} -n {namespace} -o yaml > flux.yaml");
     if instance
         .labels
         .get("app.kubernetes.io/managed-by")
         .is_some_and(|v| v == "Helm")
     {
-        return format!(
-            "FluxInstance {id} is a Helm release's: add the patches of `kubectl azflux enable --flux-instance FILE {enable_args} -o yaml` to the release's instance.kustomize.patches values"
+        return fixes::commented(
+            &format!(
+                "FluxInstance {id} is a Helm release's: put the patches this prints into the release's instance.kustomize.patches values"
+            ),
+            &format!("{export} && {} -o yaml", enable("flux.yaml")),
         );
     }
-    let (namespace, name) = (&instance.namespace, &instance.name);
     format!(
-        "kubectl get fluxinstance {name} -n {namespace} -o yaml > flux.yaml && kubectl azflux enable --flux-instance flux.yaml {enable_args} && kubectl apply -f flux.yaml"
+        "{export} && {} && kubectl apply -f flux.yaml",
+        enable("flux.yaml")
     )
 }
 
@@ -350,10 +366,6 @@ pub fn identity_fix(
 /// The AKS Flux extension's workload identity settings (one identity for its controllers;
 /// MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
 pub const EXTENSION_IDENTITY: &str = "az k8s-extension update --resource-group RESOURCE_GROUP --cluster-name CLUSTER --cluster-type managedClusters --name flux --configuration-settings workloadIdentity.enable=true workloadIdentity.azureClientId=CLIENT_ID workloadIdentity.azureTenantId=TENANT_ID";
-
-/// The AKS Flux extension's switch that makes its controllers use the kubelet identity
-/// (MicrosoftDocs azure-management-docs tutorial-use-gitops-flux2.md).
-pub const EXTENSION_KUBELET_IDENTITY: &str = "az k8s-extension update --resource-group RESOURCE_GROUP --cluster-name CLUSTER --cluster-type managedClusters --name flux --configuration-settings useKubeletIdentity=true";
 
 /// A change that fixes a finding, as data: `enable` plans from these, reports print them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

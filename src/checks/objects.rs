@@ -78,10 +78,40 @@ fn azure_endpoint_without_provider(
                 object.url.as_deref().unwrap_or_default(),
                 azure_use.path.reason
             ),
-            "set spec.provider: azure (or a secretRef for static credentials)",
+            super::fixes::merge_patch(
+                snapshot,
+                &super::fixes::flux_target(object),
+                &serde_json::json!({"spec": {"provider": "azure"}}),
+            ),
         );
     }
     Ok(())
+}
+
+/// A remote AKS cluster reached with the controller's own identity (Flux 2.7: a ConfigMap
+/// with `provider: azure`, the cluster's resource ID and its API server address, in
+/// `spec.kubeConfig.configMapRef`; fluxcd/pkg auth/azure), in place of the exec kubeconfig.
+fn kube_config_fix(snapshot: &Snapshot, object: &FluxObject) -> String {
+    let config_map = format!("{}-kubeconfig", object.name);
+    let create = super::fixes::command(&[
+        "kubectl",
+        "create",
+        "configmap",
+        &config_map,
+        "-n",
+        &object.namespace,
+        "--from-literal=provider=azure",
+        "--from-literal=cluster=AKS_CLUSTER_RESOURCE_ID",
+        "--from-literal=address=https://AKS_API_SERVER",
+    ]);
+    super::fixes::steps(&[
+        create,
+        super::fixes::merge_patch(
+            snapshot,
+            &super::fixes::flux_target(object),
+            &serde_json::json!({"spec": {"kubeConfig": {"configMapRef": {"name": config_map}, "secretRef": null}}}),
+        ),
+    ])
 }
 
 pub static SECRET_OVERRIDES_WORKLOAD_IDENTITY: Check = Check {
@@ -133,7 +163,11 @@ fn secret_overrides_workload_identity(
                 .add(
                     object.object_ref(),
                     format!("{}: {refused}", object.object_ref()),
-                    "keep either the Secret or serviceAccountName, not both",
+                    super::fixes::merge_patch(
+                        snapshot,
+                        &super::fixes::flux_target(object),
+                        &serde_json::json!({"spec": {"secretRef": null}}),
+                    ),
                 )
                 .severity(Severity::Error);
             continue;
@@ -149,9 +183,7 @@ fn secret_overrides_workload_identity(
             holds_text(holds),
             azure_use.path.reason
         );
-        let mut fix = format!(
-            "remove the Secret's credentials (or the reference to {name}) to use {bypassed}, or keep the Secret and drop the workload identity setup"
-        );
+        let mut fix = secret_removal(snapshot, object, name);
         if let SecretHolds::ManagedIdentity { client_id } = holds {
             message.push_str("; IMDS knows only the node's managed identities, so on AKS with workload identity this fails unless that identity is assigned to the node pool");
             let controller_sa = snapshot
@@ -166,13 +198,49 @@ fn secret_overrides_workload_identity(
                     sa.object_ref()
                 );
             }
-            fix = format!(
-                "remove the sops.azure-kv key from Secret {name} (keep age or PGP keys there if any), so Key Vault is reached with {bypassed}"
-            );
+            fix = secret_key_removal(snapshot, &object.namespace, name, "sops.azure-kv");
         }
         findings.add(object.object_ref(), message, fix);
     }
     Ok(())
+}
+
+/// The change that stops Secret `name` from taking the place of workload identity: the
+/// object's `secretRef` to it, else the imagePullSecrets of the ServiceAccount it names.
+fn secret_removal(snapshot: &Snapshot, object: &FluxObject, name: &str) -> String {
+    let sa = object
+        .service_account_name
+        .as_deref()
+        .and_then(|sa| snapshot.service_account(&object.namespace, sa))
+        .filter(|sa| sa.image_pull_secrets.iter().any(|s| s == name));
+    match sa {
+        Some(sa) if object.secret_ref.as_deref() != Some(name) => super::fixes::merge_patch(
+            snapshot,
+            &super::fixes::Target::new("serviceaccount", sa.object_ref(), &sa.labels),
+            &serde_json::json!({"imagePullSecrets": null}),
+        ),
+        _ => super::fixes::merge_patch(
+            snapshot,
+            &super::fixes::flux_target(object),
+            &serde_json::json!({"spec": {"secretRef": null}}),
+        ),
+    }
+}
+
+/// One key taken out of a Secret, the rest kept.
+fn secret_key_removal(snapshot: &Snapshot, namespace: &str, name: &str, key: &str) -> String {
+    // Secrets carry no reconciler labels in the snapshot: a decryption key is created by hand
+    // (`kubectl create secret`), not kept in Git in the clear.
+    let labels = crate::model::StringMap::default();
+    super::fixes::merge_patch(
+        snapshot,
+        &super::fixes::Target::new(
+            "secret",
+            ObjectRef::namespaced("Secret", namespace, name),
+            &labels,
+        ),
+        &serde_json::json!({"data": {key: null}}),
+    )
 }
 
 pub static GITREPOSITORY_SA_REQUIRES_PROVIDER_AZURE: Check = Check {
@@ -208,7 +276,11 @@ fn gitrepository_sa_requires_provider_azure(
                     object.service_account_name.as_deref().unwrap_or_default(),
                     object.provider.as_deref().unwrap_or("unset")
                 ),
-                "set spec.provider: azure, or remove spec.serviceAccountName",
+                super::fixes::merge_patch(
+                    snapshot,
+                    &super::fixes::flux_target(object),
+                    &serde_json::json!({"spec": {"provider": "azure"}}),
+                ),
             );
         }
     }
@@ -312,12 +384,7 @@ feature.",
 /// How to move to Flux `flux`: through the extension's version when it owns the controller
 /// (extension 1.x bundles a Flux release, see `azure::extension`), else by upgrading Flux.
 fn upgrade(snapshot: &Resolved, workload: &crate::model::Workload, flux: Version) -> String {
-    if super::owned_by_aks_extension(&workload.labels)
-        || super::owned_by_aks_extension(&workload.template_labels)
-    {
-        return super::extension::upgrade_fix(snapshot, flux);
-    }
-    format!("upgrade Flux to {flux} or later")
+    super::fixes::upgrade_flux(snapshot, workload, flux)
 }
 
 fn flux_version_too_old(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
@@ -433,10 +500,7 @@ fn object_level_gate_missing(snapshot: &Resolved, findings: &mut Findings<'_>) -
                 describe_objects(&uses),
                 verb_s(uses.len())
             ),
-            format!(
-                "add --feature-gates={OBJECT_LEVEL_GATE}=true to the {controller} container args: {}",
-                super::controller_command(snapshot, workload, &format!("--object-level --controllers {controller}"))
-            ),
+            super::controller_command(snapshot, workload, &format!("--object-level --controllers {controller}")),
         );
     }
     Ok(())
@@ -574,15 +638,10 @@ fn object_sa_missing_annotations(
                         join_words(&said),
                         describe_objects(&group)
                     ),
-                    format!(
-                        "annotate {} with {}",
-                        sa.object_ref(),
-                        join_words(
-                            &problems
-                                .iter()
-                                .map(|(a, _)| format!("`{a}`"))
-                                .collect::<Vec<_>>()
-                        )
+                    super::fixes::merge_patch(
+                        snapshot,
+                        &super::fixes::Target::new("serviceaccount", sa.object_ref(), &sa.labels),
+                        &serde_json::json!({"metadata": {"annotations": annotations}}),
                     ),
                 )
                 .action(FixAction::Annotate {
@@ -669,7 +728,7 @@ fn object_level_on_aks_unstable(
                 describe_objects(&uses),
                 verb_s(uses.len())
             ),
-            "no change needed now; follow https://github.com/fluxcd/flux2/issues/5359",
+            "",
         );
     }
     Ok(())
@@ -727,7 +786,7 @@ fn remote_cluster_exec_kubeconfig(
                 object.object_ref(),
                 object.namespace
             ),
-            "use spec.kubeConfig.configMapRef with provider: azure and the AKS cluster's resource ID (Flux 2.7+)",
+            kube_config_fix(snapshot, object),
         );
     }
     Ok(())
@@ -776,8 +835,12 @@ fn secret_based_azure_auth(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
         };
         findings.add(
             azure_use.object.object_ref(),
-            format!("{} authenticates to {} with Secret {name}: {shape}", azure_use.object.object_ref(), azure_use.service),
-            "prefer workload identity: a managed identity with a federated credential and no stored secret",
+            format!(
+                "{} authenticates to {} with Secret {name}: {shape}",
+                azure_use.object.object_ref(),
+                azure_use.service
+            ),
+            secret_removal(snapshot, azure_use.object, name),
         );
     }
     for workload in snapshot.controllers.known().into_iter().flatten() {
@@ -809,7 +872,7 @@ fn secret_based_azure_auth(snapshot: &Resolved, findings: &mut Findings<'_>) -> 
                     "{} uses an application certificate at {path} ({shape})",
                     workload.name
                 ),
-                "prefer workload identity; if the certificate stays, mount its Secret at that path",
+                super::identity_fix(snapshot, workload),
             )
             .severity(if mounted {
                 Severity::Info
@@ -837,6 +900,23 @@ objects before an upgrade; the files in Git need the new apiVersion too).",
     run: api_version_not_served,
 };
 
+/// The object written at the API version Flux stores it at.
+fn rewrite_fix(object: &FluxObject) -> String {
+    let Some(kind) = object.kind else {
+        return String::new();
+    };
+    let current = features::current_api_version(kind);
+    super::fixes::commented(
+        &format!(
+            "{} {}/{}: in its manifest (`flux migrate` rewrites stored objects)",
+            kind.as_str(),
+            object.namespace,
+            object.name
+        ),
+        &format!("apiVersion: {current}\nkind: {}", kind.as_str()),
+    )
+}
+
 fn api_version_not_served(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     objects(snapshot)?;
     // The objects on a path to Azure; the others' API versions are not this tool's business.
@@ -851,7 +931,7 @@ fn api_version_not_served(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
                 .add(
                     object.object_ref(),
                     format!("{} sets spec.provider at {}, whose schema has no provider field: the API server drops it and the ImageRepository pulls as provider generic", object.object_ref(), object.api_version),
-                    "write the ImageRepository at image.toolkit.fluxcd.io/v1beta2 or v1 (image-reflector-controller v0.25.0, Flux 0.40, or later)",
+                    rewrite_fix(object),
                 )
                 .severity(Severity::Warning);
         }
@@ -873,7 +953,7 @@ fn api_version_not_served(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
                             removal.what,
                             removal.flux
                         ),
-                        "rewrite it at the current apiVersion (flux migrate for objects already stored)",
+                        rewrite_fix(object),
                     );
                 }
             }
@@ -888,7 +968,7 @@ fn api_version_not_served(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
                             removal.flux,
                             removal.what
                         ),
-                        "rewrite it at the current apiVersion before the cluster runs that release",
+                        rewrite_fix(object),
                     )
                     .severity(Severity::Warning);
             }

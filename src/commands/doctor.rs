@@ -143,6 +143,7 @@ pub(crate) fn manifests_of(
     inputs.extend(kustomize.iter().map(|dir| format!("-k {}", dir.display())));
     let mut snapshot = manifests::snapshot(&read.docs, inputs, &global.flux_namespace);
     snapshot.input_notes = read.read;
+    snapshot.kustomizations = read.kustomizations;
     snapshot.input_notes.extend(read.notes);
     if let Some(namespace) = &global.namespace {
         snapshot.flux.objects.retain(|o| &o.namespace == namespace);

@@ -29,6 +29,8 @@ pub struct Inputs {
     pub read: Vec<String>,
     /// Documents and files left out, and why.
     pub notes: Vec<String>,
+    /// Folders built with their own kustomization file: where a GitOps edit goes.
+    pub kustomizations: Vec<String>,
 }
 
 /// The kustomization file of a folder, if it has one: anything by that name but a folder
@@ -113,6 +115,7 @@ fn read_folder(
     }
     if let Some(file) = kustomization_file(dir) {
         let docs = trace::build(dir)?;
+        inputs.kustomizations.push(dir.display().to_string());
         inputs.read.push(format!(
             "{}: built with kustomize ({})",
             dir.display(),
@@ -203,6 +206,7 @@ fn partial_reason(value: &Value) -> Option<&'static str> {
 fn build(dir: &Path, inputs: &mut Inputs) -> Result<(), ManifestError> {
     if let Some(file) = kustomization_file(dir) {
         inputs.docs.extend(trace::build(dir)?);
+        inputs.kustomizations.push(dir.display().to_string());
         inputs.read.push(format!(
             "{}: built with kustomize ({})",
             dir.display(),

@@ -99,6 +99,9 @@ pub struct Snapshot {
     /// How manifest inputs were read (folders built, kustomizations generated) and what was
     /// left out of them.
     pub input_notes: Vec<String>,
+    /// The folders of the inputs built with their own kustomization file (`-k DIR`, or `-f
+    /// DIR` holding one): what `enable --gitops` edits.
+    pub kustomizations: Vec<String>,
     /// Objects whose `azflux.io/ignore` annotation silences checks on them: the check IDs or
     /// names it lists.
     pub silenced: BTreeMap<ObjectRef, Vec<String>>,
@@ -150,6 +153,7 @@ impl Snapshot {
             probes: Fact::Unknown("no probe asked for (--probe)".to_string()),
             unreadable: Vec::new(),
             input_notes: Vec::new(),
+            kustomizations: Vec::new(),
             silenced: BTreeMap::new(),
             origins: BTreeMap::new(),
             flux_instances: Vec::new(),

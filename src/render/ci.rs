@@ -94,7 +94,7 @@ pub fn sarif(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 "ruleId": f.check.id,
                 "ruleIndex": checks.iter().position(|c| c.id == f.check.id).unwrap_or_default(),
                 "level": level(f.severity),
-                "message": {"text": format!("{} Fix: {}", f.message, f.fix)},
+                "message": {"text": with_fix(&f.message, &f.fix)},
                 "locations": [location],
             })
         })
@@ -207,11 +207,14 @@ pub fn junit(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                                 .map(|o| format!(" ({})", place(o)))
                                 .unwrap_or_default();
                             format!(
-                                "{} {}{at}: {}\nfix: {}",
+                                "{} {}{at}: {}",
                                 f.severity.as_str(),
                                 f.subject,
-                                f.message,
-                                f.fix
+                                if f.fix.is_empty() {
+                                    f.message.clone()
+                                } else {
+                                    format!("{}\nfix:\n{}", f.message, f.fix)
+                                }
                             )
                         })
                         .collect();
@@ -286,10 +289,20 @@ pub fn github(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             out,
             "::{command} {}::{}",
             properties.join(","),
-            github_data(&format!("{} Fix: {}", finding.message, finding.fix))
+            github_data(&with_fix(&finding.message, &finding.fix))
         )?;
     }
     Ok(())
+}
+
+/// A finding's message with its fix after it, on lines of their own, or alone when it asks
+/// for no change.
+fn with_fix(message: &str, fix: &str) -> String {
+    if fix.is_empty() {
+        message.to_string()
+    } else {
+        format!("{message} Fix:\n{fix}")
+    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,17 @@ fn fix_all(snapshot: &Resolved, diagnosis: &Diagnosis) -> Option<FixAll> {
             None => "",
         }
     };
-    let args = format!("{mode}{}", crate::checks::IDS);
+    // A placeholder or malformed ID is a value `enable` replaces only when told to.
+    let overwrite = if diagnosis
+        .findings
+        .iter()
+        .any(|f| f.check.name == "identity-annotation-malformed")
+    {
+        " --overwrite"
+    } else {
+        ""
+    };
+    let args = format!("{mode}{}{overwrite}", crate::checks::IDS);
     let operator = wirings.iter().any(|w| {
         crate::plan::reconciler(&w.workload.labels) == Some(crate::plan::Reconciler::FluxOperator)
     });

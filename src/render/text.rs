@@ -65,20 +65,101 @@ fn write_finding(out: &mut dyn Write, finding: &Finding) -> io::Result<()> {
         paint(&finding.subject.to_string(), Style::new().bold())
     )?;
     writeln!(out, "        {}", finding.message)?;
-    writeln!(out, "{}", fix_text(&finding.fix, usize::MAX, "        "))
+    write_fix(out, &finding.fix, None, "        ")
 }
 
-/// `fix: ...` under a finding: a command wrapped at `width`, or a multi-line fix (a YAML
-/// snippet, a script) as its own lines under `fix:`, since rewrapping would break it.
-fn fix_text(fix: &str, width: usize, indent: &str) -> String {
-    if fix.contains('\n') {
-        let lines: Vec<String> = fix.lines().map(|l| format!("{indent}  {l}")).collect();
-        format!("{indent}fix:\n{}", lines.join("\n"))
-    } else if width == usize::MAX {
-        format!("{indent}fix: {fix}")
-    } else {
-        wrap(&format!("fix: {fix}"), width, indent)
+/// `fix: ...` under a finding, unless the finding asks for no change. A fix is pasted, so it
+/// is never rewrapped: one that does not fit beside `fix:` within `width` (or has several
+/// lines: a YAML snippet, a script) goes on lines of its own under `fix:`.
+fn write_fix(out: &mut dyn Write, fix: &str, width: Option<usize>, indent: &str) -> io::Result<()> {
+    if fix.is_empty() {
+        return Ok(());
     }
+    writeln!(out, "{}", fix_text(fix, width, indent))
+}
+
+fn fix_text(fix: &str, width: Option<usize>, indent: &str) -> String {
+    let width = width.unwrap_or(usize::MAX);
+    let inline = format!("{indent}fix: ");
+    if !fix.contains('\n') && !is_comment(fix) {
+        return continued(fix, width, &inline, &format!("{indent}      "));
+    }
+    let lines: Vec<String> = fix
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else if is_comment(l) || !is_command(l) {
+                format!("{indent}  {l}")
+            } else {
+                continued(l, width, &format!("{indent}  "), &format!("{indent}      "))
+            }
+        })
+        .collect();
+    format!("{indent}fix:\n{}", lines.join("\n"))
+}
+
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with('#')
+}
+
+/// Whether a line of a fix is a command (a YAML line is left as it is).
+fn is_command(line: &str) -> bool {
+    [
+        "kubectl ",
+        "az ",
+        "flux ",
+        "helm ",
+        "kubelogin ",
+        "brew ",
+        "winget ",
+    ]
+    .iter()
+    .any(|p| line.trim_start().starts_with(p))
+}
+
+/// A command broken at `width` the way a shell reads it back whole: at spaces outside quotes,
+/// each break a ` \` at the end of the line.
+fn continued(command: &str, width: usize, first: &str, rest: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut quote = None;
+    let mut word = String::new();
+    for c in command.chars() {
+        match (c, quote) {
+            (' ', None) => words.extend((!word.is_empty()).then(|| std::mem::take(&mut word))),
+            ('\'' | '"', None) => {
+                quote = Some(c);
+                word.push(c);
+            }
+            (c, Some(q)) if c == q => {
+                quote = None;
+                word.push(c);
+            }
+            _ => word.push(c),
+        }
+    }
+    words.extend((!word.is_empty()).then_some(word));
+    let mut lines = Vec::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    let last = words.len().checked_sub(1);
+    for (index, word) in words.into_iter().enumerate() {
+        let used = line.chars().count();
+        // Room for the ` \` a break would add, except after the last word.
+        let room = if last == Some(index) { 0 } else { 2 };
+        if !empty && used + 1 + word.chars().count() + room > width {
+            line.push_str(" \\");
+            lines.push(std::mem::replace(&mut line, rest.to_string()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(&word);
+        empty = false;
+    }
+    lines.push(line);
+    lines.join("\n")
 }
 
 /// "42 findings: 30 in team-a, 12 in team-b" — where a long list of findings sits.
@@ -101,6 +182,35 @@ fn count_by_namespace(findings: &[&Finding]) -> String {
     format!("{} findings: {}", findings.len(), listed.join(", "))
 }
 
+/// The note of a lone input built with its own kustomization file, said in the header instead
+/// of on a line of its own.
+fn folded_note(report: &Report) -> Option<&str> {
+    let [input] = report.inputs.as_slice() else {
+        return None;
+    };
+    let folder = input.strip_prefix("-k ").unwrap_or(input);
+    report
+        .input_notes
+        .iter()
+        .find(|n| {
+            n.strip_prefix(folder)
+                .is_some_and(|rest| rest.starts_with(": built with kustomize ("))
+        })
+        .map(String::as_str)
+}
+
+fn inputs_line(report: &Report) -> String {
+    match folded_note(report) {
+        Some(note) => format!(
+            "{} ({}",
+            report.inputs[0],
+            note.rsplit_once(" (")
+                .map_or("kustomization)", |(_, file)| file)
+        ),
+        None => report.inputs.join(", "),
+    }
+}
+
 pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io::Result<()> {
     // The one place text output is cleaned: everything below prints from this copy.
     let report = &report.printable();
@@ -118,11 +228,16 @@ pub fn render(report: &Report, options: TextOptions, out: &mut dyn Write) -> io:
         None => writeln!(
             out,
             "Manifests {}, Flux namespace {}{version}",
-            report.inputs.join(", "),
+            inputs_line(report),
             report.flux_namespace
         )?,
     }
-    for note in &report.input_notes {
+    let folded = folded_note(report);
+    for note in report
+        .input_notes
+        .iter()
+        .filter(|n| Some(n.as_str()) != folded)
+    {
         writeln!(out, "{}", wrap(note, WIDTH, "  "))?;
     }
     if options.verbose {
@@ -193,7 +308,7 @@ fn write_problems(report: &Report, options: TextOptions, out: &mut dyn Write) ->
                 paint(&finding.subject.to_string(), Style::new().bold())
             )?;
             writeln!(out, "{}", wrap(&finding.message, WIDTH, "    "))?;
-            writeln!(out, "{}", fix_text(&finding.fix, WIDTH, "    "))?;
+            write_fix(out, &finding.fix, Some(WIDTH), "    ")?;
         }
         write_more(out, "    ", shown, findings.len())?;
     }
@@ -290,15 +405,15 @@ fn write_summary(report: &Report, options: TextOptions, out: &mut dyn Write) -> 
     };
     writeln!(out, "{}{explain}", paint(&verdict, Style::new().bold()))?;
     if let Some(fix) = &report.fix_all {
-        writeln!(
-            out,
-            "{}",
-            wrap(
-                &format!("Fix {}: {}", fix.fixes.join(", "), fix.command),
-                WIDTH,
-                ""
-            )
-        )?;
+        let head = format!("Fix {}: ", fix.fixes.join(", "));
+        if fix.command.contains('\n') {
+            writeln!(out, "{}", head.trim_end())?;
+            for line in fix.command.lines() {
+                writeln!(out, "  {line}")?;
+            }
+        } else {
+            writeln!(out, "{}", continued(&fix.command, WIDTH, &head, "    "))?;
+        }
     }
     Ok(())
 }
@@ -459,15 +574,23 @@ mod tests {
     use super::fix_text;
 
     #[test]
-    fn a_multi_line_fix_keeps_its_lines_and_a_command_is_wrapped() {
+    fn fixes_keep_their_lines_and_a_long_command_is_continued() {
         let snippet = "kind: OCIRepository\nspec:\n  provider: azure";
         assert_eq!(
-            fix_text(snippet, 20, "    "),
+            fix_text(snippet, Some(20), "    "),
             "    fix:\n      kind: OCIRepository\n      spec:\n        provider: azure"
         );
         assert_eq!(
-            fix_text("kubectl azflux enable --mode webhook", 24, "  "),
-            "  fix: kubectl azflux\n  enable --mode webhook"
+            fix_text("kubectl azflux enable --mode webhook", Some(30), "  "),
+            "  fix: kubectl azflux enable \\\n        --mode webhook"
+        );
+        assert_eq!(
+            fix_text("kubectl patch x -p '{\"a\": 1}' --type merge", Some(28), ""),
+            "fix: kubectl patch x -p \\\n      '{\"a\": 1}' --type \\\n      merge"
+        );
+        assert_eq!(
+            fix_text("az login\n\n# then\naz account show", None, ""),
+            "fix:\n  az login\n\n  # then\n  az account show"
         );
     }
 }

@@ -455,6 +455,22 @@ pub fn api_removal(api_version: &str) -> Option<&'static Feature> {
     }
 }
 
+/// The API version Flux 2.7 stores each kind at, the one to write objects at (the CRDs'
+/// storage versions in fluxcd/flux2 manifests @ v2.7.5; Provider stays at v1beta3).
+pub fn current_api_version(kind: crate::model::FluxKind) -> &'static str {
+    use crate::model::FluxKind;
+    match kind {
+        FluxKind::GitRepository
+        | FluxKind::OCIRepository
+        | FluxKind::HelmRepository
+        | FluxKind::Bucket => "source.toolkit.fluxcd.io/v1",
+        FluxKind::ImageRepository | FluxKind::ImageUpdateAutomation => "image.toolkit.fluxcd.io/v1",
+        FluxKind::Kustomization => "kustomize.toolkit.fluxcd.io/v1",
+        FluxKind::HelmRelease => "helm.toolkit.fluxcd.io/v2",
+        FluxKind::Provider => "notification.toolkit.fluxcd.io/v1beta3",
+    }
+}
+
 /// Whether an ImageRepository at this API version has `spec.provider` in its schema (a
 /// field a schema lacks is pruned by the API server).
 pub fn image_api_has_provider(api_version: &str) -> bool {

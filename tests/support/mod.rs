@@ -4,5 +4,6 @@
 pub use ::fake_apiserver;
 pub use ::fake_apiserver::flux;
 pub use ::fake_azure;
+pub mod fixes;
 pub mod run;
 pub mod socks;

@@ -19,13 +19,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The JSON printed; a doctor report's fixes must work when pasted.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let report = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
                 self.stdout, self.stderr
             )
-        })
+        });
+        super::fixes::assert_report_fixes_paste(&report);
+        report
     }
 
     /// `(name, subject, severity)` of every finding.
