@@ -89,7 +89,15 @@ fn fix_text(fix: &str, width: Option<usize>, indent: &str) -> String {
         .map(|l| {
             if l.is_empty() {
                 String::new()
-            } else if is_comment(l) || !is_command(l) {
+            } else if is_comment(l) {
+                // A comment wraps as comment lines: still a comment to a shell and to YAML.
+                let text = l.trim_start().trim_start_matches('#').trim_start();
+                wrap(text, width.saturating_sub(2), "# ")
+                    .lines()
+                    .map(|line| format!("{indent}  {line}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else if !is_command(l) {
                 format!("{indent}  {l}")
             } else {
                 continued(l, width, &format!("{indent}  "), &format!("{indent}      "))
@@ -591,6 +599,10 @@ mod tests {
         assert_eq!(
             fix_text("az login\n\n# then\naz account show", None, ""),
             "fix:\n  az login\n\n  # then\n  az account show"
+        );
+        assert_eq!(
+            fix_text("# one two three four\nkubectl get pods", Some(18), ""),
+            "fix:\n  # one two three\n  # four\n  kubectl get pods"
         );
     }
 }
