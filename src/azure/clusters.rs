@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::arm::{API_AKS, API_AUTHORIZATION, Arm, ArmError};
-use super::gather::resource_group_of;
+use super::shapes::resource_group_of;
 use super::state::subscription_of;
 use crate::model::Fact;
 use crate::model::fleet::{Access, Caller, Entra, FleetCluster};

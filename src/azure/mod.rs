@@ -24,6 +24,7 @@ pub mod jwt;
 pub mod permissions;
 pub mod probe;
 pub mod roles;
+mod shapes;
 pub mod state;
 pub mod subjects;
 
