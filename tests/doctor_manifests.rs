@@ -433,6 +433,20 @@ fn flux_version_too_old_names_the_version_needed() {
         "{}",
         old.stdout
     );
+    // The fix regenerates the file the controllers were read from.
+    let fix = old.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "flux-version-too-old")
+        .and_then(|f| f["fix"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.starts_with("flux install --version=v2.4.0 --export > /")
+            && fix.ends_with("/manifests/all.yaml"),
+        "{fix}"
+    );
     let new = doctor_on(&setup(4, vec![ado(4)]), &[]);
     assert!(
         !names(&new).contains(&"flux-version-too-old".to_string()),

@@ -284,7 +284,19 @@ pub fn upgrade_flux(
             &serde_json::json!({"spec": {"distribution": {"version": version.trim_start_matches('v')}}}),
         );
     }
-    let export = format!("flux install --version={version} --export > gotk-components.yaml");
+    // In manifest mode the controllers' file is known: the export replaces it.
+    let file = snapshot
+        .origins
+        .get(&workload.object_ref())
+        .filter(|_| !snapshot.source.is_live())
+        .map(|origin| origin.path.as_str());
+    let export = format!(
+        "flux install --version={version} --export > {}",
+        shell_word(file.unwrap_or("gotk-components.yaml"))
+    );
+    if file.is_some() {
+        return export;
+    }
     match crate::plan::reconciler(&workload.labels) {
         Some(Reconciler::FluxKustomization { namespace, name }) => commented(
             &format!(
