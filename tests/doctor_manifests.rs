@@ -433,19 +433,43 @@ fn flux_version_too_old_names_the_version_needed() {
         "{}",
         old.stdout
     );
-    // The fix regenerates the file the controllers were read from.
-    let fix = old.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "flux-version-too-old")
-        .and_then(|f| f["fix"].as_str())
-        .unwrap()
-        .to_string();
+    // The fix regenerates the file the controllers were read from when it holds the install
+    // alone; a file that also holds other objects is not overwritten.
+    let fix_of = |out: &Outcome| {
+        out.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "flux-version-too-old")
+            .and_then(|f| f["fix"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let shared = fix_of(&old);
     assert!(
-        fix.starts_with("flux install --version=v2.4.0 --export > /")
-            && fix.ends_with("/manifests/all.yaml"),
-        "{fix}"
+        shared.ends_with("\nflux install --version=v2.4.0 --export > gotk-components.yaml"),
+        "{shared}"
+    );
+    let sandbox = Sandbox::new();
+    let install = sandbox.path("flux-system/gotk-components.yaml");
+    // As bootstrap lays it out: the install in gotk-components.yaml, the sync objects apart.
+    let (mut sync, components): (Vec<Value>, Vec<Value>) =
+        setup(3, Vec::new()).into_iter().partition(|o| {
+            o["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.contains("toolkit.fluxcd.io"))
+        });
+    write_yaml(&install, &components);
+    sync.push(ado(3));
+    write_yaml(&sandbox.path("flux-system/gotk-sync.yaml"), &sync);
+    let dir = sandbox.path("flux-system").display().to_string();
+    let alone = sandbox.run(&["doctor", "-o", "json", "-f", &dir]);
+    assert_eq!(
+        fix_of(&alone),
+        format!(
+            "flux install --version=v2.4.0 --export > {}",
+            install.display()
+        )
     );
     let new = doctor_on(&setup(4, vec![ado(4)]), &[]);
     assert!(

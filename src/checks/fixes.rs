@@ -284,12 +284,15 @@ pub fn upgrade_flux(
             &serde_json::json!({"spec": {"distribution": {"version": version.trim_start_matches('v')}}}),
         );
     }
-    // In manifest mode the controllers' file is known: the export replaces it.
+    // In manifest mode the controllers' file is known: the export replaces it, when it holds
+    // the install alone (no Flux object, nothing outside the Flux namespace), so nothing else
+    // in it is lost.
     let file = snapshot
         .origins
         .get(&workload.object_ref())
         .filter(|_| !snapshot.source.is_live())
-        .map(|origin| origin.path.as_str());
+        .map(|origin| origin.path.as_str())
+        .filter(|path| install_alone(snapshot, path));
     let export = format!(
         "flux install --version={version} --export > {}",
         shell_word(file.unwrap_or("gotk-components.yaml"))
@@ -315,6 +318,23 @@ pub fn upgrade_flux(
             &export,
         ),
     }
+}
+
+/// Whether the objects read from `path` are all of the Flux install.
+fn install_alone(snapshot: &Snapshot, path: &str) -> bool {
+    snapshot
+        .origins
+        .iter()
+        .filter(|(_, origin)| origin.path == path)
+        .all(|(object, _)| {
+            !crate::model::FluxKind::ALL
+                .iter()
+                .any(|kind| kind.as_str() == object.kind)
+                && object
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == snapshot.flux_namespace)
+        })
 }
 
 #[cfg(test)]
