@@ -19,13 +19,9 @@ use support::run::{Sandbox, write_yaml};
 fn live_snapshot(objects: &[Value]) -> Resolved {
     let docs: Vec<Document> = objects
         .iter()
-        .map(|v| Document {
-            origin: "fixture".into(),
-            location: None,
-            value: v.clone(),
-        })
+        .map(|v| Document::whole("fixture".into(), None, v.clone()))
         .collect();
-    let mut snapshot = manifests::snapshot(&docs, vec![], NS);
+    let mut snapshot = manifests::snapshot(docs, vec![], NS);
     snapshot.pods = Fact::Known(
         objects
             .iter()
@@ -313,7 +309,7 @@ fn plan_errors_say_what_is_missing() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("not a UUID"));
-    let mut manifest = manifests::snapshot(&[], vec![], NS);
+    let mut manifest = manifests::snapshot(Vec::new(), vec![], NS);
     manifest.controllers = snapshot.controllers.clone();
     manifest.service_accounts = snapshot.service_accounts.clone();
     manifest.flux = snapshot.flux.clone();
@@ -355,10 +351,10 @@ fn render(dir: &std::path::Path) -> Vec<Value> {
         "kubectl kustomize: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    manifests::parse_stream("rendered", &String::from_utf8_lossy(&output.stdout))
+    manifests::parse_stream("rendered", &String::from_utf8_lossy(&output.stdout), None)
         .unwrap()
         .into_iter()
-        .map(|d| d.value)
+        .filter_map(Document::into_value)
         .collect()
 }
 
@@ -854,12 +850,15 @@ fn moving_off_pod_identity_in_git_removes_the_binding_label_and_auth_method() {
         vec![],
     );
     let components = dir.join("gotk-components.yaml");
-    let mut objects: Vec<Value> =
-        manifests::parse_stream("components", &std::fs::read_to_string(&components).unwrap())
-            .unwrap()
-            .into_iter()
-            .map(|d| d.value)
-            .collect();
+    let mut objects: Vec<Value> = manifests::parse_stream(
+        "components",
+        &std::fs::read_to_string(&components).unwrap(),
+        None,
+    )
+    .unwrap()
+    .into_iter()
+    .filter_map(Document::into_value)
+    .collect();
     on_pod_identity(&mut objects);
     write_yaml(&components, &objects);
     let dir_arg = dir.display().to_string();

@@ -130,10 +130,10 @@ fn mutated(texts: Vec<String>) -> impl Strategy<Value = String> {
 }
 
 fn check_manifest(text: &str) -> Result<(), TestCaseError> {
-    match parse_stream("fuzz.yaml", text) {
+    match parse_stream("fuzz.yaml", text, Some("flux-system")) {
         Ok(docs) => {
             // What loaded also goes through the snapshot builder without trouble.
-            let _ = manifests::snapshot(&docs, vec![], "flux-system");
+            let _ = manifests::snapshot(docs, vec![], "flux-system");
         }
         Err(e) => {
             let message = e.to_string();

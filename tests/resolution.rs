@@ -14,13 +14,9 @@ use support::flux::{self, CLIENT_ID, NS, TENANT_ID};
 fn resolve(objects: &[Value]) -> Resolved {
     let docs: Vec<Document> = objects
         .iter()
-        .map(|v| Document {
-            origin: "fixture".into(),
-            location: None,
-            value: v.clone(),
-        })
+        .map(|v| Document::whole("fixture".into(), None, v.clone()))
         .collect();
-    Resolved::new(manifests::snapshot(&docs, vec![], NS))
+    Resolved::new(manifests::snapshot(docs, vec![], NS))
 }
 
 /// The credential resolved for the object named `name`.

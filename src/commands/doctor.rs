@@ -138,10 +138,11 @@ pub(crate) fn manifests_of(
     kustomize: &[std::path::PathBuf],
 ) -> Result<Snapshot, String> {
     manifests::bound_kustomize(global.connection()?.request_timeout.unwrap_or(NO_TIMEOUT));
-    let read = crate::gather::layout::read(filename, kustomize).map_err(|e| e.to_string())?;
+    let read = crate::gather::layout::read(filename, kustomize, &global.flux_namespace)
+        .map_err(|e| e.to_string())?;
     let mut inputs = filename.to_vec();
     inputs.extend(kustomize.iter().map(|dir| format!("-k {}", dir.display())));
-    let mut snapshot = manifests::snapshot(&read.docs, inputs, &global.flux_namespace);
+    let mut snapshot = manifests::snapshot(read.docs, inputs, &global.flux_namespace);
     snapshot.input_notes = read.read;
     snapshot.kustomizations = read.kustomizations;
     snapshot.input_notes.extend(read.notes);

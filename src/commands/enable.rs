@@ -163,7 +163,7 @@ fn gitops(
     kustomization::validate(&original.text)
         .map_err(|e| format!("{}: {e}; nothing was changed", path.display()))?;
     let docs = if generated {
-        layout::read(&[], &[dir.to_path_buf()])
+        layout::read(&[], &[dir.to_path_buf()], &global.flux_namespace)
             .map_err(|e| e.to_string())?
             .docs
     } else {
@@ -171,7 +171,7 @@ fn gitops(
     };
     let dir = edited_dir.as_path();
     let snapshot = Resolved::new(manifests::snapshot(
-        &docs,
+        docs,
         vec![format!("-k {}", dir.display())],
         &global.flux_namespace,
     ));
@@ -266,10 +266,14 @@ fn gitops_folder(dir: &Path, flux_namespace: &str) -> Result<(PathBuf, bool), St
     let mut holders = Vec::new();
     for folder in generated.resources.iter().filter(|r| r.is_dir()) {
         let built = manifests::render_kustomization(folder).map_err(|e| e.to_string())?;
-        if built.iter().any(|d| {
-            extract::kind_of(&d.value) == "Deployment"
-                && extract::workload(&d.value, flux_namespace).is_flux_controller()
-        }) {
+        if built
+            .iter()
+            .filter_map(manifests::Document::value)
+            .any(|d| {
+                extract::kind_of(d) == "Deployment"
+                    && extract::workload(d, flux_namespace).is_flux_controller()
+            })
+        {
             holders.push(folder.clone());
         }
     }

@@ -104,10 +104,12 @@ pub fn expand(
     ));
     expanded.docs = built
         .into_iter()
-        .map(|value| Document {
-            origin: format!("{origin} (FluxInstance {namespace}/{name})"),
-            location: None,
-            value,
+        .map(|value| {
+            Document::whole(
+                format!("{origin} (FluxInstance {namespace}/{name})"),
+                None,
+                value,
+            )
         })
         .collect();
     Ok(expanded)
@@ -319,7 +321,7 @@ fn with_patches(
         },
         other => other,
     })?;
-    Ok(built.into_iter().map(|d| d.value).collect())
+    Ok(built.into_iter().filter_map(Document::into_value).collect())
 }
 
 #[cfg(test)]

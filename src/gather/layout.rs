@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::manifests::{self, Document, ManifestError};
 use super::{flux_instance, sourceignore, trace};
+use crate::model::Origin;
 
 /// The names kustomize recognises, in its order of preference.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
@@ -43,15 +44,20 @@ pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Reads `-f` inputs (files, folders, `-`) and `-k` folders.
-pub fn read(filename: &[String], kustomize: &[PathBuf]) -> Result<Inputs, ManifestError> {
+/// Objects of `-f` files are read in `flux_namespace` (see [`manifests::Body`]).
+pub fn read(
+    filename: &[String],
+    kustomize: &[PathBuf],
+    flux_namespace: &str,
+) -> Result<Inputs, ManifestError> {
     let mut inputs = Inputs::default();
     let mut seen = BTreeSet::new();
     for input in filename {
         let path = Path::new(input);
         if input != "-" && path.is_dir() {
-            read_folder(path, &mut inputs, &mut seen)?;
+            read_folder(path, flux_namespace, &mut inputs, &mut seen)?;
         } else if input == "-" || first_visit(path, &mut seen) {
-            let docs = manifests::read_inputs(std::slice::from_ref(input))?;
+            let docs = manifests::read_inputs(std::slice::from_ref(input), Some(flux_namespace))?;
             keep_whole(docs, &mut inputs);
         }
     }
@@ -76,25 +82,30 @@ pub fn read(filename: &[String], kustomize: &[PathBuf]) -> Result<Inputs, Manife
 
 /// Adds what the operator makes of each FluxInstance, except the controllers the inputs hold.
 fn expand_flux_instances(inputs: &mut Inputs) -> Result<(), ManifestError> {
+    // Deployments and FluxInstances are kept whole when parsed.
     let present: Vec<String> = inputs
         .docs
         .iter()
-        .filter(|d| d.value["kind"] == "Deployment")
-        .filter_map(|d| d.value["metadata"]["name"].as_str().map(str::to_string))
+        .filter_map(Document::value)
+        .filter(|v| v["kind"] == "Deployment")
+        .filter_map(|v| v["metadata"]["name"].as_str().map(str::to_string))
         .collect();
-    let instances: Vec<Document> = inputs
+    let instances: Vec<(Value, String, Option<Origin>)> = inputs
         .docs
         .iter()
-        .filter(|d| flux_instance::is_flux_instance(&d.value))
-        .cloned()
+        .filter_map(|d| {
+            d.value()
+                .filter(|v| flux_instance::is_flux_instance(v))
+                .map(|v| (v.clone(), d.origin.clone(), d.location.clone()))
+        })
         .collect();
-    for instance in instances {
-        let expanded = flux_instance::expand(&instance.value, &instance.origin, &present)?;
+    for (value, origin, location) in instances {
+        let expanded = flux_instance::expand(&value, &origin, &present)?;
         // What the operator creates is written in the FluxInstance's document.
         inputs
             .docs
             .extend(expanded.docs.into_iter().map(|doc| Document {
-                location: instance.location.clone(),
+                location: location.clone(),
                 ..doc
             }));
         inputs.read.extend(expanded.notes);
@@ -106,6 +117,7 @@ fn expand_flux_instances(inputs: &mut Inputs) -> Result<(), ManifestError> {
 /// everything that applies it (kubectl, Flux) would.
 fn read_folder(
     dir: &Path,
+    flux_namespace: &str,
     inputs: &mut Inputs,
     seen: &mut BTreeSet<PathBuf>,
 ) -> Result<(), ManifestError> {
@@ -126,7 +138,7 @@ fn read_folder(
     }
     for path in sorted_entries(dir)? {
         if path.is_dir() {
-            read_folder(&path, inputs, seen)?;
+            read_folder(&path, flux_namespace, inputs, seen)?;
         } else if is_manifest_file(&path) && !path.is_file() {
             // `is_file` follows links: a dangling link and a link loop land here too.
             inputs.notes.push(format!(
@@ -137,7 +149,7 @@ fn read_folder(
         } else if is_manifest_file(&path) && first_visit(&path, seen) {
             // A file named on the command line must parse; one met in a folder may be a Helm
             // template or some other tool's YAML, which is no reason to stop.
-            match manifests::read_inputs(&[path.display().to_string()]) {
+            match manifests::read_inputs(&[path.display().to_string()], Some(flux_namespace)) {
                 Ok(docs) => keep_whole(docs, inputs),
                 Err(ManifestError::Parse {
                     path,
@@ -163,22 +175,28 @@ fn first_visit(path: &Path, seen: &mut BTreeSet<PathBuf>) -> bool {
 
 /// Keeps the documents that are objects; a partial one (a patch file lying beside the objects
 /// it patches) is left out with a note instead of being read as a second, broken object.
+/// Documents read down to their facts are objects with an apiVersion and a kind, and not
+/// Deployments.
 fn keep_whole(docs: Vec<Document>, inputs: &mut Inputs) {
     for doc in docs {
-        let typed = |field: &str| doc.value[field].as_str().is_some_and(|v| !v.is_empty());
-        if !doc.value.is_object() || !typed("apiVersion") || !typed("kind") {
+        let Some(value) = doc.value() else {
+            inputs.docs.push(doc);
+            continue;
+        };
+        let typed = |field: &str| value[field].as_str().is_some_and(|v| !v.is_empty());
+        if !value.is_object() || !typed("apiVersion") || !typed("kind") {
             inputs.notes.push(format!(
                 "{}: a document without apiVersion and kind left out: not a Kubernetes object",
                 doc.origin
             ));
             continue;
         }
-        match partial_reason(&doc.value) {
+        match partial_reason(value) {
             Some(reason) => inputs.notes.push(format!(
                 "{}: {} {} left out: {reason}, so it is a patch, not an object",
                 doc.origin,
-                doc.value["kind"].as_str().unwrap_or("document"),
-                doc.value["metadata"]["name"]
+                value["kind"].as_str().unwrap_or("document"),
+                value["metadata"]["name"]
                     .as_str()
                     .unwrap_or("without a name"),
             )),
@@ -314,14 +332,15 @@ fn scan(
 /// apiVersion and a kind (or empty).
 fn decodes_as_kubernetes(path: &Path) -> Result<(), String> {
     let path_text = path.display().to_string();
-    let docs = manifests::read_inputs(std::slice::from_ref(&path_text)).map_err(|e| match e {
-        ManifestError::Parse { line, reason, .. } => {
-            format!("not valid YAML (line {line}: {reason})")
-        }
-        other => other.to_string(),
-    })?;
-    for doc in docs {
-        let has = |field: &str| doc.value[field].as_str().is_some_and(|v| !v.is_empty());
+    let docs =
+        manifests::read_inputs(std::slice::from_ref(&path_text), None).map_err(|e| match e {
+            ManifestError::Parse { line, reason, .. } => {
+                format!("not valid YAML (line {line}: {reason})")
+            }
+            other => other.to_string(),
+        })?;
+    for doc in docs.iter().filter_map(Document::value) {
+        let has = |field: &str| doc[field].as_str().is_some_and(|v| !v.is_empty());
         if !has("apiVersion") || !has("kind") {
             return Err("a document has no apiVersion or kind (missing Resource metadata)".into());
         }
@@ -408,9 +427,12 @@ fn follow_kustomizations(dir: &Path, inputs: &mut Inputs) {
     let mut built: BTreeSet<PathBuf> = BTreeSet::from([canonical]);
     let mut index = 0;
     while index < inputs.docs.len() {
-        let doc = inputs.docs[index].value.clone();
+        // Kustomizations are kept whole when parsed.
+        let applies = inputs.docs[index]
+            .value()
+            .and_then(|doc| applies_from(doc, &source));
         index += 1;
-        let Some((name, path)) = applies_from(&doc, &source) else {
+        let Some((name, path)) = applies else {
             continue;
         };
         let relative = path.trim_start_matches("./");
@@ -445,13 +467,18 @@ fn follow_kustomizations(dir: &Path, inputs: &mut Inputs) {
 }
 
 /// Labels objects with the Kustomization that applies them (`namespace/name`), as
-/// kustomize-controller labels every object it applies.
+/// kustomize-controller labels every object it applies. The documents are a kustomize
+/// build's, kept whole.
 fn label_applied_by(docs: &mut [Document], kustomization: &str) {
     let Some((namespace, name)) = kustomization.split_once('/') else {
         return;
     };
     for doc in docs {
-        let Some(metadata) = doc.value.get_mut("metadata").and_then(Value::as_object_mut) else {
+        let Some(metadata) = doc
+            .value_mut()
+            .and_then(|v| v.get_mut("metadata"))
+            .and_then(Value::as_object_mut)
+        else {
             continue;
         };
         let labels = metadata
@@ -471,26 +498,13 @@ fn label_applied_by(docs: &mut [Document], kustomization: &str) {
 /// Adds a followed folder's objects, except those read already: the folder that holds the
 /// flux-system folder builds it a second time.
 fn merge(inputs: &mut Inputs, more: Inputs) {
-    let identity = |v: &Value| {
-        (
-            v["kind"].as_str().unwrap_or_default().to_string(),
-            v["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            v["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-    };
-    let known: BTreeSet<_> = inputs.docs.iter().map(|d| identity(&d.value)).collect();
+    let known: BTreeSet<_> = inputs.docs.iter().map(Document::identity).collect();
     inputs.read.extend(more.read);
     inputs.notes.extend(more.notes);
     inputs.docs.extend(
         more.docs
             .into_iter()
-            .filter(|d| !known.contains(&identity(&d.value))),
+            .filter(|d| !known.contains(&d.identity())),
     );
 }
 
@@ -528,9 +542,9 @@ fn repository_root(dir: &Path, docs: &[Document]) -> Option<(PathBuf, usize, Sou
 }
 
 fn root_of(dir: &Path, docs: &[Document]) -> Option<(PathBuf, usize, SourceRef)> {
-    docs.iter().find_map(|doc| {
-        let source = source_of(&doc.value)?;
-        let path = doc.value["spec"]["path"].as_str().unwrap_or("./");
+    docs.iter().filter_map(Document::value).find_map(|doc| {
+        let source = source_of(doc)?;
+        let path = doc["spec"]["path"].as_str().unwrap_or("./");
         let path = Path::new(path.trim_start_matches("./").trim_end_matches('/'));
         let depth = path.components().count();
         if depth == 0 || !dir.ends_with(path) {

@@ -9,7 +9,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::model::{Fact, Origin, Snapshot, Source, extract};
+use crate::model::{
+    ConfigMapInfo, DeclaredCredential, DeclaredIdentity, DeclaredResource, DeclaredRoleAssignment,
+    Fact, FluxObject, ObjectRef, Origin, PodIdentityBinding, SecretInfo, ServiceAccount, Snapshot,
+    Source, Workload, extract,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -37,7 +41,102 @@ pub struct Document {
     pub origin: String,
     /// The file and line to point a report at, when there is one.
     pub location: Option<Origin>,
-    pub value: Value,
+    pub body: Body,
+}
+
+/// A document's content: the parsed value, or only what the snapshot takes from it. A parsed
+/// object takes about ten times the memory of its text, so the objects of a file are read down
+/// to their facts as they are parsed rather than all held whole at once.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Whole(Value),
+    Read(Box<ReadObject>),
+}
+
+/// An object read down to what the snapshot takes from it, and to what the walk of the inputs
+/// asks of every object: its kind, namespace and name as written (empty when not).
+#[derive(Debug, Clone)]
+pub struct ReadObject {
+    identity: (String, String, String),
+    facts: Facts,
+}
+
+impl Document {
+    pub fn whole(origin: String, location: Option<Origin>, value: Value) -> Self {
+        Document {
+            origin,
+            location,
+            body: Body::Whole(value),
+        }
+    }
+
+    /// The parsed value, for a document kept whole.
+    pub fn value(&self) -> Option<&Value> {
+        match &self.body {
+            Body::Whole(value) => Some(value),
+            Body::Read(_) => None,
+        }
+    }
+
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        match &mut self.body {
+            Body::Whole(value) => Some(value),
+            Body::Read(_) => None,
+        }
+    }
+
+    pub fn into_value(self) -> Option<Value> {
+        match self.body {
+            Body::Whole(value) => Some(value),
+            Body::Read(_) => None,
+        }
+    }
+
+    /// Kind, namespace and name as written, each empty when the document has none.
+    pub fn identity(&self) -> (String, String, String) {
+        match &self.body {
+            Body::Whole(value) => identity_of(value),
+            Body::Read(read) => read.identity.clone(),
+        }
+    }
+}
+
+fn identity_of(value: &Value) -> (String, String, String) {
+    let at = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (at("/kind"), at("/metadata/namespace"), at("/metadata/name"))
+}
+
+/// Kinds kept whole when parsed, because the walk of the inputs reads more of them
+/// than their identity: Deployments (whether one is a patch, which controllers a FluxInstance
+/// leaves out, the controllers `enable` patches), Flux Kustomizations (the folders they apply)
+/// and FluxInstances (the objects the operator creates).
+const KEPT_WHOLE: [&str; 3] = ["Deployment", "Kustomization", "FluxInstance"];
+
+/// `value` as a document's body: read down to its facts, in `flux_namespace`, when it is an
+/// object with an apiVersion and a kind that nothing reads further; whole when no namespace is
+/// given (a kustomize build, whose objects are located and labelled after they are parsed).
+fn body_of(value: Value, flux_namespace: Option<&str>) -> Body {
+    let Some(namespace) = flux_namespace else {
+        return Body::Whole(value);
+    };
+    let typed = |field: &str| value[field].as_str().filter(|v| !v.is_empty());
+    let read = matches!(
+        (typed("apiVersion"), typed("kind")),
+        (Some(_), Some(kind)) if !KEPT_WHOLE.contains(&kind)
+    );
+    if !read {
+        return Body::Whole(value);
+    }
+    Body::Read(Box::new(ReadObject {
+        identity: identity_of(&value),
+        facts: facts_of(&value, namespace),
+    }))
 }
 
 /// Whether `line` is a document marker (`---` or `...`, alone or followed by a space or tab):
@@ -113,14 +212,20 @@ fn parse_options() -> serde_saphyr::Options {
 }
 
 /// Parses a YAML (or JSON) stream into documents; `kind: List` is expanded into its items.
-pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+/// With `flux_namespace`, objects are read down to their facts as they are parsed (see
+/// [`Body`]); without, every document is kept whole.
+pub fn parse_stream(
+    origin: &str,
+    text: &str,
+    flux_namespace: Option<&str>,
+) -> Result<Vec<Document>, ManifestError> {
     let parse = |(first_line, doc): &(u64, String)| {
         if skippable(doc) {
             return Ok((0, Vec::new()));
         }
         let values = serde_saphyr::from_multiple_with_options::<Value>(doc, parse_options());
         values
-            .map(|v| (content_line(*first_line, doc), v))
+            .map(|values| (content_line(*first_line, doc), values))
             .map_err(|e| {
                 ManifestError::Parse {
                     path: origin.to_string(),
@@ -131,16 +236,29 @@ pub fn parse_stream(origin: &str, text: &str) -> Result<Vec<Document>, ManifestE
                 }
             })
     };
+    let read = |parsed: Result<(u64, Vec<Value>), ManifestError>| {
+        parsed.map(|(line, values)| {
+            let mut bodies = Vec::new();
+            for value in values {
+                expand_list(value, &mut |item| {
+                    bodies.push(body_of(item, flux_namespace));
+                });
+            }
+            (line, bodies)
+        })
+    };
     let mut out = Vec::new();
-    for parsed in parse_all(&split_documents(text), parse) {
-        let (line, values) = parsed?;
+    for parsed in parse_all(&split_documents(text), parse, read) {
+        let (line, bodies) = parsed?;
         let location = Origin {
             path: origin.to_string(),
             line: Some(line),
         };
-        for value in values {
-            push_document(origin, &location, value, &mut out);
-        }
+        out.extend(bodies.into_iter().map(|body| Document {
+            origin: origin.to_string(),
+            location: Some(location.clone()),
+            body,
+        }));
     }
     Ok(out)
 }
@@ -199,61 +317,87 @@ fn skippable(doc: &str) -> bool {
     UNREAD_KINDS.contains(&kind)
 }
 
-/// Parses documents in order, on every core for a large stream: YAML parsing is most of the
-/// time doctor spends on a rendered fleet.
-fn parse_all<T: Sync, R: Send>(docs: &[T], parse: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// Parses documents on every core for a large stream (YAML parsing is most of the time doctor
+/// spends on a rendered fleet), and hands each parse to `finish` on this thread, in order.
+/// The parsers wait while `finish` is [`IN_FLIGHT`] documents behind, so only those few parsed
+/// values exist at once, and what `finish` keeps of them is allocated by this thread: what a
+/// parser thread allocates and frees stays with that thread's allocator arena rather than
+/// going back to the system, so nothing lasting is allocated there.
+fn parse_all<T: Sync, R: Send, O>(
+    docs: &[T],
+    parse: impl Fn(&T) -> R + Sync,
+    mut finish: impl FnMut(R) -> O,
+) -> Vec<O> {
     const PER_THREAD: usize = 256;
+    const IN_FLIGHT: usize = 64;
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(docs.len() / PER_THREAD);
     if threads < 2 {
-        return docs.iter().map(parse).collect();
+        return docs.iter().map(|doc| finish(parse(doc))).collect();
     }
     let parse = &parse;
     std::thread::scope(|scope| {
+        let (sender, parsed) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+        let size = docs.len().div_ceil(threads);
         let workers: Vec<_> = docs
-            .chunks(docs.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(parse).collect::<Vec<R>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .chunks(size)
+            .enumerate()
+            .map(|(index, chunk)| {
+                let sender = sender.clone();
+                scope.spawn(move || {
+                    for (offset, doc) in chunk.iter().enumerate() {
+                        if sender.send((index * size + offset, parse(doc))).is_err() {
+                            return;
+                        }
+                    }
+                })
             })
-            .collect()
+            .collect();
+        drop(sender);
+        let mut slots: Vec<Option<O>> = std::iter::repeat_with(|| None).take(docs.len()).collect();
+        for (index, result) in parsed {
+            slots[index] = Some(finish(result));
+        }
+        for worker in workers {
+            worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+        slots.into_iter().flatten().collect()
     })
 }
 
-fn push_document(origin: &str, location: &Origin, value: Value, out: &mut Vec<Document>) {
+/// Hands `value` to `keep`, or each of its items when it is a list (`kind: List` or any kind
+/// ending in `List`, with an `items` array); a null document is nothing.
+fn expand_list(value: Value, keep: &mut impl FnMut(Value)) {
     match value {
         Value::Null => {}
-        Value::Object(ref map)
+        Value::Object(mut map)
             if map
                 .get("kind")
                 .and_then(Value::as_str)
                 .is_some_and(|k| k == "List" || k.ends_with("List"))
                 && map.get("items").is_some_and(Value::is_array) =>
         {
-            if let Some(Value::Array(items)) = map.get("items") {
+            if let Some(Value::Array(items)) = map.remove("items") {
                 for item in items {
-                    push_document(origin, location, item.clone(), out);
+                    expand_list(item, keep);
                 }
             }
         }
-        other => out.push(Document {
-            origin: origin.to_string(),
-            location: Some(location.clone()),
-            value: other,
-        }),
+        other => keep(other),
     }
 }
 
 pub const NOT_REGULAR: &str = "not a regular file (a FIFO, socket or device is not read)";
 
-/// Reads `-f` files and `-` for stdin; folders are walked by [`super::layout`].
-pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
+/// Reads `-f` files and `-` for stdin; folders are walked by [`super::layout`]. With
+/// `flux_namespace`, objects are read down to their facts as they are parsed.
+pub fn read_inputs(
+    inputs: &[String],
+    flux_namespace: Option<&str>,
+) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
     for input in inputs {
         if input == "-" {
@@ -265,7 +409,7 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
                     reason: e.to_string(),
                 })?;
             docs.extend(
-                parse_stream("<stdin>", &text)?
+                parse_stream("<stdin>", &text, flux_namespace)?
                     .into_iter()
                     .map(|doc| Document {
                         location: None,
@@ -284,7 +428,7 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<Document>, ManifestError> {
             return Err(refused(NOT_REGULAR.into()));
         }
         let text = std::fs::read_to_string(input).map_err(|e| refused(e.to_string()))?;
-        docs.extend(parse_stream(input, &text)?);
+        docs.extend(parse_stream(input, &text, flux_namespace)?);
     }
     Ok(docs)
 }
@@ -389,7 +533,7 @@ pub fn render_kustomization_within(
     }
     let text = String::from_utf8_lossy(&stdout);
     // Lines of kustomize's output point nowhere a person can open.
-    let docs = parse_stream(&format!("kustomize build {}", dir.display()), &text)?;
+    let docs = parse_stream(&format!("kustomize build {}", dir.display()), &text, None)?;
     Ok(docs
         .into_iter()
         .map(|doc| Document {
@@ -419,9 +563,83 @@ fn live_only(what: &str) -> String {
     format!("manifest mode: {what} need a live cluster")
 }
 
+/// Everything the snapshot takes from one object.
+#[derive(Debug, Clone)]
+struct Facts {
+    sops_key_vaults: Vec<String>,
+    silenced: Option<(ObjectRef, Vec<String>)>,
+    object: ObjectRef,
+    part: Part,
+}
+
+/// The part of the snapshot an object is.
+#[derive(Debug, Clone)]
+enum Part {
+    Workload(Box<Workload>),
+    PodIdentityBinding(PodIdentityBinding),
+    /// An AzureIdentity: its namespace and name, and its client ID.
+    PodIdentity((String, String), Option<String>),
+    DeclaredIdentity(DeclaredIdentity),
+    DeclaredCredential(DeclaredCredential),
+    DeclaredRoleAssignment(DeclaredRoleAssignment),
+    ServiceAccount(ServiceAccount),
+    ConfigMap(ConfigMapInfo),
+    Secret(SecretInfo),
+    Flux(Box<FluxObject>),
+    Resource(DeclaredResource),
+    Nothing,
+}
+
+/// What the snapshot takes from `value`, an object whose namespace, when it names none, is
+/// `flux_namespace`.
+fn facts_of(value: &Value, flux_namespace: &str) -> Facts {
+    let api_version = extract::api_version_of(value);
+    let group = api_version.split('/').next().unwrap_or_default();
+    let part = match (api_version, extract::kind_of(value)) {
+        ("apps/v1", "Deployment") => {
+            Part::Workload(Box::new(extract::workload(value, flux_namespace)))
+        }
+        (_, "AzureIdentityBinding") if group == "aadpodidentity.k8s.io" => {
+            Part::PodIdentityBinding(extract::pod_identity_binding(value, flux_namespace))
+        }
+        (_, "AzureIdentity") if group == "aadpodidentity.k8s.io" => {
+            let namespace = extract::namespace_of(value).unwrap_or(flux_namespace);
+            Part::PodIdentity(
+                (namespace.to_string(), extract::name_of(value).to_string()),
+                extract::pod_identity_client_id(value),
+            )
+        }
+        (_, "UserAssignedIdentity") if group == "managedidentity.azure.com" => {
+            Part::DeclaredIdentity(extract::declared_identity(value, flux_namespace))
+        }
+        (_, "FederatedIdentityCredential") if group == "managedidentity.azure.com" => {
+            Part::DeclaredCredential(extract::declared_credential(value, flux_namespace))
+        }
+        (_, "RoleAssignment") if group == "authorization.azure.com" => {
+            Part::DeclaredRoleAssignment(extract::declared_role_assignment(value, flux_namespace))
+        }
+        ("v1", "ServiceAccount") => {
+            Part::ServiceAccount(extract::service_account(value, flux_namespace))
+        }
+        ("v1", "ConfigMap") => Part::ConfigMap(extract::config_map(value, flux_namespace)),
+        ("v1", "Secret") => Part::Secret(extract::secret(value, flux_namespace)),
+        _ => extract::flux_object(value, flux_namespace)
+            .map(|object| Part::Flux(Box::new(object)))
+            .or_else(|| extract::declared_resource(value, flux_namespace).map(Part::Resource))
+            .unwrap_or(Part::Nothing),
+    };
+    Facts {
+        sops_key_vaults: sops_key_vaults(value).collect(),
+        silenced: extract::silenced_checks(value, flux_namespace),
+        object: extract::object_ref_of(value, flux_namespace),
+        part,
+    }
+}
+
 /// The snapshot of a set of manifests. Objects without a namespace are read as being in the
-/// Flux namespace, as they are in a flux-system folder that a kustomization namespaces.
-pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) -> Snapshot {
+/// Flux namespace, as they are in a flux-system folder that a kustomization namespaces; the
+/// documents read down to their facts were read in that same namespace.
+pub fn snapshot(docs: Vec<Document>, inputs: Vec<String>, flux_namespace: &str) -> Snapshot {
     let mut snapshot = Snapshot::new(Source::Manifests { inputs }, flux_namespace);
     let mut controllers = Vec::new();
     let mut workloads = Vec::new();
@@ -430,59 +648,42 @@ pub fn snapshot(docs: &[Document], inputs: Vec<String>, flux_namespace: &str) ->
     let mut secrets = Vec::new();
     let mut identities = std::collections::BTreeMap::new();
     for doc in docs {
-        let value = &doc.value;
-        snapshot.sops_key_vaults.extend(sops_key_vaults(value));
-        if let Some((subject, checks)) = extract::silenced_checks(value, flux_namespace) {
+        let facts = match doc.body {
+            Body::Whole(value) => facts_of(&value, flux_namespace),
+            Body::Read(read) => read.facts,
+        };
+        snapshot.sops_key_vaults.extend(facts.sops_key_vaults);
+        if let Some((subject, checks)) = facts.silenced {
             snapshot.silenced.insert(subject, checks);
         }
-        if let Some(location) = &doc.location {
-            snapshot
-                .origins
-                .entry(extract::object_ref_of(value, flux_namespace))
-                .or_insert_with(|| location.clone());
+        if let Some(location) = doc.location {
+            snapshot.origins.entry(facts.object).or_insert(location);
         }
-        let api_version = extract::api_version_of(value);
-        let group = api_version.split('/').next().unwrap_or_default();
-        match (api_version, extract::kind_of(value)) {
-            ("apps/v1", "Deployment") => {
-                let workload = extract::workload(value, flux_namespace);
+        match facts.part {
+            Part::Workload(workload) => {
                 if workload.namespace == flux_namespace && workload.is_flux_controller() {
-                    controllers.push(workload);
+                    controllers.push(*workload);
                 } else {
-                    workloads.push(workload);
+                    workloads.push(*workload);
                 }
             }
-            (_, "AzureIdentityBinding") if group == "aadpodidentity.k8s.io" => snapshot
-                .pod_identity_bindings
-                .push(extract::pod_identity_binding(value, flux_namespace)),
-            (_, "AzureIdentity") if group == "aadpodidentity.k8s.io" => {
-                let namespace = extract::namespace_of(value).unwrap_or(flux_namespace);
-                identities.insert(
-                    (namespace.to_string(), extract::name_of(value).to_string()),
-                    extract::pod_identity_client_id(value),
-                );
+            Part::PodIdentityBinding(binding) => snapshot.pod_identity_bindings.push(binding),
+            Part::PodIdentity(key, client_id) => {
+                identities.insert(key, client_id);
             }
-            (_, "UserAssignedIdentity") if group == "managedidentity.azure.com" => snapshot
-                .declared_identities
-                .push(extract::declared_identity(value, flux_namespace)),
-            (_, "FederatedIdentityCredential") if group == "managedidentity.azure.com" => snapshot
-                .declared_credentials
-                .push(extract::declared_credential(value, flux_namespace)),
-            (_, "RoleAssignment") if group == "authorization.azure.com" => snapshot
-                .declared_role_assignments
-                .push(extract::declared_role_assignment(value, flux_namespace)),
-            ("v1", "ServiceAccount") => {
-                service_accounts.push(extract::service_account(value, flux_namespace));
+            Part::DeclaredIdentity(identity) => snapshot.declared_identities.push(identity),
+            Part::DeclaredCredential(credential) => {
+                snapshot.declared_credentials.push(credential);
             }
-            ("v1", "ConfigMap") => config_maps.push(extract::config_map(value, flux_namespace)),
-            ("v1", "Secret") => secrets.push(extract::secret(value, flux_namespace)),
-            _ => {
-                if let Some(object) = extract::flux_object(value, flux_namespace) {
-                    snapshot.flux.objects.push(object);
-                } else if let Some(resource) = extract::declared_resource(value, flux_namespace) {
-                    snapshot.declared_resources.push(resource);
-                }
+            Part::DeclaredRoleAssignment(assignment) => {
+                snapshot.declared_role_assignments.push(assignment);
             }
+            Part::ServiceAccount(account) => service_accounts.push(account),
+            Part::ConfigMap(config_map) => config_maps.push(config_map),
+            Part::Secret(secret) => secrets.push(secret),
+            Part::Flux(object) => snapshot.flux.objects.push(*object),
+            Part::Resource(resource) => snapshot.declared_resources.push(resource),
+            Part::Nothing => {}
         }
     }
     for binding in &mut snapshot.pod_identity_bindings {
@@ -521,7 +722,7 @@ mod tests {
     #[test]
     fn parse_error_names_file_and_line() {
         let text = "kind: A\n---\nkind: B\nmetadata: [unclosed\n";
-        let err = parse_stream("x.yaml", text).unwrap_err().to_string();
+        let err = parse_stream("x.yaml", text, None).unwrap_err().to_string();
         assert!(err.starts_with("x.yaml:"), "{err}");
         let line: u64 = err.split(':').nth(1).unwrap().parse().unwrap();
         assert!((3..=5).contains(&line), "{err}");
@@ -531,17 +732,19 @@ mod tests {
     fn large_streams_keep_order_and_report_the_first_error() {
         let doc = |i: usize| format!("---\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\n");
         let text: String = (0..2000).map(doc).collect();
-        let docs = parse_stream("big.yaml", &text).unwrap();
+        let docs = parse_stream("big.yaml", &text, None).unwrap();
         let names: Vec<&str> = docs
             .iter()
-            .filter_map(|d| d.value["metadata"]["name"].as_str())
+            .filter_map(|d| d.value()?["metadata"]["name"].as_str())
             .collect();
         let expected: Vec<String> = (0..2000).map(|i| format!("cm-{i}")).collect();
         assert_eq!(names, expected);
         let broken = text
             .replace("{name: cm-1900}", "[unclosed")
             .replace("{name: cm-1500}", "[unclosed");
-        let err = parse_stream("big.yaml", &broken).unwrap_err().to_string();
+        let err = parse_stream("big.yaml", &broken, Some("flux-system"))
+            .unwrap_err()
+            .to_string();
         let line: u64 = err.split(':').nth(1).unwrap().parse().unwrap();
         assert!((4502..=4504).contains(&line), "{err}");
     }
@@ -549,10 +752,10 @@ mod tests {
     #[test]
     fn kinds_no_check_reads_are_not_parsed() {
         let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: [broken\n---\nkind: \"ServiceAccount\"\napiVersion: v1\nmetadata: {name: a}\n---\nmetadata:\n  kind: Namespace\nkind: Secret\napiVersion: v1\n";
-        let docs = parse_stream("k.yaml", text).unwrap();
+        let docs = parse_stream("k.yaml", text, None).unwrap();
         let kinds: Vec<&str> = docs
             .iter()
-            .map(|d| d.value["kind"].as_str().unwrap())
+            .map(|d| d.value().unwrap()["kind"].as_str().unwrap())
             .collect();
         assert_eq!(kinds, vec!["ServiceAccount", "Secret"]);
     }
@@ -560,18 +763,54 @@ mod tests {
     #[test]
     fn lists_are_expanded() {
         let text = "kind: List\napiVersion: v1\nitems:\n- kind: ServiceAccount\n  apiVersion: v1\n  metadata: {name: a}\n- kind: ServiceAccount\n  apiVersion: v1\n  metadata: {name: b}\n";
-        let docs = parse_stream("l.yaml", text).unwrap();
-        assert_eq!(docs.len(), 2);
+        for flux_namespace in [None, Some("flux-system")] {
+            let docs = parse_stream("l.yaml", text, flux_namespace).unwrap();
+            let names: Vec<_> = docs.iter().map(|d| d.identity().2).collect();
+            assert_eq!(names, ["a", "b"]);
+        }
     }
 
     #[test]
     fn sops_key_vault_documents_are_noticed() {
         let text = "apiVersion: v1\nkind: Secret\nsops:\n  azure_kv:\n  - vault_url: https://v.vault.azure.net\n";
-        let docs = parse_stream("s.yaml", text).unwrap();
-        let snap = snapshot(&docs, vec![], "flux-system");
+        let docs = parse_stream("s.yaml", text, Some("flux-system")).unwrap();
+        assert!(matches!(docs[0].body, Body::Read(_)));
+        let snap = snapshot(docs, vec![], "flux-system");
         assert_eq!(
             snap.sops_key_vaults.iter().collect::<Vec<_>>(),
             ["https://v.vault.azure.net"]
         );
+    }
+
+    #[test]
+    fn objects_read_where_parsed_give_the_snapshot_of_whole_ones() {
+        // Every kind the snapshot takes, with and without a namespace, a silenced check, a
+        // SOPS vault, a list and a controller.
+        let text = concat!(
+            include_str!("../../examples/broken-aks/flux-system.yaml"),
+            "\n---\n",
+            include_str!("../../examples/broken-aks/sources.yaml"),
+            "\n---\napiVersion: v1\nkind: List\nitems:\n",
+            "- {apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: apps}, data: {a: b}}\n",
+            "- {apiVersion: v1, kind: Secret, metadata: {name: s}, sops: {azure_kv: [{vault_url: 'https://v.vault.azure.net/'}]}}\n",
+            "---\napiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentity\nmetadata: {name: i}\nspec: {clientID: x}\n",
+            "---\napiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentityBinding\nmetadata: {name: b}\nspec: {azureIdentity: i, selector: s}\n",
+            "---\napiVersion: managedidentity.azure.com/v1api20230131\nkind: UserAssignedIdentity\nmetadata: {name: u}\n",
+            "---\napiVersion: managedidentity.azure.com/v1api20230131\nkind: FederatedIdentityCredential\nmetadata: {name: f}\n",
+            "---\napiVersion: authorization.azure.com/v1api20220401\nkind: RoleAssignment\nmetadata: {name: r, annotations: {azflux.io/ignore: AZF001}}\n",
+            "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: apps}\n",
+        );
+        let whole = parse_stream("all.yaml", text, None).unwrap();
+        let read = parse_stream("all.yaml", text, Some("flux-system")).unwrap();
+        assert!(read.iter().any(|d| matches!(d.body, Body::Read(_))));
+        assert!(whole.iter().all(|d| matches!(d.body, Body::Whole(_))));
+        assert_eq!(
+            whole.iter().map(Document::identity).collect::<Vec<_>>(),
+            read.iter().map(Document::identity).collect::<Vec<_>>()
+        );
+        let whole = snapshot(whole, vec![], "flux-system");
+        let read = snapshot(read, vec![], "flux-system");
+        assert!(!read.flux.objects.is_empty() && !read.declared_identities.is_empty());
+        assert_eq!(format!("{whole:?}"), format!("{read:?}"));
     }
 }

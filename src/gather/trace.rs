@@ -87,7 +87,10 @@ pub fn locate(mut docs: Vec<Document>, base: &Path, dir: &Path) -> Vec<Document>
         .flatten();
     let mut in_file: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
     for (index, doc) in docs.iter_mut().enumerate() {
-        let traced = take_origin(&mut doc.value).and_then(|origin| source_file(base, &origin));
+        let traced = doc
+            .value_mut()
+            .and_then(take_origin)
+            .and_then(|origin| source_file(base, &origin));
         let location = match traced {
             Some((file, generated)) => {
                 let shown = cwd
@@ -113,7 +116,7 @@ pub fn locate(mut docs: Vec<Document>, base: &Path, dir: &Path) -> Vec<Document>
         let index_of = Index::new(&pieces);
         for index in indices {
             let doc = &mut docs[index];
-            let line = index_of.line_of(&doc.value);
+            let line = doc.value().and_then(|value| index_of.line_of(value));
             if let Some(location) = &mut doc.location {
                 location.line = line;
             }
@@ -332,11 +335,13 @@ mod tests {
 
     #[test]
     fn objects_whose_file_is_not_known_are_located_at_the_folder() {
-        let doc = |origin: &str| Document {
-            origin: "kustomize build k".into(),
-            location: None,
-            value: serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "a",
-                "annotations": {ORIGIN_ANNOTATION: origin}}}),
+        let doc = |origin: &str| {
+            Document::whole(
+                "kustomize build k".into(),
+                None,
+                serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "a",
+                    "annotations": {ORIGIN_ANNOTATION: origin}}}),
+            )
         };
         let base = std::env::temp_dir().canonicalize().unwrap();
         let docs = locate(
@@ -352,7 +357,10 @@ mod tests {
                     line: None
                 })
             );
-            assert_eq!(doc.value["metadata"], serde_json::json!({"name": "a"}));
+            assert_eq!(
+                doc.value().unwrap()["metadata"],
+                serde_json::json!({"name": "a"})
+            );
         }
     }
 

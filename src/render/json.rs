@@ -182,9 +182,9 @@ mod tests {
                 include_str!("../../examples/broken-aks/sources.yaml"),
             ),
         ] {
-            docs.extend(manifests::parse_stream(name, text).unwrap());
+            docs.extend(manifests::parse_stream(name, text, Some("flux-system")).unwrap());
         }
-        let snapshot = Resolved::new(manifests::snapshot(&docs, vec![], "flux-system"));
+        let snapshot = Resolved::new(manifests::snapshot(docs, vec![], "flux-system"));
         let report = Report::new(&snapshot, crate::checks::diagnose(&snapshot), None);
         assert!(!report.paths.is_empty());
         let mut streamed = Vec::new();
