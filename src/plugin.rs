@@ -2,7 +2,8 @@
 //! prints, without a limit on size or time; so the kubeconfig handed to kube runs this binary
 //! instead (`__credential-plugin`), which runs the real plugin with the same arguments,
 //! environment (`KUBERNETES_EXEC_INFO` included) and standard input, passes its standard error
-//! on, and stops it once it prints more than [`MAX_STDOUT`] or runs past `--request-timeout`.
+//! on, and stops it, with what it started, once it prints more than [`MAX_STDOUT`] or runs
+//! past `--request-timeout`.
 //!
 //! The exec protocol: <https://github.com/kubernetes/client-go/blob/v0.33.0/plugin/pkg/client/auth/exec/exec.go>
 //! (stdin is the terminal only in interactive mode; stdout is the ExecCredential; stderr is the
@@ -84,7 +85,8 @@ pub fn run(args: &[OsString]) -> ExitCode {
         return stop("no plugin to run");
     };
     let stderr_is_terminal = std::io::stderr().is_terminal();
-    let spawned = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(rest)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -92,11 +94,15 @@ pub fn run(args: &[OsString]) -> ExitCode {
             Stdio::inherit()
         } else {
             Stdio::piped()
-        })
-        .spawn();
-    let mut child = match spawned {
+        });
+    let grouped = own_group(&mut command);
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return stop(&format!("could not be started: {e}")),
+    };
+    let plugin = Plugin {
+        pid: child.id(),
+        grouped,
     };
     let overflow = Arc::new(AtomicBool::new(false));
     let (sender, printed) = std::sync::mpsc::channel();
@@ -111,7 +117,7 @@ pub fn run(args: &[OsString]) -> ExitCode {
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     // The verdict is found by its prefix, so the plugin's stderr still being passed on after
     // it does not hide it; nothing waits for a pipe a leftover child of the plugin holds.
-    let status = match wait(&mut child, deadline, &overflow) {
+    let status = match wait(&mut child, &plugin, deadline, &overflow) {
         Ok(status) => status,
         Err(why) => return stop(&why),
     };
@@ -124,11 +130,16 @@ pub fn run(args: &[OsString]) -> ExitCode {
             .recv()
             .map_err(|_| "its output could not be read".to_string()),
     };
+    // What the plugin left running is stopped with it.
     let printed = match received {
         Ok(printed) => printed,
-        Err(why) => return stop(&why),
+        Err(why) => {
+            plugin.kill_group();
+            return stop(&why);
+        }
     };
     if overflow.load(Ordering::Relaxed) {
+        plugin.kill_group();
         return stop(&too_much());
     }
     if let Some(stderr) = stderr {
@@ -173,16 +184,62 @@ fn timed_out(timeout: Duration) -> String {
     )
 }
 
+/// Starts the plugin in a process group of its own, so that stopping it stops what it started
+/// (`az`, a browser helper) too; except when standard input is a terminal, where the plugin
+/// may ask the person something: a process outside the terminal's foreground group that reads
+/// it is stopped by the kernel (SIGTTIN), and Ctrl-C reaches the foreground group, plugin and
+/// all, anyway. Whether it has its own group.
+fn own_group(command: &mut Command) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        if !std::io::stdin().is_terminal() {
+            command.process_group(0);
+            return true;
+        }
+    }
+    let _ = command;
+    false
+}
+
+/// The running plugin: its process ID, which is its process group's when it has its own.
+struct Plugin {
+    pid: u32,
+    grouped: bool,
+}
+
+impl Plugin {
+    /// Kills every process left in the plugin's group. The group's ID is not handed to a new
+    /// process while any member lives, so once none does this reaches nothing.
+    fn kill_group(&self) {
+        #[cfg(unix)]
+        if self.grouped
+            && let Some(group) = i32::try_from(self.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Kills the plugin and its group, and reaps it.
+    fn kill(&self, child: &mut Child) {
+        self.kill_group();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Waits for the plugin, killing it once it prints too much or outlives its deadline.
 fn wait(
     child: &mut Child,
+    plugin: &Plugin,
     deadline: Option<(Duration, Instant)>,
     overflow: &AtomicBool,
 ) -> Result<std::process::ExitStatus, String> {
     loop {
         if overflow.load(Ordering::Relaxed) {
-            let _ = child.kill();
-            let _ = child.wait();
+            plugin.kill(child);
             return Err(too_much());
         }
         match child.try_wait() {
@@ -193,8 +250,7 @@ fn wait(
         if let Some((timeout, at)) = deadline
             && Instant::now() >= at
         {
-            let _ = child.kill();
-            let _ = child.wait();
+            plugin.kill(child);
             return Err(timed_out(timeout));
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -743,6 +743,53 @@ fn a_hanging_credential_plugin_is_bounded_by_the_request_timeout() {
     assert!(cluster.server.requests().is_empty());
 }
 
+/// Whether process `pid` still runs. A killed process whose parent is gone too is a zombie
+/// until init reaps it: that is gone as well.
+fn is_running(pid: &str) -> bool {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        return !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+    }
+    std::process::Command::new("kill")
+        .args(["-0", pid])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn a_stopped_credential_plugin_takes_what_it_started_with_it() {
+    // The plugin leaves a child of its own behind (as `kubelogin --login azurecli` runs `az`),
+    // which would outlive the plugin when only the plugin is killed.
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("child.pid");
+    let cluster = cluster_with_plugin(&format!(
+        "#!/bin/sh\nsleep 60 &\necho $! > '{}'\nexec sleep 20\n",
+        pid_file.display()
+    ));
+    let out = cluster.doctor(&["--request-timeout", "3s"]);
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` did not finish within 3s (--request-timeout)",
+    );
+    let pid = std::fs::read_to_string(&pid_file).expect("the plugin wrote its child's pid");
+    let pid = pid.trim();
+    assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
+    // Killing is asynchronous: give the kernel a generous while to finish it.
+    let bound = Instant::now() + Duration::from_secs(30);
+    while is_running(pid) && Instant::now() < bound {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = is_running(pid);
+    if survived {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
+    }
+    assert!(!survived, "the plugin's child {pid} outlived it");
+}
+
 /// Runs `kubectl-azflux args` in the sandbox, sampling its peak resident set (VmHWM, in KiB)
 /// while it runs; the peak is `None` where /proc does not tell it.
 fn run_sampling_peak(sandbox: &Sandbox, args: &[&str]) -> (Outcome, Option<u64>) {
