@@ -880,6 +880,42 @@ head -c 300000000 /dev/zero | tr '\\0' 'A'
 }
 
 #[test]
+fn a_credential_plugin_flooding_stderr_keeps_its_last_line_and_little_else() {
+    // 150 MB of one line, then the line that says why: kube holds all the plugin prints on
+    // stderr, so the wrapper passes on the first MiB and then only the end.
+    let cluster = cluster_with_plugin(
+        "#!/bin/sh
+head -c 150000000 /dev/zero | tr '\\0' 'A' >&2
+echo >&2
+echo 'AADSTS700016: Application not found in the directory.' >&2
+exit 1
+",
+    );
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let (out, peak) = run_sampling_peak(
+        &cluster.sandbox,
+        &[
+            "doctor",
+            "-o",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+            "--request-timeout",
+            "60s",
+        ],
+    );
+    assert_one_line_error(
+        &out,
+        "cannot authenticate to context fake: its credential plugin `kubelogin` failed (exit status: 1): AADSTS700016: Application not found in the directory.",
+    );
+    assert_no_secret(&out, &[CLIENT_SECRET, ENV_SECRET, "AAAAAAAA"]);
+    if let Some(kib) = peak {
+        assert!(kib < 100 * 1024, "peak resident set {kib} KiB");
+    }
+    assert!(cluster.server.requests().is_empty());
+}
+
+#[test]
 fn a_bounded_credential_plugin_keeps_the_exec_protocol() {
     // What the plugin was given, as kube gives it: arguments, the kubeconfig's variables,
     // KUBERNETES_EXEC_INFO, and stdin not a terminal (interactiveMode: Never).
