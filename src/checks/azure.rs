@@ -618,7 +618,10 @@ fn fic_limit_reached(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result
     Ok(())
 }
 
-fn resource_for<'a>(resources: &'a [AzureResource], target: &Target) -> Option<&'a AzureResource> {
+pub(super) fn resource_for<'a>(
+    resources: &'a [AzureResource],
+    target: &Target,
+) -> Option<&'a AzureResource> {
     let (Target::Registry(key)
     | Target::StorageAccount(key)
     | Target::Cluster(key)

@@ -4,8 +4,8 @@
 use super::{Area, Check, Findings, Severity};
 use crate::azure::deny::denies;
 use crate::azure::roles::need;
-use crate::azure::state::{AzureResource, DenyAssignment};
-use crate::azure::subjects::{Target, subjects};
+use crate::azure::state::DenyAssignment;
+use crate::azure::subjects::subjects;
 use crate::model::Skip;
 use crate::model::azure_use::join_words;
 use crate::resolve::Resolved;
@@ -30,18 +30,6 @@ deployment stack's `--deny-settings-excluded-principals`), or move the resource 
     run: deny_assignment_blocks,
 };
 
-fn resource_of<'a>(resources: &'a [AzureResource], target: &Target) -> Option<&'a AzureResource> {
-    let (Target::Registry(key)
-    | Target::StorageAccount(key)
-    | Target::Cluster(key)
-    | Target::KeyVault(Some(key))
-    | Target::EventHubs(Some(key))) = target
-    else {
-        return None;
-    };
-    resources.iter().find(|r| r.key.eq_ignore_ascii_case(key))
-}
-
 fn deny_assignment_blocks(snapshot: &Resolved, findings: &mut Findings<'_>) -> Result<(), Skip> {
     let state = snapshot.azure.get()?;
     let resources = state.resources.get()?;
@@ -52,7 +40,7 @@ fn deny_assignment_blocks(snapshot: &Resolved, findings: &mut Findings<'_>) -> R
         };
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for use_ in &subject.uses {
-            let Some(resource) = resource_of(resources, &use_.target) else {
+            let Some(resource) = super::azure::resource_for(resources, &use_.target) else {
                 continue;
             };
             let Some(needed) = need(use_.service, resource.settings.abac()) else {
