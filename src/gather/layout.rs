@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::manifests::{self, Document, ManifestError};
+use super::manifests::{self, Document, ManifestError, read_error};
 use super::{flux_instance, sourceignore, trace};
 use crate::model::Origin;
 
@@ -604,13 +604,6 @@ fn relative_name(dir: &Path, path: &Path) -> String {
         format!("{name}/")
     } else {
         name
-    }
-}
-
-fn read_error(path: &Path, error: &std::io::Error) -> ManifestError {
-    ManifestError::Read {
-        path: path.display().to_string(),
-        reason: error.to_string(),
     }
 }
 

@@ -390,6 +390,14 @@ fn expand_list(value: Value, keep: &mut impl FnMut(Value)) {
     }
 }
 
+/// A failed read of a user path, naming it.
+pub(super) fn read_error(path: &Path, error: &std::io::Error) -> ManifestError {
+    ManifestError::Read {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
 pub const NOT_REGULAR: &str = "not a regular file (a FIFO, socket or device is not read)";
 
 /// Reads `-f` files and `-` for stdin; folders are walked by [`super::layout`]. With

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::layout::relative_to;
-use super::manifests::{self, Document, ManifestError};
+use super::manifests::{self, Document, ManifestError, read_error};
 use crate::model::Origin;
 
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
@@ -307,13 +307,6 @@ fn line_of(value: &Value, same_kind: &[&Piece], pieces: &[Piece]) -> Option<u64>
         // A document not written as a block mapping (JSON): the file's only one.
         ([], [only]) if only.kind.is_none() => Some(only.line),
         _ => None,
-    }
-}
-
-fn read_error(path: &Path, error: &std::io::Error) -> ManifestError {
-    ManifestError::Read {
-        path: path.display().to_string(),
-        reason: error.to_string(),
     }
 }
 
